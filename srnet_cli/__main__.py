@@ -1,0 +1,5 @@
+"""`python -m srnet_cli` runs the same CLI as the `srnet` console script."""
+
+from srnet_cli.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""The `srnet` Typer app: one module per command, registered here. Imports of torch happen inside commands."""
+
+from __future__ import annotations
+
+import typer
+
+from srnet_cli import __version__
+from srnet_cli.cli import data, presets
+from srnet_cli.cli.bias_model import bias_model
+from srnet_cli.cli.demo import demo
+from srnet_cli.cli.evaluate import evaluate
+from srnet_cli.cli.finetune import finetune
+
+app = typer.Typer(
+    name="srnet",
+    help="Find sparse and robust subnetworks (SRNets) of pre-trained language models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("finetune")(finetune)
+app.command("evaluate")(evaluate)
+app.command("bias-model")(bias_model)
+app.add_typer(data.app, name="data")
+app.command("demo")(demo)
+app.add_typer(presets.app, name="presets")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"srnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Find sparse and robust subnetworks (SRNets) of pre-trained language models."""
+
+
+def main() -> None:
+    app()

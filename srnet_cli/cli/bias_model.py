@@ -1,0 +1,65 @@
+"""`srnet bias-model`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from srnet_cli.cli.common import (
+    DataDirOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    emit,
+    handles_errors,
+    require_out,
+    stdout,
+)
+from srnet_cli.errors import UsageError
+
+KINDS = {"mnli": ("overlap",)}
+
+
+def _table(results: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"bias model · {results['task']} · {results['kind']}", title_justify="left")
+    for col in ("set", "acc %", "entailed %", "non-entailed %"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name, m in results["metrics"].items():
+        cells = [m.get("acc"), m.get("entailed_acc"), m.get("non_entailed_acc")]
+        table.add_row(name, *("-" if v is None else f"{100 * v:.1f}" for v in cells))
+    stdout.print(table)
+    stdout.print(f"bias file: {results['bias_file']}  (pass it to finetune with --bias)")
+
+
+@handles_errors
+def bias_model(
+    task: Annotated[str, typer.Option("--task", help="Task: mnli.")] = "mnli",
+    kind: Annotated[
+        str, typer.Option("--kind", help="Bias model: overlap (hand-crafted overlap features).")
+    ] = "overlap",
+    data_dir: DataDirOpt = None,
+    out: OutOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Train a bias-only model; write OUT/bias.json (train log-probs by example id) and print its accuracy.
+
+    Example: srnet bias-model --task mnli --kind overlap --data-dir D --out B
+    """
+    if task not in KINDS:
+        raise UsageError(f"--task {task!r} is not supported", f"choose one of: {', '.join(KINDS)}")
+    if kind not in KINDS[task]:
+        raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(KINDS[task])}")
+    from srnet_cli.cli.reporting import RichReporter
+    from srnet_cli.engine.context import NullReporter
+    from srnet_cli.recipes import bias_model as recipe
+
+    results = recipe.run(
+        task, kind, data_dir, require_out(out, "bias-model"), NullReporter() if quiet else RichReporter(), overwrite
+    )
+    emit(results, json_, _table)

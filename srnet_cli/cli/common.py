@@ -1,0 +1,106 @@
+"""What every command shares: option aliases, error mapping, preset resolution, result output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from srnet_cli.config.loader import default_preset_name, dump_toml, load_preset
+from srnet_cli.config.schema import Section
+from srnet_cli.errors import PresetError, SrnetError, UsageError
+
+stderr = Console(stderr=True, soft_wrap=True)
+stdout = Console(soft_wrap=True)
+
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="Shipped preset name or a .toml path.")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli.")]
+LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="HF hub name, local model dir, or `minilm`.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data root holding MNLI/... (see README).")]
+BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: srnet bias.json or original .npy.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory to create.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (train.seed).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a preset key: dotted.key=VALUE (repeatable).")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print the resolved preset; load nothing.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the final result as one JSON object on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing srnet run in --out.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handles_errors(fn: F) -> F:
+    """Domain and preset errors become `error:`/`hint:` lines on stderr and an exit code; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SrnetError as exc:
+            if os.environ.get("SRNET_DEBUG"):
+                raise
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            stderr.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_error(exc: SrnetError) -> None:
+    lines = exc.lines if isinstance(exc, PresetError) else [exc.message]
+    for line in lines:
+        stderr.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+    if exc.hint:
+        stderr.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+
+
+def check_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda", "use --device auto")
+    return device
+
+
+def resolve(command: str, preset: str | None, task: str | None, loss: str | None, sets: list[str] | None,
+            flags: dict[str, Any]) -> Section:  # fmt: skip
+    """Pick the preset (explicit, or `<loss>-<task>` from --task/--loss), apply --set and flags, validate."""
+    if preset is None:
+        if task is None:
+            raise UsageError(f"{command} needs --preset NAME|PATH or --task", f"e.g. srnet {command} --task mnli")
+        preset = default_preset_name(command, task, loss or "ce")
+    resolved, _, notes = load_preset(command, preset, sets or [], flags)
+    for note in notes:
+        stderr.print(f"[yellow]note:[/] {note}", highlight=False)
+    return resolved
+
+
+def print_dry_run(preset: Section, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(preset.model_dump(mode="json")))
+    else:
+        sys.stdout.write(dump_toml(preset))
+
+
+def require_out(out: Path | None, command: str) -> Path:
+    if out is None:
+        raise UsageError(f"{command} needs --out DIR for its run directory", f"e.g. srnet {command} ... --out runs/x")
+    return out
+
+
+def emit(results: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
+    if as_json:
+        print(json.dumps(results))
+    else:
+        table(results)

@@ -1,0 +1,56 @@
+"""`srnet evaluate`."""
+
+from __future__ import annotations
+
+from srnet_cli.cli.common import (
+    DataDirOpt,
+    DeviceOpt,
+    DryRunOpt,
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    OverwriteOpt,
+    PresetOpt,
+    QuietOpt,
+    SetOpt,
+    TaskOpt,
+    check_device,
+    emit,
+    handles_errors,
+    print_dry_run,
+    resolve,
+)  # fmt: skip
+from srnet_cli.cli.tables import metrics_table
+
+
+@handles_errors
+def evaluate(
+    model: ModelOpt = None,
+    task: TaskOpt = None,
+    data_dir: DataDirOpt = None,
+    preset: PresetOpt = None,
+    out: OutOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Evaluate a model in-distribution (MNLI-m, MNLI-mm) and out-of-distribution (HANS, per heuristic).
+
+    Example: srnet evaluate --model runs/poe/model --task mnli --data-dir D --json
+    With --out DIR, also writes results.json and predictions/ (HANS in the upstream evaluator's format).
+    """
+    flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None}
+    resolved = resolve("evaluate", preset, task, None, set_, flags)
+    if dry_run:
+        print_dry_run(resolved, json_)
+        return
+    from srnet_cli.cli.reporting import RichReporter
+    from srnet_cli.engine.context import NullReporter, RunContext
+    from srnet_cli.recipes import evaluate as recipe
+
+    ctx = RunContext(out, check_device(device), 0, NullReporter() if quiet else RichReporter())
+    results = recipe.run(resolved, ctx, overwrite)  # type: ignore[arg-type]
+    emit(results, json_, metrics_table)

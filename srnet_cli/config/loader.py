@@ -1,0 +1,127 @@
+"""Resolve, read, override and validate presets. Precedence, lowest first:
+field defaults < preset file < `--set dotted.key=VALUE` < named flags (`--task`, `--loss`, `--model`, ...).
+
+Imports nothing heavy: `--dry-run` and preset errors never load torch.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import ValidationError
+
+from srnet_cli.config.schema import PRESETS, Section
+from srnet_cli.errors import PresetError, UsageError
+
+REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
+
+
+def presets_root() -> Path:
+    """Presets ship inside the wheel as `srnet_cli/presets`; an editable checkout uses the top-level `presets/`."""
+    packaged = Path(str(resources.files("srnet_cli"))) / "presets"
+    return packaged if packaged.is_dir() else REPO_PRESETS
+
+
+def list_presets() -> list[tuple[str, str, Path]]:
+    """(command, name, path) of every shipped preset."""
+    root = presets_root()
+    return [(p.parent.name, p.stem, p) for p in sorted(root.glob("*/*.toml"))]
+
+
+def default_preset_name(command: str, task: str, loss: str | None) -> str:
+    return f"{loss}-{task}" if command == "finetune" else task
+
+
+def find_preset(command: str, name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.suffix == ".toml" or "/" in name_or_path:
+        raise UsageError(f"preset file not found: {name_or_path}", "check the path, or see `srnet presets list`")
+    shipped = presets_root() / command / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        names = ", ".join(n for c, n, _ in list_presets() if c == command) or "none"
+        raise UsageError(f"no shipped {command} preset named {name_or_path!r}", f"shipped {command} presets: {names}")
+    return shipped
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (`5e-5`, `true`, `[1, 2]`, `"x"`); anything else is taken as a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not of the form dotted.key=VALUE", "e.g. --set train.lr=3e-5")
+        pairs[key.strip()] = parse_value(value.strip())
+    return pairs
+
+
+def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise PresetError([f"{dotted}: {part!r} is a value, not a section"])
+        node = child
+    node[leaf] = value
+
+
+def read_preset_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError([f"{path}: invalid TOML: {exc}"], "fix the syntax (see README, 'Preset format')") from exc
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "preset"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] in ("literal_error", "enum") and "input" in err:
+            msg += f" (got {err['input']!r})"
+        lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def validate(command: str, raw: dict[str, Any]) -> Section:
+    try:
+        return PRESETS[command].model_validate(raw)
+    except ValidationError as exc:
+        raise PresetError(format_validation_error(exc), "fix these keys (see `srnet presets show NAME`)") from exc
+
+
+def load_preset(
+    command: str, preset: str | None, sets: list[str], flags: dict[str, Any]
+) -> tuple[Section, Path | None, list[str]]:
+    """Resolve and validate. Returns (preset, file it came from, notes about overridden values)."""
+    path = find_preset(command, preset) if preset else None
+    raw = read_preset_file(path) if path else {"command": command}
+    notes = []
+    set_values = parse_sets(sets)
+    for dotted, value in set_values.items():
+        _deep_set(raw, dotted, value)
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        if dotted in set_values and set_values[dotted] != value:
+            notes.append(f"{dotted}: the named flag ({value!r}) overrides --set ({set_values[dotted]!r})")
+        _deep_set(raw, dotted, value)
+    return validate(command, raw), path, notes
+
+
+def dump_toml(preset: Section) -> str:
+    """The resolved preset as TOML (unset optional keys are omitted: TOML has no null)."""
+    return tomli_w.dumps(preset.model_dump(mode="json", exclude_none=True))

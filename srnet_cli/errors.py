@@ -1,0 +1,49 @@
+"""Errors a user can fix. Each carries a one-line message, a hint (what to do), and an exit code.
+
+The CLI prints `error: <message>` and `hint: <hint>` and exits with `exit_code`; no traceback unless SRNET_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+
+class SrnetError(Exception):
+    """A domain error: bad data, missing files, mismatched bias file... Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(SrnetError):
+    """Flags that conflict or are missing. Exit code 2."""
+
+    exit_code = 2
+
+
+class PresetError(SrnetError):
+    """A preset that does not validate; `lines` holds one `dotted.path: problem` per error. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, lines: list[str], hint: str = "") -> None:
+        super().__init__("; ".join(lines), hint)
+        self.lines = lines
+
+
+class DataError(SrnetError):
+    """Missing or malformed data files."""
+
+
+class ModelError(SrnetError):
+    """A model that cannot be found or loaded."""
+
+
+class BiasFileError(SrnetError):
+    """A bias or teacher file that does not fit the training data."""
+
+
+class RunDirError(SrnetError):
+    """An output directory that cannot be used (not empty, is a file, not writable)."""

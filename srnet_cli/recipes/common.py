@@ -1,0 +1,20 @@
+"""Steps shared by recipes that read a task's data: load splits and report what was skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from srnet_cli.engine.context import Reporter
+from srnet_cli.engine.readers import Dataset, load_split
+from srnet_cli.engine.tasks import TaskSpec
+from srnet_cli.errors import DataError
+
+
+def load_eval_sets(task: TaskSpec, data_dir: Path | None, strict: bool, reporter: Reporter) -> list[Dataset]:
+    """The ID dev splits (the first selects checkpoints) followed by the OOD sets."""
+    datasets = [load_split(task.name, split, data_dir, strict) for split in (*task.id_splits, *task.ood_sets)]
+    for d in datasets:
+        if not d.examples:
+            raise DataError(f"{d.source} has no usable rows", "check the file; see `srnet data synth` for the format")
+        reporter.log(d.summary())
+    return datasets

@@ -1,0 +1,51 @@
+"""`srnet evaluate`: ID dev splits and OOD sets of a task, with the breakdowns researchers report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from srnet_cli.config.loader import dump_toml
+from srnet_cli.config.schema import EvaluatePreset
+from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.models import resolve_model
+from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.tasks import task_spec
+from srnet_cli.recipes.common import load_eval_sets
+
+
+def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
+    started = time.time()
+    task = task_spec(preset.task)
+    data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
+    if ctx.out_dir is not None:
+        check_out_dir(ctx.out_dir, overwrite)
+    resolve_model(preset.model.name_or_path)  # a missing path fails before any data is read
+    datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
+
+    from srnet_cli.engine.devices import make_accelerator
+    from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
+    from srnet_cli.engine.models import load_classifier, load_tokenizer, model_labels
+
+    accelerator = make_accelerator(ctx.device)
+    tokenizer = load_tokenizer(preset.model.name_or_path)
+    model = load_classifier(preset.model.name_or_path).to(accelerator.device)
+    labels = head_labels(model_labels(model), task)
+    sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
+    ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
+    metrics, predictions = evaluate_sets(model, sets, labels, preset.eval.batch_size, accelerator.device)
+    results = {
+        "command": "evaluate",
+        "task": task.name,
+        "model": preset.model.name_or_path,
+        "metrics": metrics,
+        "seconds": round(time.time() - started, 1),
+    }
+    if ctx.out_dir is not None:
+        out = prepare_out_dir(ctx.out_dir, overwrite)
+        write_text_atomic(out / "preset.toml", dump_toml(preset))
+        results["predictions"] = [str(p) for p in write_predictions(out, sets, predictions)]
+        results["out"] = str(out)
+        write_json(out / "results.json", results)
+    return results

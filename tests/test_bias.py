@@ -1,0 +1,109 @@
+"""Bias features, logistic regression, and bias-file alignment (srnet JSON and the original .npy)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from srnet_cli.engine.bias_files import load_bias, write_bias_json
+from srnet_cli.engine.bias_model import LogisticRegression, overlap_features
+from srnet_cli.engine.readers import Dataset, Example
+from srnet_cli.errors import BiasFileError
+
+LABELS = ("contradiction", "entailment", "neutral")
+
+
+def test_overlap_features_by_hand():
+    # hypothesis words: the, lawyer, saw, the, doctor -> all in premise; not contiguous; 7 vs 5 words
+    f = overlap_features("The doctor near the lawyer saw him.", "The lawyer saw the doctor.")
+    assert f == pytest.approx([1.0, 1.0, 0.0, 0.2, 0.0, 0.0])
+    f = overlap_features("The doctor saw the lawyer.", "The doctor did not see the nurse.")
+    # hypothesis words: the, doctor, did, not, see, the, nurse -> 3 of 7 (the, doctor, the) in the premise
+    assert f[0] == pytest.approx(3 / 7)
+    assert f[1:] == pytest.approx([0.0, 0.0, (5 - 7) / 10, 1.0, 0.0])
+    assert overlap_features("A man slept.", "A man slept")[2] == 1.0  # contiguous subsequence
+
+
+def test_logistic_regression_learns_a_separable_rule():
+    x = np.array([[0.0], [0.1], [0.2], [0.8], [0.9], [1.0]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    model = LogisticRegression(l2=1e-4).fit(x, y, 2)
+    log_probs = model.log_probs(x)
+    assert (log_probs.argmax(1) == y).all()
+    assert np.allclose(np.exp(log_probs).sum(1), 1.0)
+
+
+def _train(n: int, malformed: int = 0) -> Dataset:
+    ex = [Example(f"train-{i}", "a", "b", LABELS[i % 3], i) for i in range(n)]
+    return Dataset("mnli-train", "train.tsv", ex, [(99, "x")] * malformed)
+
+
+def test_json_round_trip_reorders_columns_by_name(tmp_path):
+    path = tmp_path / "bias.json"
+    lp = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    write_bias_json(path, "mnli", "overlap", ["entailment", "neutral", "contradiction"], ["train-1", "train-0"], lp)
+    got = load_bias(path, "mnli", LABELS, _train(2))
+    # train-0 is the second row; columns come back in contradiction, entailment, neutral order
+    assert got[0] == pytest.approx(np.log([0.6, 0.1, 0.3]), abs=1e-5)
+    assert got[1] == pytest.approx(np.log([0.1, 0.7, 0.2]), abs=1e-5)
+
+
+def test_json_missing_id_names_it(tmp_path):
+    path = tmp_path / "bias.json"
+    write_bias_json(path, "mnli", "overlap", list(LABELS), ["train-0"], np.log(np.full((1, 3), 1 / 3)))
+    with pytest.raises(BiasFileError, match=r"no entry for example id 'train-1' \(2 ids missing\)"):
+        load_bias(path, "mnli", LABELS, _train(3))
+
+
+def test_json_nan_and_probabilities_are_rejected(tmp_path):
+    path = tmp_path / "bias.json"
+    write_bias_json(path, "mnli", "overlap", list(LABELS), ["train-0", "train-1"], np.array([[0.0, 0.0, 0.0]] * 2))
+    payload = json.loads(path.read_text())
+    payload["log_probs"]["train-1"] = [math.nan, -1.0, -1.0]
+    path.write_text(json.dumps(payload).replace("NaN", "NaN"))
+    with pytest.raises(BiasFileError, match="non-finite value for example id 'train-1'"):
+        load_bias(path, "mnli", LABELS, _train(2))
+    write_bias_json(path, "mnli", "overlap", list(LABELS), ["train-0"], np.array([[0.2, 0.5, 0.3]]))
+    with pytest.raises(BiasFileError, match="holds probabilities, not log-probabilities"):
+        load_bias(path, "mnli", LABELS, _train(1))
+
+
+def test_original_npy_rows_follow_the_index_column(tmp_path):
+    probs = np.array([[0.1, 0.8, 0.1], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4]], dtype=np.float32)
+    np.save(tmp_path / "log_probs.npy", np.log(probs))
+    train = _train(3)
+    train.examples = [train.examples[2], train.examples[0]]  # a subset in another order, 1 malformed row
+    train.malformed = [(3, "x")]
+    got = load_bias(tmp_path / "log_probs.npy", "mnli", LABELS, train)
+    assert np.exp(got) == pytest.approx(probs[[2, 0]], abs=1e-6)
+
+
+def test_original_npy_length_mismatch_names_first_bad_id(tmp_path):
+    np.save(tmp_path / "log_probs.npy", np.log(np.full((2, 3), 1 / 3)))
+    with pytest.raises(BiasFileError, match=r"has 2 rows but train.tsv has 3 \(first id without a row: train-2\)"):
+        load_bias(tmp_path / "log_probs.npy", "mnli", LABELS, _train(3))
+    np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
+    with pytest.raises(BiasFileError, match=r"shape \(3, 2\)"):
+        load_bias(tmp_path / "wide.npy", "mnli", LABELS, _train(3))
+
+
+def test_missing_and_unknown_bias_files(tmp_path):
+    with pytest.raises(BiasFileError, match="bias file not found"):
+        load_bias(tmp_path / "x.json", "mnli", LABELS, _train(1))
+    (tmp_path / "b.pkl").write_bytes(b"")
+    with pytest.raises(BiasFileError, match="unsupported bias file type"):
+        load_bias(tmp_path / "b.pkl", "mnli", LABELS, _train(1))
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(BiasFileError, match="not a srnet bias file"):
+        load_bias(tmp_path / "c.json", "mnli", LABELS, _train(1))
+
+
+def test_bias_model_recipe_output(bias_file):
+    payload = json.loads(bias_file.read_text())
+    assert payload["labels"] == list(LABELS)
+    assert len(payload["log_probs"]) == 240
+    results = json.loads((bias_file.parent / "results.json").read_text())
+    # A good bias model: right on most ID examples, at chance on HANS (overlap is uninformative there).
+    assert results["metrics"]["dev_matched"]["acc"] > 0.8
+    assert results["metrics"]["hans"]["acc"] == pytest.approx(0.5, abs=0.1)
