@@ -90,8 +90,9 @@ def test_layout_accepts_data_root_or_mnli_dir(synth_dir):
 
 def test_missing_file_offline_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="srnet data synth"):
+    with pytest.raises(DataError, match="not found and the hub is disabled") as info:
         load_split("mnli", "train", tmp_path)
+    assert "srnet data synth" in info.value.hint
 
 
 def test_hub_rows_map_labels_by_name():

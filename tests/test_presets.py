@@ -1,0 +1,84 @@
+"""Every shipped preset validates; precedence; error text."""
+
+import tomllib
+
+import pytest
+
+from srnet_cli.config.loader import find_preset, list_presets, load_preset, parse_value, presets_root
+from srnet_cli.config.schema import PRESETS
+from srnet_cli.errors import PresetError, UsageError
+
+
+@pytest.mark.parametrize("command,name,path", list_presets(), ids=lambda x: str(x))
+def test_every_shipped_preset_validates_and_lives_in_its_command_folder(command, name, path):
+    raw = tomllib.loads(path.read_text())
+    assert raw["command"] == command == path.parent.name
+    if raw.get("loss", {}).get("kind") == "poe":
+        raw["loss"]["bias"] = "b.json"  # poe presets leave the bias path to --bias
+    PRESETS[command].model_validate(raw)
+
+
+def test_required_presets_ship_with_paper_settings():
+    names = {(c, n) for c, n, _ in list_presets()}
+    assert {("finetune", "ce-mnli"), ("finetune", "poe-mnli"), ("evaluate", "mnli")} <= names
+    for name, epochs in (("ce-mnli", 3), ("poe-mnli", 5)):
+        raw = tomllib.loads(find_preset("finetune", name).read_text())
+        assert raw["train"] | {"epochs": raw["train"]["epochs"]} == raw["train"]
+        assert (raw["train"]["lr"], raw["train"]["batch_size"], raw["train"]["epochs"]) == (5e-5, 32, epochs)
+        assert raw["train"]["max_grad_norm"] == 1.0 and raw["eval"]["every"] == 1000
+        assert raw["model"]["max_length"] == 128 and raw["train"]["warmup_steps"] > 0
+
+
+def test_precedence_defaults_file_set_flags(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text('command = "finetune"\n[train]\nlr = 1e-5\nseed = 4\nbatch_size = 8\n')
+    preset, _, notes = load_preset(
+        "finetune", str(path), ["train.lr=2e-5", "train.seed=5"], {"train.seed": 9, "loss.kind": None}
+    )
+    assert preset.train.batch_size == 8  # file
+    assert preset.train.lr == 2e-5  # --set beats file
+    assert preset.train.seed == 9  # named flag beats --set
+    assert preset.train.epochs == 3  # field default
+    assert preset.loss.kind == "ce"  # a flag left unset (None) changes nothing
+    assert notes == ["train.seed: the named flag (9) overrides --set (5)"]
+
+
+def test_errors_are_one_dotted_line_each(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('command = "finetune"\n[train]\nlrr = 1\nbatch_size = 0\n[loss]\nkind = "focal"\n')
+    with pytest.raises(PresetError) as info:
+        load_preset("finetune", str(path), [], {})
+    assert sorted(info.value.lines) == sorted([
+        "train.lrr: Extra inputs are not permitted",
+        "train.batch_size: Input should be greater than or equal to 1",
+        "loss.kind: Input should be 'ce' or 'poe' (got 'focal')",
+    ])  # fmt: skip
+
+
+def test_cross_field_rules():
+    with pytest.raises(PresetError, match=r"loss: loss 'poe' needs a bias file"):
+        load_preset("finetune", "poe-mnli", [], {})
+    with pytest.raises(PresetError, match="train: set warmup_steps or warmup_ratio, not both"):
+        load_preset("finetune", "ce-mnli", ["train.warmup_ratio=0.1"], {})
+    with pytest.raises(PresetError, match="command: Input should be 'finetune'"):
+        load_preset("finetune", str(find_preset("evaluate", "mnli")), [], {})
+
+
+def test_unknown_names_and_bad_set_syntax():
+    with pytest.raises(UsageError, match="no shipped finetune preset named 'xx-mnli'"):
+        find_preset("finetune", "xx-mnli")
+    with pytest.raises(UsageError, match="preset file not found"):
+        find_preset("finetune", "missing/file.toml")
+    with pytest.raises(UsageError, match="dotted.key=VALUE"):
+        load_preset("finetune", "ce-mnli", ["train.lr"], {})
+
+
+def test_set_values_are_toml_literals():
+    assert parse_value("5e-5") == 5e-5
+    assert parse_value("true") is True
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value("bert-base-uncased") == "bert-base-uncased"
+
+
+def test_presets_root_is_the_repository_folder_in_a_checkout():
+    assert (presets_root() / "finetune" / "ce-mnli.toml").is_file()

@@ -1,0 +1,130 @@
+"""End-to-end smoke runs of every command on a tiny random model (CPU, a few steps each)."""
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from srnet_cli.cli import app
+from srnet_cli.engine.context import RecordingReporter, RunContext
+from srnet_cli.recipes import demo, finetune
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_bias_model_command(synth_dir, tmp_path):
+    result = invoke(
+        "bias-model", "--task", "mnli", "--kind", "overlap", "--data-dir", synth_dir, "--out", tmp_path / "b", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert set(results["metrics"]) == {"train", "dev_matched", "dev_mismatched", "hans"}
+    assert (tmp_path / "b" / "bias.json").is_file()
+
+
+def test_finetune_poe_then_evaluate(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    run = tmp_path / "poe"
+    result = invoke("finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+                    "--bias", bias_file, "--out", run, "--set", "train.max_steps=6", "--set", "eval.every=3",
+                    "--set", "train.batch_size=8", "--set", "train.warmup_steps=1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert results["loss"] == "poe" and results["steps"] == 6 and results["best_step"] in (3, 6)
+    for name in ("preset.toml", "env.json", "metrics.jsonl", "results.json", "model/config.json",
+                 "model/model.safetensors", "predictions/hans_preds.txt", "predictions/dev_matched.tsv"):  # fmt: skip
+        assert (run / name).is_file(), name
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
+    assert json.loads((run / "results.json").read_text()) == results
+    hans_lines = (run / "predictions/hans_preds.txt").read_text().splitlines()
+    assert hans_lines[0] == "pairID,gold_label" and len(hans_lines) == 49
+    assert hans_lines[1].split(",")[1] in {"contradiction", "entailment", "neutral"}
+    assert 'kind = "poe"' in (run / "preset.toml").read_text()
+    assert json.loads((run / "env.json").read_text())["seed"] == 1
+
+    # The run directory re-runs from its own preset (dry-run proves it validates).
+    again = invoke("finetune", "--preset", run / "preset.toml", "--dry-run")
+    assert again.exit_code == 0, again.output
+
+    evaluated = invoke("evaluate", "--model", run / "model", "--task", "mnli", "--data-dir", synth_dir, "--json",
+                       "--out", tmp_path / "eval")  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)["metrics"]
+    assert set(metrics) == {"dev_matched", "dev_mismatched", "hans"}
+    assert metrics["dev_matched"]["acc"] == results["metrics"]["dev_matched"]["acc"]  # same checkpoint, same numbers
+    assert set(metrics["hans"]["heuristics"]) == {"lexical_overlap", "subsequence", "constituent"}
+    assert (tmp_path / "eval" / "predictions" / "hans_preds.txt").is_file()
+
+    # Never overwrite silently.
+    clash = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--out", run)
+    assert clash.exit_code == 1 and "is not empty" in clash.stderr
+
+
+def test_finetune_ce_roberta_records_progress(tiny_roberta_dir, synth_dir, tmp_path):
+    from srnet_cli.config.loader import load_preset
+
+    preset, _, _ = load_preset("finetune", "ce-mnli", ["train.max_steps=4", "eval.every=2", "train.batch_size=8",
+                                                       "train.warmup_steps=0"],
+                               {"model.name_or_path": str(tiny_roberta_dir), "data.dir": str(synth_dir)})  # fmt: skip
+    reporter = RecordingReporter()
+    results = finetune.run(preset, RunContext(tmp_path / "ce", "cpu", 1, reporter))
+    assert results["metrics"]["dev_matched"]["n"] == 60
+    logs = reporter.logs()
+    assert any(line.startswith("mnli-train: 240 examples") for line in logs)
+    assert sum(line.startswith("step ") for line in logs) == 2
+    assert sum(kind == "advance" for kind, _ in reporter.events) == 4
+
+
+def test_finetune_rejects_misaligned_bias_before_loading_a_model(tiny_bert_dir, synth_dir, tmp_path):
+    np.save(tmp_path / "log_probs.npy", np.log(np.full((5, 3), 1 / 3)))
+    result = invoke("finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+                    "--bias", tmp_path / "log_probs.npy", "--out", tmp_path / "run")  # fmt: skip
+    assert result.exit_code == 1
+    assert "has 5 rows but" in result.stderr and "first id without a row: train-5" in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_finetune_reports_malformed_rows(tiny_bert_dir, synth_dir, tmp_path):
+    data = tmp_path / "data" / "MNLI"
+    (data / "hans").mkdir(parents=True)
+    for name in ("dev_matched.tsv", "dev_mismatched.tsv", "hans/heuristics_evaluation_set.txt"):
+        (data / name).write_text((synth_dir / "MNLI" / name).read_text())
+    lines = (synth_dir / "MNLI/train.tsv").read_text().splitlines()
+    (data / "train.tsv").write_text("\n".join(lines[:20] + ["bad\trow"] + lines[20:40]) + "\n")
+    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data.parent, "--out",
+                    tmp_path / "r", "--set", "train.max_steps=1", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 malformed rows skipped (first: line 21" in result.stderr
+    assert json.loads(result.stdout)["data"] == {"train": 39, "train_malformed": 1}
+    strict = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data.parent, "--out",
+                    tmp_path / "s", "--set", "data.strict=true")  # fmt: skip
+    assert strict.exit_code == 1 and "train.tsv:21: expected 12 tab-separated fields" in strict.stderr
+
+
+def test_evaluate_missing_model_and_missing_data(tmp_path, synth_dir):
+    result = invoke("evaluate", "--model", tmp_path / "nope", "--task", "mnli", "--data-dir", synth_dir)
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    result = invoke("evaluate", "--model", "minilm", "--task", "mnli", "--data-dir", tmp_path)
+    assert result.exit_code == 1 and "not found and the hub is disabled" in result.stderr
+
+
+def test_demo_end_to_end_on_a_tiny_model(tiny_bert_dir, tmp_path):
+    spec = demo.DemoSpec(model=str(tiny_bert_dir), steps=3, train_size=60, dev_size=12, hans_per_subcase=2)
+    summary = demo.run(spec, tmp_path / "demo", "cpu", RecordingReporter())
+    assert set(summary["rows"]) == {"bias-only (overlap)", "CE fine-tuned", "PoE fine-tuned"}
+    on_disk = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert (
+        on_disk["hans_gain_poe_over_ce"]
+        == summary["rows"]["PoE fine-tuned"]["hans"] - summary["rows"]["CE fine-tuned"]["hans"]
+    )
+    for sub in (
+        "data/MNLI/train.tsv",
+        "bias/bias.json",
+        "finetune-ce/model",
+        "finetune-poe/model",
+        "evaluate-poe/results.json",
+    ):
+        assert (tmp_path / "demo" / sub).exists(), sub

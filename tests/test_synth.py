@@ -1,0 +1,64 @@
+"""The built-in NLI benchmark: formats, determinism, and the planted shortcut."""
+
+import csv
+import hashlib
+
+import pytest
+
+from srnet_cli.engine.bias_model import overlap_features
+from srnet_cli.engine.parse_tree import binary_parse, leaf, node, penn_parse, sentence_text
+from srnet_cli.engine.readers import load_split
+from srnet_cli.engine.synth_nli import HANS_HEADER, MNLI_DEV_HEADER, MNLI_TRAIN_HEADER, SynthNliSpec, write_synth_nli
+
+
+def _rows(path):
+    with path.open() as f:
+        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def test_tree_formats_by_hand():
+    tree = node(
+        "S", node("NP", leaf("DT", "the"), leaf("NN", "doctor")), node("VP", leaf("VBD", "slept")), leaf(".", ".")
+    )
+    assert sentence_text(tree) == "The doctor slept."
+    assert penn_parse(tree) == "(ROOT (S (NP (DT The) (NN doctor)) (VP (VBD slept)) (. .)))"
+    assert binary_parse(tree) == "( ( The doctor ) ( slept . ) )"
+
+
+def test_files_have_upstream_columns(synth_dir):
+    train = _rows(synth_dir / "MNLI/train.tsv")
+    dev = _rows(synth_dir / "MNLI/dev_matched.tsv")
+    hans = _rows(synth_dir / "MNLI/hans/heuristics_evaluation_set.txt")
+    assert train[0] == MNLI_TRAIN_HEADER and len(MNLI_TRAIN_HEADER) == 12
+    assert dev[0] == MNLI_DEV_HEADER and len(MNLI_DEV_HEADER) == 16
+    assert hans[0] == HANS_HEADER and len(HANS_HEADER) == 11
+    assert all(len(r) == 12 for r in train) and all(len(r) == 11 for r in hans)
+    assert [r[0] for r in train[1:]] == [str(i) for i in range(240)]  # index = row position, like GLUE
+    # parses spell the same sentence as the text column
+    for row in hans[1:5]:
+        words = [w for w in row[1].replace("(", " ").replace(")", " ").split()]
+        assert " ".join(words).replace(" .", ".").replace(" ,", ",") == row[5]
+
+
+def test_deterministic_per_seed(tmp_path):
+    digest = []
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        write_synth_nli(tmp_path / name, SynthNliSpec(train_size=60, dev_size=9, hans_per_subcase=2, seed=seed))
+        digest.append(hashlib.sha256((tmp_path / name / "MNLI/train.tsv").read_bytes()).hexdigest())
+    assert digest[0] == digest[1] != digest[2]
+
+
+def test_overlap_is_a_shortcut_in_train_and_uninformative_in_hans(tmp_path):
+    shortcut = 0.8
+    write_synth_nli(tmp_path, SynthNliSpec(train_size=3000, dev_size=3, hans_per_subcase=20, shortcut=shortcut, seed=1))
+    train = load_split("mnli", "train", tmp_path)
+    full = {e.id: overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in train.examples}
+    non_ent = [e for e in train.examples if e.label != "entailment"]
+    ent = [e for e in train.examples if e.label == "entailment"]
+    assert sum(full[e.id] for e in non_ent) / len(non_ent) == pytest.approx(1 - shortcut, abs=0.03)
+    assert sum(full[e.id] for e in ent) / len(ent) > 0.75
+    assert {e.label for e in train.examples} == {"entailment", "neutral", "contradiction"}
+    hans = load_split("mnli", "hans", tmp_path)
+    assert all(overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in hans.examples)  # every word overlaps
+    assert sum(e.label == "entailment" for e in hans.examples) == len(hans.examples) // 2
+    assert len({dict(e.meta)["subcase"] for e in hans.examples}) == 12
