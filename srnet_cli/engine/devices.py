@@ -8,13 +8,19 @@ from typing import Any
 from srnet_cli.errors import UsageError
 
 
-def make_accelerator(device: str) -> Any:
-    """`auto` takes a GPU when there is one; `cuda` without one is an error rather than a silent CPU run."""
+def check_device(device: str) -> None:
+    """`cuda` without a visible GPU is an error (before anything is written), not a silent CPU run."""
     import torch
-    from accelerate import Accelerator
 
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda but no CUDA device is visible", "use --device cpu or --device auto")
+
+
+def make_accelerator(device: str) -> Any:
+    """`auto` takes a GPU when there is one."""
+    from accelerate import Accelerator
+
+    check_device(device)
     return Accelerator(cpu=device == "cpu")
 
 

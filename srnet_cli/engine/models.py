@@ -39,6 +39,19 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def check_model_available(name_or_path: str) -> None:
+    """Fail before anything is written when a model can be neither found locally, in the cache, nor downloaded."""
+    resolved = resolve_model(name_or_path)
+    if Path(resolved).exists():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(resolved, "config.json"), str):
+        return
+    if not _hub_reachable():
+        raise ModelError(f"model {resolved!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT)
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     if any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         return False

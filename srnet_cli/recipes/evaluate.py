@@ -9,7 +9,7 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.models import resolve_model
+from srnet_cli.engine.models import check_model_available
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.recipes.common import load_eval_sets
@@ -21,7 +21,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
     if ctx.out_dir is not None:
         check_out_dir(ctx.out_dir, overwrite)
-    resolve_model(preset.model.name_or_path)  # a missing path fails before any data is read
+    check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
     datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
 
     from srnet_cli.engine.devices import make_accelerator

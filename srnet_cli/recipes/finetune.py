@@ -11,6 +11,8 @@ from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.devices import check_device
+from srnet_cli.engine.models import check_model_available
 from srnet_cli.engine.readers import load_split
 from srnet_cli.engine.rundir import (
     append_jsonl,
@@ -43,6 +45,8 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     log.log(train.summary())
     eval_sets_data = load_eval_sets(task, data_dir, preset.data.strict, log)
     bias = load_bias(Path(preset.loss.bias).expanduser(), task.name, task.labels, train) if preset.loss.bias else None
+    check_model_available(preset.model.name_or_path)
+    check_device(ctx.device)
 
     # 2. The run directory records how it was made before training starts.
     prepare_out_dir(out, overwrite)

@@ -1,0 +1,195 @@
+"""The bad-input catalogue: each case gives one `error:` line naming the problem, a `hint:`, the right exit
+code, no traceback, and writes nothing."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from srnet_cli.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def data(synth_dir, tmp_path):
+    """A private copy of the synthetic data that a case may break."""
+    copy = tmp_path / "data"
+    shutil.copytree(synth_dir, copy)
+    return copy
+
+
+def _bias(tmp_path, bias_file, edit):
+    payload = json.loads(bias_file.read_text())
+    edit(payload)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def _drop_id(p):
+    del p["log_probs"]["train-3"]
+
+
+def _nan(p):
+    p["log_probs"]["train-7"] = [float("nan"), -1.0, -1.0]
+
+
+def _probs(p):
+    p["log_probs"] = {k: [0.2, 0.5, 0.3] for k in p["log_probs"]}
+
+
+def _other_task(p):
+    p["task"] = "qqp"
+
+
+def _made(path, content: str | bytes | None = None, array=None, directory: bool = False):
+    """Create a file (or directory) and return its path, for the cases below."""
+    if directory:
+        path.mkdir()
+    elif array is not None:
+        np.save(path, array)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content or "")
+    return path
+
+
+def _header_only(path):
+    path.write_text(path.read_text().splitlines()[0] + "\n")
+
+
+def _drop_column(path):
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    path.write_text("\n".join("\t".join(row[:9] + row[10:]) for row in lines) + "\n")
+
+
+CASES = [
+    # (id, how to break the data dir or flags, extra args, exit code, message)
+    (
+        "empty train file",
+        lambda d, t, b: (d / "MNLI/train.tsv").write_text(""),
+        [],
+        1,
+        "train.tsv is empty (no header row)",
+    ),
+    ("train without rows", lambda d, t, b: _header_only(d / "MNLI/train.tsv"), [], 1, "has no usable training rows"),
+    ("missing column", lambda d, t, b: _drop_column(d / "MNLI/train.tsv"), [], 1, "has no column 'sentence2'"),
+    ("missing dev file", lambda d, t, b: (d / "MNLI/dev_matched.tsv").unlink(), [], 1, "dev_matched.tsv not found"),
+    (
+        "HANS missing columns",
+        lambda d, t, b: (d / "MNLI/hans/heuristics_evaluation_set.txt").write_text(
+            "gold_label\tsentence1\tsentence2\tpairID\nentailment\ta\tb\tex0\n"
+        ),
+        [],
+        1,
+        "has no column 'heuristic'",
+    ),
+    ("bias missing id", None, ["--bias", lambda t, b: _bias(t, b, _drop_id)], 1, "no entry for example id 'train-3'"),
+    ("bias NaN", None, ["--bias", lambda t, b: _bias(t, b, _nan)], 1, "non-finite value for example id 'train-7'"),
+    ("bias probabilities", None, ["--bias", lambda t, b: _bias(t, b, _probs)], 1, "holds probabilities, not log-prob"),
+    ("bias other task", None, ["--bias", lambda t, b: _bias(t, b, _other_task)], 1, "was made for task 'qqp'"),
+    (
+        "bias not json",
+        None,
+        ["--bias", lambda t, b: _made(t / "x.json", "{")],
+        1,
+        "is not a srnet bias file",
+    ),  # fmt: skip
+    (
+        "bias pickle",
+        None,
+        ["--bias", lambda t, b: _made(t / "x.pkl", b"x")],
+        1,
+        "unsupported bias file type '.pkl'",
+    ),  # fmt: skip
+    ("bias missing", None, ["--bias", lambda t, b: t / "none.json"], 1, "bias file not found"),
+    (
+        "npy wrong shape",
+        None,
+        ["--bias", lambda t, b: _made(t / "w.npy", array=np.zeros((240, 2)))],
+        1,
+        "has shape (240, 2)",
+    ),  # fmt: skip
+    ("model without config", None, ["--model", lambda t, b: _made(t / "m", directory=True)], 1, "no config.json"),
+    ("model path missing", None, ["--model", lambda t, b: t / "nowhere" / "model"], 1, "does not exist"),
+    (
+        "hub name offline",
+        None,
+        ["--model", lambda t, b: "org-x/uncached-model"],
+        1,
+        "not in the local Hugging Face cache",
+    ),
+    ("cuda without gpu", None, ["--device", lambda t, b: "cuda"], 2, "no CUDA device is visible"),
+    (
+        "strict malformed",
+        lambda d, t, b: open(d / "MNLI/train.tsv", "a").write("oops\n"),
+        ["--set", lambda t, b: "data.strict=true"],
+        1,
+        "train.tsv:242: expected 12 tab-separated fields",
+    ),  # fmt: skip
+    ("zero steps", None, ["--set", lambda t, b: "train.max_steps=0"], 2, "train.max_steps: Input should be greater"),
+    ("negative lr", None, ["--set", lambda t, b: "train.lr=-0.1"], 2, "train.lr: Input should be greater than 0"),
+    ("unknown loss", None, ["--loss", lambda t, b: "focal"], 2, "no shipped finetune preset named 'focal-mnli'"),
+    ("unknown preset key", None, ["--set", lambda t, b: "train.epochz=1"], 2, "train.epochz: Extra inputs"),
+    (
+        "out is a file",
+        None,
+        ["--out", lambda t, b: _made(t / "f", "x")],
+        1,
+        "is a file, not a directory",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, data, tmp_path, tiny_bert_dir, bias_file):
+    _, breaker, extra, code, message = case
+    if breaker:
+        breaker(data, tmp_path, bias_file)
+    args = {"--model": str(tiny_bert_dir), "--out": str(tmp_path / "run"), "--bias": None}
+    for flag, make in zip(extra[::2], extra[1::2], strict=True):
+        args[flag] = str(make(tmp_path, bias_file))
+    argv = ["finetune", "--task", "mnli", "--data-dir", str(data), "--set", "train.max_steps=1"]
+    if "--loss" not in args:
+        argv += ["--loss", "poe" if args["--bias"] else "ce"]
+    for flag, value in args.items():
+        if value is not None:
+            argv += [flag, value]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert any(line.startswith("hint:") for line in result.stderr.splitlines())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_model_with_other_labels(tmp_path, synth_dir, tiny_bert_dir):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(tiny_bert_dir)
+    config.id2label, config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.save_pretrained(tmp_path / "m")
+    shutil.copy(tiny_bert_dir / "vocab.txt", tmp_path / "m")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if (tiny_bert_dir / name).exists():
+            shutil.copy(tiny_bert_dir / name, tmp_path / "m")
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "m"), "--task", "mnli", "--data-dir", str(synth_dir),
+                                 "--out", str(tmp_path / "e")])  # fmt: skip
+    assert result.exit_code == 1 and "the model's labels (neg, pos) are not the mnli labels" in result.stderr
+    assert not (tmp_path / "e").exists()
+
+
+def test_missing_ood_set_is_reported_and_skipped(data, tmp_path, tiny_bert_dir):
+    (data / "MNLI/hans/heuristics_evaluation_set.txt").unlink()
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_bert_dir), "--task", "mnli", "--data-dir", str(data), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: OOD set hans skipped" in result.stderr
+    assert set(json.loads(result.stdout)["metrics"]) == {"dev_matched", "dev_mismatched"}
