@@ -179,8 +179,8 @@ def test_evaluate_model_with_other_labels(tmp_path, synth_dir, tiny_bert_dir):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         if (tiny_bert_dir / name).exists():
             shutil.copy(tiny_bert_dir / name, tmp_path / "m")
-    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "m"), "--task", "mnli", "--data-dir", str(synth_dir),
-                                 "--out", str(tmp_path / "e")])  # fmt: skip
+    args = ["evaluate", "--model", tmp_path / "m", "--task", "mnli", "--data-dir", synth_dir, "--out", tmp_path / "e"]
+    result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 1 and "the model's labels (neg, pos) are not the mnli labels" in result.stderr
     assert not (tmp_path / "e").exists()
 

@@ -49,7 +49,13 @@ def check_model_available(name_or_path: str) -> None:
     if isinstance(try_to_load_from_cache(resolved, "config.json"), str):
         return
     if not _hub_reachable():
-        raise ModelError(f"model {resolved!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT)
+        raise ModelError(
+            f"model {resolved!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT
+        )
+
+
+def _not_cached(name: str) -> ModelError:
+    return ModelError(f"model {name!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
