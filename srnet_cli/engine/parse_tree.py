@@ -51,13 +51,18 @@ def penn_parse(tree: Tree) -> str:
     return f"(ROOT {_penn(tree, first=[True])})"
 
 
+def _leaf_word(tree: Tree, first: list[bool]) -> str:
+    """The leaf's word, capitalised when it is the sentence's first (`first` is shared across the walk)."""
+    word = tree.word or ""
+    if first[0]:
+        first[0] = False
+        return word[:1].upper() + word[1:]
+    return word
+
+
 def _penn(tree: Tree, first: list[bool]) -> str:
     if tree.word is not None:
-        word = tree.word
-        if first[0]:
-            word = word[:1].upper() + word[1:]
-            first[0] = False
-        return f"({tree.label} {word})"
+        return f"({tree.label} {_leaf_word(tree, first)})"
     return f"({tree.label} " + " ".join(_penn(c, first) for c in tree.children) + ")"
 
 
@@ -68,11 +73,7 @@ def binary_parse(tree: Tree) -> str:
 
 def _binary(tree: Tree, first: list[bool]) -> str:
     if tree.word is not None:
-        word = tree.word
-        if first[0]:
-            word = word[:1].upper() + word[1:]
-            first[0] = False
-        return word
+        return _leaf_word(tree, first)
     parts = [_binary(c, first) for c in tree.children]
     while len(parts) > 2:  # right-binarise n-ary nodes
         parts = parts[:-2] + [f"( {parts[-2]} {parts[-1]} )"]
