@@ -59,7 +59,10 @@ def test_cross_field_rules():
     with pytest.raises(PresetError, match=r"loss: loss 'poe' needs a bias file"):
         load_preset("finetune", "poe-mnli", [], {})
     with pytest.raises(PresetError, match="train: set warmup_steps or warmup_ratio, not both"):
-        load_preset("finetune", "ce-mnli", ["train.warmup_ratio=0.1"], {})
+        load_preset("finetune", "ce-mnli", ["train.warmup_ratio=0.1", "train.warmup_steps=5"], {})
+    # Overriding one of an exclusive pair replaces the other from the file (TOML cannot express "unset").
+    preset, _, _ = load_preset("finetune", "ce-mnli", ["train.warmup_ratio=0.1"], {})
+    assert (preset.train.warmup_ratio, preset.train.warmup_steps) == (0.1, None)
     with pytest.raises(PresetError, match="command: Input should be 'finetune'"):
         load_preset("finetune", str(find_preset("evaluate", "mnli")), [], {})
 

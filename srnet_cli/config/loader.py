@@ -18,6 +18,8 @@ from srnet_cli.config.schema import PRESETS, Section
 from srnet_cli.errors import PresetError, UsageError
 
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
+# Keys that exclude each other: an override of one drops the other from the preset file (TOML has no null).
+EXCLUSIVE = {"train.warmup_steps": "train.warmup_ratio", "train.warmup_ratio": "train.warmup_steps"}
 
 
 def presets_root() -> Path:
@@ -78,6 +80,16 @@ def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _deep_pop(raw: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.get(part, {})
+        if not isinstance(node, dict):
+            return
+    node.pop(leaf, None)
+
+
 def read_preset_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -111,6 +123,10 @@ def load_preset(
     raw = read_preset_file(path) if path else {"command": command}
     notes = []
     set_values = parse_sets(sets)
+    overrides = set(set_values) | {k for k, v in flags.items() if v is not None}
+    for dotted in overrides:
+        if dotted in EXCLUSIVE and EXCLUSIVE[dotted] not in overrides:
+            _deep_pop(raw, EXCLUSIVE[dotted])
     for dotted, value in set_values.items():
         _deep_set(raw, dotted, value)
     for dotted, value in flags.items():
