@@ -268,16 +268,20 @@ NEUTRALS: list[Construction] = [neu_new_object, neu_add_adj, neu_add_pp, neu_wan
 
 
 def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -> Pair:
-    """One ID pair of `label`. Non-entailed pairs follow the overlap shortcut with probability `shortcut`."""
+    """One ID pair of `label`. A non-entailed pair breaks the overlap shortcut with probability 1 - `shortcut`.
+
+    Counter-examples are always labelled neutral (whether the swapped roles or the clause under "if" hold is simply
+    unknown), so they are drawn for 2(1 - shortcut) of the neutral pairs and none of the contradictions: among all
+    non-entailed pairs the rate is 1 - shortcut. That needs shortcut >= 0.5.
+    """
     if label == "entailment":
         if rng.random() < 0.8:
             return rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
         return rng.choice(ENTAILED_OTHER)(rng, lex)
-    if rng.random() >= shortcut:
-        # Counter-example: full overlap but not entailed. Labelled neutral (the roles/truth are simply unknown).
-        return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
     if label == "contradiction":
         return rng.choice(CONTRADICTIONS)(rng, lex)
+    if rng.random() < 2 * (1 - shortcut):
+        return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
     return rng.choice(NEUTRALS)(rng, lex)
 
 
@@ -353,6 +357,8 @@ class SynthNliSpec:
 
 def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
     """Write `MNLI/{train,dev_matched,dev_mismatched}.tsv` and `MNLI/hans/heuristics_evaluation_set.txt`."""
+    if not 0.5 <= spec.shortcut <= 1.0:
+        raise ValueError(f"shortcut must be in [0.5, 1], got {spec.shortcut}")
     rng = random.Random(spec.seed)
     matched, mismatched = Lexicon(NOUNS_MATCHED), Lexicon(NOUNS_MISMATCHED)
     all_nouns = Lexicon(NOUNS_MATCHED + NOUNS_MISMATCHED)
