@@ -37,6 +37,10 @@ class DataError(SrnetError):
     """Missing or malformed data files."""
 
 
+class MissingDataError(DataError):
+    """A data file (or hub dataset) that is not there at all, as opposed to one that is malformed."""
+
+
 class ModelError(SrnetError):
     """A model that cannot be found or loaded."""
 

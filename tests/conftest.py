@@ -30,7 +30,8 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + _corpus()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    # transformers 5 ignores `vocab_file=`: pass the vocabulary as `vocab` or every word becomes [UNK].
+    tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, num_labels=3)  # fmt: skip
     import torch
@@ -38,6 +39,7 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    assert tokenizer("the doctor saw the lawyer")["input_ids"].count(vocab.index("[UNK]")) == 0
     return path
 
 
@@ -53,7 +55,7 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
     bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    tokenizer = RobertaTokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=80, num_labels=3, pad_token_id=1,
                            bos_token_id=0, eos_token_id=2, type_vocab_size=1)  # fmt: skip
@@ -62,6 +64,7 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     RobertaForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    assert len(tokenizer) > 100 and tokenizer.unk_token_id not in tokenizer("The doctor saw the lawyer.")["input_ids"]
     return path
 
 

@@ -78,7 +78,7 @@ CASES = [
     ),
     ("train without rows", lambda d, t, b: _header_only(d / "MNLI/train.tsv"), [], 1, "has no usable training rows"),
     ("missing column", lambda d, t, b: _drop_column(d / "MNLI/train.tsv"), [], 1, "has no column 'sentence2'"),
-    ("missing dev file", lambda d, t, b: (d / "MNLI/dev_matched.tsv").unlink(), [], 1, "dev_matched.tsv not found"),
+    ("missing dev file", lambda d, t, b: (d / "MNLI/dev_matched.tsv").unlink(), [], 1, "data file not found"),
     (
         "HANS missing columns",
         lambda d, t, b: (d / "MNLI/hans/heuristics_evaluation_set.txt").write_text(
@@ -169,16 +169,13 @@ def test_bad_input(case, data, tmp_path, tiny_bert_dir, bias_file):
 
 
 def test_evaluate_model_with_other_labels(tmp_path, synth_dir, tiny_bert_dir):
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(tiny_bert_dir)
     config.id2label, config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
     model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(tmp_path / "m")
-    shutil.copy(tiny_bert_dir / "vocab.txt", tmp_path / "m")
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        if (tiny_bert_dir / name).exists():
-            shutil.copy(tiny_bert_dir / name, tmp_path / "m")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "m")
     args = ["evaluate", "--model", tmp_path / "m", "--task", "mnli", "--data-dir", synth_dir, "--out", tmp_path / "e"]
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 1 and "the model's labels (neg, pos) are not the mnli labels" in result.stderr

@@ -36,7 +36,7 @@ def test_logistic_regression_learns_a_separable_rule():
 
 def _train(n: int, malformed: int = 0) -> Dataset:
     ex = [Example(f"train-{i}", "a", "b", LABELS[i % 3], i) for i in range(n)]
-    return Dataset("mnli-train", "train.tsv", ex, [(99, "x")] * malformed)
+    return Dataset("mnli-train", "train.tsv", ex, [(99, "x")] * malformed, n_rows=n + malformed)
 
 
 def test_json_round_trip_reorders_columns_by_name(tmp_path):
@@ -73,8 +73,7 @@ def test_original_npy_rows_follow_the_index_column(tmp_path):
     probs = np.array([[0.1, 0.8, 0.1], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4]], dtype=np.float32)
     np.save(tmp_path / "log_probs.npy", np.log(probs))
     train = _train(3)
-    train.examples = [train.examples[2], train.examples[0]]  # a subset in another order, 1 malformed row
-    train.malformed = [(3, "x")]
+    train.examples = [train.examples[2], train.examples[0]]  # a subset in another order (e.g. train_limit)
     got = load_bias(tmp_path / "log_probs.npy", "mnli", LABELS, train)
     assert np.exp(got) == pytest.approx(probs[[2, 0]], abs=1e-6)
 
@@ -86,6 +85,15 @@ def test_original_npy_length_mismatch_names_first_bad_id(tmp_path):
     np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
     with pytest.raises(BiasFileError, match=r"shape \(3, 2\)"):
         load_bias(tmp_path / "wide.npy", "mnli", LABELS, _train(3))
+    # right length, but an index column that starts at 1: the last example has no row
+    np.save(tmp_path / "lp.npy", np.log(np.full((3, 3), 1 / 3)))
+    shifted = _train(3)
+    shifted.examples = [e.__class__(f"train-{i + 1}", "a", "b", e.label, i) for i, e in enumerate(shifted.examples)]
+    with pytest.raises(BiasFileError, match=r"first id without a row: train-3"):
+        load_bias(tmp_path / "lp.npy", "mnli", LABELS, shifted)
+    (tmp_path / "fake.npy").write_text("not numpy")
+    with pytest.raises(BiasFileError, match="cannot be read as a bias file"):
+        load_bias(tmp_path / "fake.npy", "mnli", LABELS, _train(3))
 
 
 def test_missing_and_unknown_bias_files(tmp_path):
@@ -97,6 +105,12 @@ def test_missing_and_unknown_bias_files(tmp_path):
     (tmp_path / "c.json").write_text("{not json")
     with pytest.raises(BiasFileError, match="not a srnet bias file"):
         load_bias(tmp_path / "c.json", "mnli", LABELS, _train(1))
+    (tmp_path / "d.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(BiasFileError, match="not a srnet bias file"):
+        load_bias(tmp_path / "d.json", "mnli", LABELS, _train(1))
+    (tmp_path / "e.json").write_text(json.dumps({"labels": list(LABELS), "log_probs": {"train-0": ["a", "b", "c"]}}))
+    with pytest.raises(BiasFileError, match="cannot be read as a bias file"):
+        load_bias(tmp_path / "e.json", "mnli", LABELS, _train(1))
 
 
 def test_bias_model_recipe_output(bias_file):

@@ -125,7 +125,7 @@ def test_out_dir_rules(tmp_path):
     result = invoke("data", "synth", "--out", str(mine))
     assert result.exit_code == 1 and "is not empty" in result.stderr
     result = invoke("data", "synth", "--out", str(mine), "--overwrite")
-    assert result.exit_code == 1 and "not an srnet run directory" in result.stderr
+    assert result.exit_code == 1 and "was not made by srnet; refusing to overwrite it" in result.stderr
     assert (mine / "notes.txt").read_text() == "precious"
 
 

@@ -90,9 +90,17 @@ def test_layout_accepts_data_root_or_mnli_dir(synth_dir):
 
 def test_missing_file_offline_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="not found and the hub is disabled") as info:
-        load_split("mnli", "train", tmp_path)
+    with pytest.raises(DataError, match="data file not found") as info:
+        load_split("mnli", "train", tmp_path)  # a --data-dir never falls back to the hub
     assert "srnet data synth" in info.value.hint
+    with pytest.raises(DataError, match="no --data-dir given and the hub is disabled"):
+        load_split("mnli", "train", None)
+
+
+def test_non_utf8_file_is_a_data_error(tmp_path):
+    (tmp_path / "train.tsv").write_bytes(TRAIN_HEADER.encode() + b"\n0\t\xff\xfe\n")
+    with pytest.raises(DataError, match="is not UTF-8 text"):
+        read_mnli(tmp_path / "train.tsv", "train")
 
 
 def test_hub_rows_map_labels_by_name():

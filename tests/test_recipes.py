@@ -108,7 +108,7 @@ def test_evaluate_missing_model_and_missing_data(tmp_path, synth_dir):
     result = invoke("evaluate", "--model", tmp_path / "nope", "--task", "mnli", "--data-dir", synth_dir)
     assert result.exit_code == 1 and "does not exist" in result.stderr
     result = invoke("evaluate", "--model", "minilm", "--task", "mnli", "--data-dir", tmp_path)
-    assert result.exit_code == 1 and "not found and the hub is disabled" in result.stderr
+    assert result.exit_code == 1 and "data file not found" in result.stderr
 
 
 def test_demo_end_to_end_on_a_tiny_model(tiny_bert_dir, tmp_path):

@@ -93,7 +93,7 @@ def _deep_pop(raw: dict[str, Any], dotted: str) -> None:
 def read_preset_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PresetError([f"{path}: invalid TOML: {exc}"], "fix the syntax (see README, 'Preset format')") from exc
 
 

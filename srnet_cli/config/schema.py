@@ -16,7 +16,7 @@ LOSSES_NEEDING_BIAS = ("poe",)
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelCfg(Section):
@@ -49,7 +49,7 @@ class TrainCfg(Section):
     warmup_steps: int | None = Field(None, ge=0)
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; leave unset for none")
+    max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping by global norm; 0 disables it")
     seed: int = Field(1, ge=0)
 
     @model_validator(mode="after")

@@ -48,15 +48,18 @@ def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset) ->
     if not path.is_file():
         raise BiasFileError(f"bias file not found: {path}", HINT)
     ids = [e.id for e in train.examples]
-    if path.suffix == ".npy":
-        array = _load_npy(path, task, train)
-        columns = NPY_COLUMNS[task]
-    elif path.suffix == ".json":
-        array, columns = _load_json(path, task, ids)
-    else:
+    if path.suffix not in (".npy", ".json"):
         raise BiasFileError(
             f"unsupported bias file type {path.suffix!r}: {path}", "use srnet's .json or an original .npy"
         )
+    try:
+        if path.suffix == ".npy":
+            array, columns = _load_npy(path, task, train), NPY_COLUMNS[task]
+        else:
+            array, columns = _load_json(path, task, ids)
+    except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
+        raise BiasFileError(f"{path} cannot be read as a bias file ({reason})", HINT) from exc
     _check_values(array, path, ids)
     missing = [name for name in labels if name not in columns]
     if missing:
@@ -68,18 +71,17 @@ def _load_npy(path: Path, task: str, train: Dataset) -> np.ndarray:
     if task not in NPY_COLUMNS:
         raise BiasFileError(f"no row-aligned .npy layout is known for task {task!r}", "use srnet's .json bias file")
     array = np.load(path, allow_pickle=False)
-    n_rows = len(train.examples) + len(train.malformed)
-    if array.ndim != 2 or array.shape[1] != len(NPY_COLUMNS[task]):
-        raise BiasFileError(f"{path} has shape {array.shape}; expected (rows, {len(NPY_COLUMNS[task])})", HINT)
-    if array.shape[0] != n_rows:
-        keys = [_row_key(e.id) for e in train.examples]
-        first_bad = next((e.id for e, k in zip(train.examples, keys, strict=True) if k >= array.shape[0]), None)
-        where = f"first id without a row: {first_bad}" if first_bad else f"{array.shape[0] - n_rows} extra rows"
+    if array.ndim != 2 or array.shape[1] != len(NPY_COLUMNS[task]) or not np.issubdtype(array.dtype, np.number):
+        raise BiasFileError(f"{path} has shape {array.shape} ({array.dtype}); expected float (rows, 3)", HINT)
+    keys = [_row_key(e.id) for e in train.examples]
+    first_bad = next((e.id for e, k in zip(train.examples, keys, strict=True) if k >= array.shape[0]), None)
+    if array.shape[0] != train.n_rows or first_bad is not None:
+        where = f"first id without a row: {first_bad}" if first_bad else "the file has a different number of rows"
         raise BiasFileError(
-            f"{path} has {array.shape[0]} rows but {train.source} has {n_rows} ({where})",
+            f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows} ({where})",
             "use the .npy made for exactly this train.tsv",
         )
-    return array[[_row_key(e.id) for e in train.examples]].astype(np.float32)
+    return array[keys].astype(np.float32)
 
 
 def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -87,7 +89,7 @@ def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple
         payload = json.loads(path.read_text())
         table = payload["log_probs"]
         columns = tuple(payload["labels"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise BiasFileError(f"{path} is not a srnet bias file ({type(exc).__name__})", HINT) from exc
     if payload.get("task") not in (None, task):
         raise BiasFileError(f"{path} was made for task {payload['task']!r}, not {task!r}", HINT)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from srnet_cli.engine.batching import Encoded, encode
+from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.loop import predict_logits
 from srnet_cli.engine.metrics import accuracy, hans_report
 from srnet_cli.engine.readers import Dataset
@@ -23,13 +24,17 @@ class EvalSet:
     encoded: Encoded
 
 
-def head_labels(model_labels: tuple[str, ...], task: TaskSpec) -> tuple[str, ...]:
+def head_labels(model_labels: tuple[str, ...], task: TaskSpec, reporter: Reporter | None = None) -> tuple[str, ...]:
     """Names of the model's output classes in the task's vocabulary (mapping is by name, never by position)."""
-    if set(model_labels) == set(task.labels):
-        return model_labels
-    generic = tuple(f"LABEL_{i}" for i in range(len(model_labels)))
-    if model_labels == generic and len(model_labels) == len(task.labels):
-        return task.labels  # a head without names: assume the task's original index order
+    lowered = tuple(name.lower() for name in model_labels)
+    if set(lowered) == set(task.labels):
+        return lowered
+    generic = tuple(f"label_{i}" for i in range(len(model_labels)))
+    if lowered == generic and len(model_labels) == len(task.labels):
+        if reporter is not None:
+            reporter.log(f"warning: the model's labels have no names; assuming the {task.name} order "
+                         f"{', '.join(task.labels)}")  # fmt: skip
+        return task.labels
     raise ModelError(
         f"the model's labels ({', '.join(model_labels)}) are not the {task.name} labels ({', '.join(task.labels)})",
         f"evaluate a model fine-tuned on {task.name}",

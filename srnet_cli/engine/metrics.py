@@ -9,11 +9,11 @@ from srnet_cli.engine.readers import Example
 from srnet_cli.engine.tasks import collapse_to_hans
 
 
-def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
+def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float | None:
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} examples")
     if not gold:
-        return float("nan")
+        return None  # type: ignore[return-value]  # JSON has no NaN: an empty set has no accuracy
     return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
 
 
@@ -33,8 +33,8 @@ def hans_report(predicted: Sequence[str], examples: Sequence[Example]) -> dict:
         by_key[(meta.get("heuristic", "?"), e.label)].append(ok)
         by_subcase[meta.get("subcase", "?")].append(ok)
         by_label[e.label].append(ok)
-    mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
-    heuristics: dict[str, dict[str, float]] = defaultdict(dict)
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    heuristics: dict[str, dict[str, float | None]] = defaultdict(dict)
     for (heuristic, label), oks in sorted(by_key.items()):
         heuristics[heuristic][label] = mean(oks)
     return {

@@ -46,7 +46,11 @@ def check_model_available(name_or_path: str) -> None:
         return
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(resolved, "config.json"), str):
+    try:
+        cached = try_to_load_from_cache(resolved, "config.json")
+    except ValueError as exc:  # HFValidationError: not a valid repo id either
+        raise ModelError(f"model {resolved!r} is neither a local path nor a valid hub name", OFFLINE_HINT) from exc
+    if isinstance(cached, str):
         return
     if not _hub_reachable():
         raise ModelError(
@@ -73,16 +77,18 @@ def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
     """Cache first; the network only when it is reachable, so an offline machine fails in milliseconds."""
     try:
         return loader.from_pretrained(name, local_files_only=True, **kwargs)
-    except OSError:
+    except (OSError, ValueError, RuntimeError) as exc:
         if Path(name).exists():
-            raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load {name}: {first[:200]}", "check that the directory is a complete HF "
+                             "model (config.json, weights, tokenizer files)") from exc  # fmt: skip
     if not _hub_reachable():
         raise ModelError(
             f"model {name!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT
         )
     try:
         return loader.from_pretrained(name, **kwargs)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise ModelError(
             f"could not load model {name!r} from the hub: {str(exc).splitlines()[0]}", OFFLINE_HINT
         ) from exc
@@ -105,6 +111,7 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None):  
     kwargs = {}
     if labels is not None:
         kwargs = {
+            "ignore_mismatched_sizes": True,  # a head of another size is replaced by a new one of the task's size
             "num_labels": len(labels),
             "id2label": dict(enumerate(labels)),
             "label2id": {name: i for i, name in enumerate(labels)},
@@ -116,6 +123,16 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None):  
         return _from_pretrained(AutoModelForSequenceClassification, resolve_model(name_or_path), **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def check_tokenizer_fits(tokenizer, model, name: str) -> None:  # noqa: ANN001
+    """A model directory without tokenizer files loads a tiny default vocabulary: every word becomes [UNK]."""
+    vocab = getattr(model.config, "vocab_size", None)
+    if vocab and len(tokenizer) < vocab // 2:
+        raise ModelError(
+            f"the tokenizer loaded for {name} has {len(tokenizer)} tokens but the model has {vocab}",
+            "save the tokenizer files (tokenizer.json / vocab.txt) next to the model",
+        )
 
 
 def model_labels(model) -> tuple[str, ...]:  # noqa: ANN001

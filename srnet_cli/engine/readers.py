@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srnet_cli.engine.tasks import HANS_LABELS, task_spec
-from srnet_cli.errors import DataError
+from srnet_cli.errors import DataError, MissingDataError
 
 # GLUE's MNLI sentences contain double quotes; csv must not treat them as quoting (rows would merge silently).
 csv.field_size_limit(sys.maxsize)
@@ -36,6 +36,7 @@ class Dataset:
     source: str
     examples: list[Example]
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    n_rows: int = 0  # data rows in the file, well-formed or not (row-aligned bias arrays must match it)
 
     @property
     def labels(self) -> list[str]:
@@ -52,7 +53,16 @@ class Dataset:
 def _read_tsv(path: Path, required: list[str], label_col: str, labels: tuple[str, ...], strict: bool):
     """Yield (row position, field dict) for well-formed rows; collect malformed ones."""
     if not path.is_file():
-        raise DataError(f"data file not found: {path}", "check --data-dir, or make data with `srnet data synth`")
+        raise MissingDataError(f"data file not found: {path}", "check --data-dir, or make data with `srnet data synth`")
+    try:
+        return _read_rows(path, required, label_col, labels, strict)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "re-save the file as UTF-8"
+        ) from exc
+
+
+def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[str, ...], strict: bool):
     malformed: list[tuple[int, str]] = []
     rows: list[tuple[int, dict[str, str]]] = []
     with path.open(encoding="utf-8", newline="") as f:
@@ -97,7 +107,7 @@ def read_mnli(path: Path, split: str, strict: bool = False) -> Dataset:
         )
         for pos, r in rows
     ]
-    return Dataset(name=f"mnli-{split}", source=str(path), examples=examples, malformed=malformed)
+    return Dataset(f"mnli-{split}", str(path), examples, malformed, n_rows=len(rows) + len(malformed))
 
 
 def read_hans(path: Path, strict: bool = False) -> Dataset:
@@ -115,7 +125,7 @@ def read_hans(path: Path, strict: bool = False) -> Dataset:
         )
         for pos, r in rows
     ]
-    return Dataset(name="hans", source=str(path), examples=examples, malformed=malformed)
+    return Dataset("hans", str(path), examples, malformed, n_rows=len(rows) + len(malformed))
 
 
 # ---------------------------------------------------------------------------------------------- file layout
@@ -130,17 +140,18 @@ def mnli_dir(data_dir: Path) -> Path:
 
 
 def load_split(task: str, split: str, data_dir: Path | None, strict: bool = False) -> Dataset:
-    """Load one split (`train`, `dev_matched`, `dev_mismatched`, `hans`) from files, else from the hub."""
+    """Load one split (`train`, `dev_matched`, `dev_mismatched`, `hans`) from `data_dir`, or from the hub when no
+    data directory is given (never both: a typo in a path must not silently switch to other data)."""
     if task != "mnli":
         raise DataError(f"unknown task {task!r}", "use --task mnli")
-    if data_dir is not None:
-        base = mnli_dir(data_dir)
-        path = base / (HANS_FILE if split == "hans" else MNLI_FILES[split])
-        if path.is_file():
-            return read_hans(path, strict) if split == "hans" else read_mnli(path, split, strict)
-    else:
-        path = Path("MNLI") / (HANS_FILE if split == "hans" else MNLI_FILES[split])
-    return _from_hub(split, missing=path)
+    rel = HANS_FILE if split == "hans" else MNLI_FILES[split]
+    if data_dir is None:
+        return _from_hub(split, missing=Path("MNLI") / rel)
+    path = mnli_dir(data_dir) / rel
+    if not path.is_file():
+        hint = "check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task nli --out DATA`"
+        raise MissingDataError(f"data file not found: {path}", hint)
+    return read_hans(path, strict) if split == "hans" else read_mnli(path, split, strict)
 
 
 def _hub_offline() -> bool:
@@ -150,7 +161,9 @@ def _hub_offline() -> bool:
 def _from_hub(split: str, missing: Path) -> Dataset:
     hint = "run `srnet data synth --task nli --out DATA` and pass --data-dir DATA, or put the GLUE/HANS files there"
     if _hub_offline():
-        raise DataError(f"{missing} not found and the hub is disabled (HF_HUB_OFFLINE)", hint)
+        raise MissingDataError(
+            f"no --data-dir given and the hub is disabled (HF_HUB_OFFLINE), so {missing} is unavailable", hint
+        )
     try:
         from datasets import load_dataset
 
@@ -159,7 +172,9 @@ def _from_hub(split: str, missing: Path) -> Dataset:
         else:
             ds = load_dataset("nyu-mll/glue", "mnli", split=HUB_MNLI_SPLITS[split])
     except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
-        raise DataError(f"{missing} not found and the hub download failed ({type(exc).__name__})", hint) from exc
+        raise MissingDataError(
+            f"{missing} unavailable: no --data-dir given and the hub download failed ({type(exc).__name__})", hint
+        ) from exc
     return dataset_from_hub_rows(split, ds)
 
 

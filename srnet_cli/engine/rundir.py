@@ -14,7 +14,7 @@ from typing import Any
 
 from srnet_cli.errors import RunDirError
 
-RUN_MARKERS = ("preset.toml", "env.json", "results.json", "summary.json", "bias.json", "synth.json")
+MARKER = ".srnet-run"  # written into every directory srnet creates; --overwrite replaces only such directories
 
 
 def _writable_parent(path: Path) -> Path:
@@ -24,33 +24,50 @@ def _writable_parent(path: Path) -> Path:
     return parent
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Cheap checks before any model loads: OUT is not a file, is writable, and is empty unless --overwrite."""
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, ...] = ()) -> None:
+    """Cheap checks before any model loads: OUT is not a file, is writable, and is empty unless --overwrite,
+    which replaces only a directory srnet made and never one holding this command's own inputs."""
+    if out.is_symlink():
+        raise RunDirError(f"--out {out} is a symbolic link", "pass the real directory path to --out")
     if out.exists() and not out.is_dir():
         raise RunDirError(f"--out {out} is a file, not a directory", "choose a directory path for --out")
-    parent = _writable_parent(out)
+    target = out.resolve()
+    if target.parent == target:
+        raise RunDirError(f"--out {out} is a filesystem root", "choose a new directory for --out")
+    parent = _writable_parent(target.parent)
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {out} is not writable (no write permission on {parent})", "choose another --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise RunDirError(
-                f"--out {out} is not empty", "pass --overwrite to replace the run there, or choose a new --out"
-            )
-        if not any((out / m).exists() for m in RUN_MARKERS):
-            raise RunDirError(
-                f"--out {out} is not empty and is not an srnet run directory; refusing to overwrite it",
-                "choose a new or empty --out",
-            )
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise RunDirError(
+            f"--out {out} is not empty", "pass --overwrite to replace the srnet run there, or a new --out"
+        )
+    if not (out / MARKER).is_file():
+        raise RunDirError(
+            f"--out {out} is not empty and was not made by srnet; refusing to overwrite it",
+            "choose a new or empty --out",
+        )
+    for item in inputs:
+        if item is not None and Path(item).exists() and _inside(Path(item).resolve(), target):
+            raise RunDirError(f"--overwrite would delete an input of this run: {item} is inside --out {out}",
+                              "write the new run to another --out")  # fmt: skip
 
 
-def prepare_out_dir(out: Path, overwrite: bool) -> Path:
-    check_out_dir(out, overwrite)
-    if out.is_dir() and overwrite:
-        # Only an srnet run directory (checked above) is cleared; the old one is removed after the rename.
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(trash)
+def prepare_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, ...] = ()) -> Path:
+    check_out_dir(out, overwrite, inputs)
+    target = out.resolve()
+    if target.is_dir() and any(target.iterdir()) and overwrite:
+        # Only a directory srnet made (checked above) is cleared; the old one is removed after the rename.
+        trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(trash)
         shutil.rmtree(trash)
-    out.mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target / MARKER, " ".join(sys.argv) + "\n")
     return out
 
 
@@ -87,13 +104,16 @@ def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
 
 
 def _git_sha() -> str | None:
+    """srnet's own commit when it runs from a checkout (not the commit of a repository it is installed into)."""
+    package = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=package, capture_output=True,
+                             text=True, timeout=5).stdout.split()  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    if len(top) != 2 or Path(top[0]).resolve() != package.parent:
+        return None
+    return top[1]
 
 
 def environment(device: str, seed: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def run(
 ) -> dict[str, Any]:
     started = time.time()
     task = task_spec(task_name)
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, (data_dir,))
     train = load_split(task.name, "train", data_dir)
     reporter.log(train.summary())
     if not train.examples:
@@ -45,7 +45,7 @@ def run(
         predicted = predict(d.examples)
         metrics[name] = hans_report(predicted, d.examples) if name == "hans" else {"acc": accuracy(predicted, d.labels)}
 
-    out = prepare_out_dir(out, overwrite)
+    out = prepare_out_dir(out, overwrite, (data_dir,))
     write_bias_json(out / "bias.json", task.name, kind, labels, [e.id for e in train.examples], train_log_probs)
     results = {
         "command": "bias-model",

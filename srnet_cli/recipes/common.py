@@ -7,7 +7,7 @@ from pathlib import Path
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.readers import Dataset, load_split
 from srnet_cli.engine.tasks import TaskSpec
-from srnet_cli.errors import DataError
+from srnet_cli.errors import DataError, MissingDataError
 
 
 def load_eval_sets(task: TaskSpec, data_dir: Path | None, strict: bool, reporter: Reporter) -> list[Dataset]:
@@ -19,9 +19,7 @@ def load_eval_sets(task: TaskSpec, data_dir: Path | None, strict: bool, reporter
     for split in task.ood_sets:
         try:
             datasets.append(load_split(task.name, split, data_dir, strict))
-        except DataError as exc:
-            if "not found" not in exc.message:
-                raise
+        except MissingDataError as exc:
             reporter.log(f"warning: OOD set {split} skipped: {exc.message}")
     for d in datasets:
         if not d.examples:

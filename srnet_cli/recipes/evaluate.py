@@ -9,7 +9,7 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.models import check_model_available
+from srnet_cli.engine.models import check_model_available, check_tokenizer_fits
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.recipes.common import load_eval_sets
@@ -19,8 +19,9 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     started = time.time()
     task = task_spec(preset.task)
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
+    inputs = (data_dir, preset.model.name_or_path)
     if ctx.out_dir is not None:
-        check_out_dir(ctx.out_dir, overwrite)
+        check_out_dir(ctx.out_dir, overwrite, inputs)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
     datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
 
@@ -31,7 +32,8 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model = load_classifier(preset.model.name_or_path).to(accelerator.device)
-    labels = head_labels(model_labels(model), task)
+    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    labels = head_labels(model_labels(model), task, ctx.reporter)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
     metrics, predictions = evaluate_sets(model, sets, labels, preset.eval.batch_size, accelerator.device)
@@ -43,7 +45,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         "seconds": round(time.time() - started, 1),
     }
     if ctx.out_dir is not None:
-        out = prepare_out_dir(ctx.out_dir, overwrite)
+        out = prepare_out_dir(ctx.out_dir, overwrite, inputs)
         write_text_atomic(out / "preset.toml", dump_toml(preset))
         results["predictions"] = [str(p) for p in write_predictions(out, sets, predictions)]
         results["out"] = str(out)

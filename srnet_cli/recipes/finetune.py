@@ -11,8 +11,7 @@ from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.devices import check_device
-from srnet_cli.engine.models import check_model_available
+from srnet_cli.engine.models import check_model_available, check_tokenizer_fits
 from srnet_cli.engine.readers import load_split
 from srnet_cli.engine.rundir import (
     append_jsonl,
@@ -35,8 +34,10 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     assert out is not None
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
 
+    inputs = (data_dir, preset.loss.bias, preset.model.name_or_path)
+
     # 1. Everything cheap first: output dir, data, bias alignment. No model is loaded before these pass.
-    check_out_dir(out, overwrite)
+    check_out_dir(out, overwrite, inputs)
     train = load_split(task.name, "train", data_dir, preset.data.strict)
     if preset.data.train_limit:
         train.examples = train.examples[: preset.data.train_limit]
@@ -46,13 +47,8 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     eval_sets_data = load_eval_sets(task, data_dir, preset.data.strict, log)
     bias = load_bias(Path(preset.loss.bias).expanduser(), task.name, task.labels, train) if preset.loss.bias else None
     check_model_available(preset.model.name_or_path)
-    check_device(ctx.device)
 
-    # 2. The run directory records how it was made before training starts.
-    prepare_out_dir(out, overwrite)
-    write_text_atomic(out / "preset.toml", dump_toml(preset))
-    write_json(out / "env.json", environment(ctx.device, preset.train.seed))
-
+    # 2. The model, then the run directory (so a model that fails to load leaves nothing behind).
     import torch
 
     from srnet_cli.engine.batching import encode
@@ -66,6 +62,11 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model = load_classifier(preset.model.name_or_path, task.labels)
+    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    prepare_out_dir(out, overwrite, inputs)
+    write_text_atomic(out / "preset.toml", dump_toml(preset))
+    write_json(out / "env.json", environment(ctx.device, preset.train.seed))
+
     label_index = {name: i for i, name in enumerate(task.labels)}
     train_enc = encode(train.examples, tokenizer, preset.model.max_length, label_index)
     if bias is not None:
