@@ -115,6 +115,17 @@ CASES = [
         "has shape (240, 2)",
     ),  # fmt: skip
     ("model without config", None, ["--model", lambda t, b: _made(t / "m", directory=True)], 1, "no config.json"),
+    (
+        "model without weights",
+        None,
+        [
+            "--model",
+            lambda t, b: _made(_made(t / "w", directory=True) / "config.json", '{"model_type": "bert"}').parent,
+        ],
+        1,
+        "cannot load",
+    ),  # fmt: skip
+    ("invalid model name", None, ["--model", lambda t, b: "a..b"], 1, "neither a local path nor a valid hub name"),
     ("model path missing", None, ["--model", lambda t, b: t / "nowhere" / "model"], 1, "does not exist"),
     (
         "hub name offline",

@@ -137,3 +137,23 @@ def test_synth_then_overwrite(tmp_path):
     again = invoke(*args, "--overwrite", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["files"]["MNLI/train.tsv"] == 30
     assert Path(out / "MNLI/hans/heuristics_evaluation_set.txt").is_file()
+
+
+def test_overwrite_needs_srnet_marker_and_spares_inputs(tmp_path, synth_dir):
+    lookalike = tmp_path / "proj"
+    (lookalike / "src").mkdir(parents=True)
+    (lookalike / "results.json").write_text("{}")  # a common file name does not make it an srnet run
+    result = invoke("data", "synth", "--out", str(lookalike), "--overwrite")
+    assert result.exit_code == 1 and "was not made by srnet" in result.stderr
+    assert (lookalike / "src").is_dir()
+    # bias-model --overwrite onto a directory that holds its own input data is refused
+    data = tmp_path / "data"
+    assert invoke("data", "synth", "--out", str(data), "--train-size", "30", "--dev-size", "6",
+                  "--hans-per-subcase", "1").exit_code == 0  # fmt: skip
+    result = invoke("bias-model", "--data-dir", str(data), "--out", str(data), "--overwrite")
+    assert result.exit_code == 1 and "would delete an input of this run" in result.stderr
+    assert (data / "MNLI" / "train.tsv").is_file()
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    result = invoke("data", "synth", "--out", str(link), "--overwrite")
+    assert result.exit_code == 1 and "is a symbolic link" in result.stderr
