@@ -40,3 +40,9 @@ def test_hans_report_by_hand():
     assert report["heuristics"]["lexical_overlap"] == {"entailment": 0.5, "non-entailment": 1.0}
     assert report["heuristics"]["subsequence"] == {"non-entailment": 0.5}
     assert report["subcases"] == {"le_a": 0.5, "ln_b": 1.0, "sn_c": 0.5}
+
+
+def test_empty_groups_are_none_not_nan():
+    report = hans_report(["entailment"], [_hans("entailment", "lexical_overlap", "le_a")])
+    assert report["non_entailed_acc"] is None  # JSON has no NaN
+    assert accuracy([], []) is None

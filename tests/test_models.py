@@ -46,3 +46,11 @@ def test_tiny_models_load_with_named_labels(tiny_bert_dir, tiny_roberta_dir):
     for path in (tiny_bert_dir, tiny_roberta_dir):
         model = load_classifier(str(path), ("contradiction", "entailment", "neutral"))
         assert model.config.id2label == {0: "contradiction", 1: "entailment", 2: "neutral"}
+
+
+def test_label_names_match_case_insensitively():
+    assert head_labels(("CONTRADICTION", "NEUTRAL", "ENTAILMENT"), task_spec("mnli")) == (
+        "contradiction",
+        "neutral",
+        "entailment",
+    )

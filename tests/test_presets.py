@@ -85,3 +85,12 @@ def test_set_values_are_toml_literals():
 
 def test_presets_root_is_the_repository_folder_in_a_checkout():
     assert (presets_root() / "finetune" / "ce-mnli.toml").is_file()
+
+
+def test_non_finite_numbers_and_non_utf8_files_are_preset_errors(tmp_path):
+    with pytest.raises(PresetError, match="train.epochs: Input should be a finite number"):
+        load_preset("finetune", "ce-mnli", ["train.epochs=inf"], {})
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'command = "finetune"\ndescription = "caf\xe9"\n')
+    with pytest.raises(PresetError, match="latin1.toml"):
+        load_preset("finetune", str(path), [], {})
