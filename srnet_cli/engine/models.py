@@ -53,9 +53,7 @@ def check_model_available(name_or_path: str) -> None:
     if isinstance(cached, str):
         return
     if not _hub_reachable():
-        raise ModelError(
-            f"model {resolved!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT
-        )
+        raise _not_cached(resolved)
 
 
 def _not_cached(name: str) -> ModelError:
@@ -83,9 +81,7 @@ def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
             raise ModelError(f"cannot load {name}: {first[:200]}", "check that the directory is a complete HF "
                              "model (config.json, weights, tokenizer files)") from exc  # fmt: skip
     if not _hub_reachable():
-        raise ModelError(
-            f"model {name!r} is not in the local Hugging Face cache and the hub is unreachable", OFFLINE_HINT
-        )
+        raise _not_cached(name)
     try:
         return loader.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:

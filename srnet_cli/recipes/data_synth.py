@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
+from srnet_cli.engine.rundir import prepare_out_dir, write_json
 from srnet_cli.engine.synth_nli import SynthNliSpec, write_synth_nli
 
 
 def run(task: str, out: Path, spec: SynthNliSpec, overwrite: bool = False) -> dict[str, Any]:
-    check_out_dir(out, overwrite)
     out = prepare_out_dir(out, overwrite)
     files = write_synth_nli(out, spec)
     info = {"command": "data synth", "task": task, "out": str(out), "files": files, **spec.__dict__}

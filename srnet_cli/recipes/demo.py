@@ -13,7 +13,7 @@ from typing import Any
 from srnet_cli.config.loader import find_preset, read_preset_file, validate
 from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
+from srnet_cli.engine.rundir import prepare_out_dir, write_json
 from srnet_cli.engine.synth_nli import SynthNliSpec
 from srnet_cli.recipes import bias_model, data_synth, evaluate, finetune
 
@@ -45,7 +45,6 @@ def _finetune_preset(loss: str, spec: DemoSpec, data: Path, bias: Path | None) -
 
 def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: bool = False) -> dict[str, Any]:
     started = time.time()
-    check_out_dir(out, overwrite)
     check_device(device)
     out = prepare_out_dir(out, overwrite)
     data, bias_dir = out / "data", out / "bias"
