@@ -51,3 +51,7 @@ class BiasFileError(SrnetError):
 
 class RunDirError(SrnetError):
     """An output directory that cannot be used (not empty, is a file, not writable)."""
+
+
+class MaskError(SrnetError):
+    """A mask that does not fit the model, or a mask file that cannot be read."""

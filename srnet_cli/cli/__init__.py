@@ -9,7 +9,9 @@ from srnet_cli.cli import data, presets
 from srnet_cli.cli.bias_model import bias_model
 from srnet_cli.cli.demo import demo
 from srnet_cli.cli.evaluate import evaluate
-from srnet_cli.cli.finetune import finetune
+from srnet_cli.cli.export_mask import export_mask
+from srnet_cli.cli.finetune import finetune, retrain
+from srnet_cli.cli.sparse import imp, mask_train
 
 app = typer.Typer(
     name="srnet",
@@ -20,7 +22,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("finetune")(finetune)
+app.command("imp")(imp)
+app.command("mask-train")(mask_train)
+app.command("retrain")(retrain)
 app.command("evaluate")(evaluate)
+app.command("export-mask")(export_mask)
 app.command("bias-model")(bias_model)
 app.add_typer(data.app, name="data")
 app.command("demo")(demo)

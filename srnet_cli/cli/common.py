@@ -18,7 +18,8 @@ from srnet_cli.config.schema import Section
 from srnet_cli.errors import PresetError, SrnetError, UsageError
 
 stderr = Console(stderr=True, soft_wrap=True)
-stdout = Console(soft_wrap=True)
+# Outside a terminal (logs, pipes) rich would wrap tables at 80 columns; layer names need more.
+stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="Shipped preset name or a .toml path.")]
 TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli.")]
@@ -36,6 +37,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the final result as
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing srnet run in --out.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
+SparsityOpt = Annotated[
+    float | None, typer.Option("--sparsity", help="Sparsity of the masked matrices (mask.sparsity).")
+]
+MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,6 +102,17 @@ def require_out(out: Path | None, command: str) -> Path:
     if out is None:
         raise UsageError(f"{command} needs --out DIR for its run directory", f"e.g. srnet {command} ... --out runs/x")
     return out
+
+
+def launch(command: str, recipe: Any, resolved: Section, out: Path | None, device: str, quiet: bool,
+           overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+    """Run a training recipe with a rich reporter and print its results."""
+    from srnet_cli.cli.reporting import RichReporter
+    from srnet_cli.engine.context import NullReporter, RunContext
+
+    seed = resolved.train.seed  # type: ignore[attr-defined]
+    ctx = RunContext(require_out(out, command), check_device(device), seed, NullReporter() if quiet else RichReporter())
+    emit(recipe.run(resolved, ctx, overwrite), as_json, table)
 
 
 def emit(results: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:

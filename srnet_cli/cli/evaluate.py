@@ -7,6 +7,7 @@ from srnet_cli.cli.common import (
     DeviceOpt,
     DryRunOpt,
     JsonOpt,
+    MaskOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -20,7 +21,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
 )  # fmt: skip
-from srnet_cli.cli.tables import metrics_table
+from srnet_cli.cli.tables import subnetwork_table
 
 
 @handles_errors
@@ -28,6 +29,7 @@ def evaluate(
     model: ModelOpt = None,
     task: TaskOpt = None,
     data_dir: DataDirOpt = None,
+    mask: MaskOpt = None,
     preset: PresetOpt = None,
     out: OutOpt = None,
     set_: SetOpt = None,
@@ -40,9 +42,11 @@ def evaluate(
     """Evaluate a model in-distribution (MNLI-m, MNLI-mm) and out-of-distribution (HANS, per heuristic).
 
     Example: srnet evaluate --model runs/poe/model --task mnli --data-dir D --json
+    With --mask FILE|RUN_DIR, the model is evaluated with the mask applied (any model, any mask that fits it).
     With --out DIR, also writes results.json and predictions/ (HANS in the upstream evaluator's format).
     """
-    flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None}
+    flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
+             "mask_file": mask}  # fmt: skip
     resolved = resolve("evaluate", preset, task, None, set_, flags)
     if dry_run:
         print_dry_run(resolved, json_)
@@ -53,4 +57,4 @@ def evaluate(
 
     ctx = RunContext(out, check_device(device), 0, NullReporter() if quiet else RichReporter())
     results = recipe.run(resolved, ctx, overwrite)  # type: ignore[arg-type]
-    emit(results, json_, metrics_table)
+    emit(results, json_, subnetwork_table)

@@ -1,4 +1,4 @@
-"""`srnet finetune`."""
+"""`srnet finetune` and `srnet retrain` (fine-tuning a masked subnetwork: the same recipe with a mask)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from srnet_cli.cli.common import (
     DryRunOpt,
     JsonOpt,
     LossOpt,
+    MaskOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -16,15 +17,21 @@ from srnet_cli.cli.common import (
     QuietOpt,
     SeedOpt,
     SetOpt,
+    SparsityOpt,
     TaskOpt,
-    check_device,
-    emit,
     handles_errors,
+    launch,
     print_dry_run,
-    require_out,
     resolve,
 )  # fmt: skip
-from srnet_cli.cli.tables import metrics_table
+from srnet_cli.cli.tables import metrics_table, subnetwork_table
+
+
+def _flags(task, loss, model, data_dir, bias, seed) -> dict:  # noqa: ANN001
+    return {
+        "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
+        "loss.bias": str(bias) if bias else None, "train.seed": seed,
+    }  # fmt: skip
 
 
 @handles_errors
@@ -48,19 +55,43 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    flags = {
-        "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-        "loss.bias": str(bias) if bias else None, "train.seed": seed,
-    }  # fmt: skip
-    resolved = resolve("finetune", preset, task, loss, set_, flags)
+    resolved = resolve("finetune", preset, task, loss, set_, _flags(task, loss, model, data_dir, bias, seed))
     if dry_run:
-        print_dry_run(resolved, json_)
-        return
-    from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter, RunContext
+        return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    ctx = RunContext(require_out(out, "finetune"), check_device(device), resolved.train.seed,  # type: ignore[attr-defined]
-                     NullReporter() if quiet else RichReporter())  # fmt: skip
-    results = recipe.run(resolved, ctx, overwrite)  # type: ignore[arg-type]
-    emit(results, json_, metrics_table)
+    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table)
+
+
+@handles_errors
+def retrain(
+    mask: MaskOpt = None,
+    sparsity: SparsityOpt = None,
+    preset: PresetOpt = None,
+    task: TaskOpt = None,
+    loss: LossOpt = None,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+    bias: BiasOpt = None,
+    out: OutOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Fine-tune the pre-trained weights of a masked subnetwork; pruned weights stay exactly zero.
+
+    --mask takes a mask file or a run directory (an imp run with --sparsity picks masks/level-S; a mask-train run
+    gives masks/best). The classifier is new and dense, as in the paper.
+    Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
+    """
+    flags = _flags(task, loss, model, data_dir, bias, seed) | {"mask.file": mask, "mask.sparsity": sparsity}
+    resolved = resolve("retrain", preset, task, loss, set_, flags)
+    if dry_run:
+        return print_dry_run(resolved, json_)
+    from srnet_cli.recipes import finetune as recipe
+
+    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table)

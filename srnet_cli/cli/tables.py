@@ -33,3 +33,45 @@ def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
         stdout.print(sub)
     if "out" in results:
         stdout.print(f"results: {results['out']}/results.json")
+
+
+def sparsity_line(results: dict[str, Any]) -> None:
+    s = results.get("sparsity")
+    if isinstance(s, dict):
+        stdout.print(f"sparsity {100 * s['sparsity']:.2f}% of {s['masked_weights']:,} masked weights "
+                     f"({s['layers']} layers); encoder {100 * s['encoder_sparsity']:.2f}%")  # fmt: skip
+
+
+def subnetwork_table(results: dict[str, Any]) -> None:
+    metrics_table(results)
+    sparsity_line(results)
+
+
+def imp_table(results: dict[str, Any]) -> None:
+    rows = results["levels"]
+    sets = list(rows[0]["metrics"]) if rows else []
+    table = Table(title=f"imp · {results['model']} · loss {results['loss']} · rewind {results['rewind']}",
+                  title_justify="left")  # fmt: skip
+    for col in ["level", "sparsity %", "step"] + [f"{s} acc %" for s in sets]:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(f"{row['level']:.2f}", f"{100 * row['sparsity']:.2f}", str(row["step"]),
+                      *(_pct(row["metrics"][s].get("acc")) for s in sets))  # fmt: skip
+    stdout.print(table)
+    stdout.print(f"masks: {results['out']}/masks/level-*.safetensors; results: {results['out']}/results.json")
+
+
+def mask_table(info: dict[str, Any], per_layer: bool) -> None:
+    stdout.print(f"{info['file']} ({info['format']}): sparsity {100 * info['sparsity']:.2f}% of "
+                 f"{info['masked_weights']:,} weights in {info['layers']} layers; encoder "
+                 f"{100 * info['encoder_sparsity']:.2f}%")  # fmt: skip
+    if info["stored_weights"]:
+        stdout.print(f"stored with the mask: {', '.join(info['stored_weights'])}")
+    if per_layer:
+        table = Table(title_justify="left")
+        for col in ("layer", "shape", "zeros", "sparsity %"):
+            table.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
+        for layer in info["per_layer"]:
+            table.add_row(layer["name"], "×".join(map(str, layer["shape"])), f"{layer['zeros']:,}",
+                          f"{100 * layer['sparsity']:.2f}")  # fmt: skip
+        stdout.print(table)

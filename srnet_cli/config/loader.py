@@ -35,7 +35,7 @@ def list_presets() -> list[tuple[str, str, Path]]:
 
 
 def default_preset_name(command: str, task: str, loss: str | None) -> str:
-    return f"{loss}-{task}" if command == "finetune" else task
+    return task if command == "evaluate" else f"{loss}-{task}"
 
 
 def find_preset(command: str, name_or_path: str) -> Path:

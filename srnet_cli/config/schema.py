@@ -51,6 +51,7 @@ class TrainCfg(Section):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping by global norm; 0 disables it")
     seed: int = Field(1, ge=0)
+    save_every: int | None = Field(None, ge=1, description="also save checkpoints/step-N/ every N steps (timing study)")
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainCfg:
@@ -64,6 +65,43 @@ class EvalCfg(Section):
     batch_size: int = Field(128, ge=1)
     metric: Literal["acc"] = Field("acc", description="ID dev metric that selects the best checkpoint")
     ood_during_training: bool = Field(False, description="also evaluate OOD sets at every evaluation")
+
+
+class MaskCfg(Section):
+    """Which weights are masked and how sparse the subnetwork is."""
+
+    sparsity: float = Field(0.5, ge=0, lt=1, description="target (final) sparsity of the masked matrices")
+    scope: Literal["layer", "global"] = Field("layer", description="sparsity per matrix (paper) or over all of them")
+    include_pooler: bool = Field(True, description="mask the pooler's dense layer (the paper does)")
+    include_classifier: bool = Field(False, description="mask the classifier (the paper does in mask training)")
+    file: str | None = Field(None, description="retrain: mask file, or a run dir (masks/level-S or masks/best)")
+
+
+class ImpCfg(Section):
+    rate: float = Field(0.1, gt=0, lt=1, description="sparsity added per level; levels rate, 2·rate, ... sparsity")
+    rewind: str = Field("none", description="none (after fine-tuning), pretrained (lottery ticket), or a step N")
+    save_models: bool = Field(False, description="also save each level's pruned model under models/level-S/")
+
+    @model_validator(mode="after")
+    def _rewind_value(self) -> ImpCfg:
+        if self.rewind not in ("none", "pretrained") and not (self.rewind.isdigit() and int(self.rewind) >= 1):
+            raise ValueError(f"rewind must be none, pretrained or a step number >= 1 (got {self.rewind!r})")
+        return self
+
+
+class SearchCfg(Section):
+    """Mask training: learnable scores over frozen weights."""
+
+    init: Literal["hard", "soft"] = Field("hard", description="hard: scores 0 / 2φ by magnitude; soft: scores |W|")
+    initial_sparsity: float | None = Field(None, ge=0, lt=1, description="start of the cubic schedule; unset: fixed")
+    schedule_end: float = Field(1.0, gt=0, le=1, description="fraction of training at which the final sparsity holds")
+    recalibrate_every: int | None = Field(None, ge=1, description="reset thresholds to the top-k every N steps; "
+                                          "unset: every evaluation (the paper); 1: every step")  # fmt: skip
+    select_after: float = Field(0.7, ge=0, lt=1, description="select the best mask only after this fraction of "
+                                "training (0.7 from a fine-tuned model, 0 from a pre-trained one)")  # fmt: skip
+    train_classifier: bool = Field(False, description="also train the classifier's weights (the paper: frozen)")
+    train_with: list[str] = Field(default_factory=list, description="OOD training sets added (upper-bound study)")
+    ood_copies: int = Field(1, ge=1, le=100, description="how many copies of each train_with set")
 
 
 class FinetunePreset(Section):
@@ -84,6 +122,36 @@ class EvaluatePreset(Section):
     model: ModelCfg = ModelCfg()
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
+    mask_file: str | None = Field(None, description="evaluate the model with this mask applied")
 
 
-PRESETS: dict[str, type[Section]] = {"finetune": FinetunePreset, "evaluate": EvaluatePreset}
+class RetrainPreset(FinetunePreset):
+    command: Literal["retrain"] = "retrain"  # type: ignore[assignment]
+    mask: MaskCfg = MaskCfg()
+
+    @model_validator(mode="after")
+    def _needs_mask(self) -> RetrainPreset:
+        if not self.mask.file:
+            raise ValueError("retrain needs a mask: pass --mask FILE|RUN_DIR or set mask.file")
+        return self
+
+
+class ImpPreset(FinetunePreset):
+    command: Literal["imp"] = "imp"  # type: ignore[assignment]
+    mask: MaskCfg = MaskCfg(sparsity=0.9)
+    imp: ImpCfg = ImpCfg()
+
+
+class MaskTrainPreset(FinetunePreset):
+    command: Literal["mask-train"] = "mask-train"  # type: ignore[assignment]
+    mask: MaskCfg = MaskCfg(include_classifier=True)
+    search: SearchCfg = SearchCfg()
+
+
+PRESETS: dict[str, type[Section]] = {
+    "finetune": FinetunePreset,
+    "evaluate": EvaluatePreset,
+    "imp": ImpPreset,
+    "mask-train": MaskTrainPreset,
+    "retrain": RetrainPreset,
+}

@@ -76,6 +76,27 @@ def train_batches(lengths: list[int], batch_size: int, rng: random.Random) -> li
     return batches
 
 
+class BatchStream:
+    """Length-grouped training batches over as many epochs as asked for; one stream per run, so consecutive
+    `train_loop` calls (IMP intervals) continue the data order instead of restarting it."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size = lengths, batch_size
+        self.rng = random.Random(seed)
+        self.epoch, self.position = 0, 0
+        self._batches = train_batches(lengths, batch_size, self.rng)
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self) -> list[int]:
+        if self.position >= len(self._batches):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._batches = train_batches(self.lengths, self.batch_size, self.rng)
+        self.position += 1
+        return self._batches[self.position - 1]
+
+
 def eval_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     """Batches of examples sorted by length; callers scatter results back by index, so order is restored."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])

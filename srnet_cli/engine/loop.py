@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
-from srnet_cli.engine.batching import Encoded, collate, eval_batches, train_batches
+from srnet_cli.engine.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.losses import LossFn
 
@@ -45,40 +44,39 @@ def train_loop(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     *,
     accelerator: Any,
-    batch_size: int,
+    stream: Iterator[list[int]],
     max_steps: int,
     eval_every: int,
-    evaluate_fn: Callable[[int], dict[str, Any]],
+    evaluate_fn: Callable[[int], Any],
     reporter: Reporter,
-    seed: int,
     max_grad_norm: float | None,
+    first_step: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> None:
-    """Train for `max_steps` optimiser steps over length-grouped batches, calling `evaluate_fn(step)` every
-    `eval_every` steps and at the end. `evaluate_fn` owns checkpoint selection."""
-    rng = random.Random(seed)
-    lengths = data.lengths
-    step = 0
-    reporter.start(max_steps, "train")
+    """Train from `first_step` to `max_steps` (global step numbers) over batches drawn from `stream`.
+
+    After each optimiser step, `on_step(step)` runs (mask recalibration, rewind snapshots), then
+    `evaluate_fn(step)` every `eval_every` steps and at `max_steps`; `evaluate_fn` owns checkpoint selection.
+    """
+    reporter.start(max_steps - first_step, "train")
     running = 0.0
-    while step < max_steps:
-        for indices in train_batches(lengths, batch_size, rng):
-            batch = collate(data, indices, accelerator.device)
-            labels, bias = batch.pop("labels"), batch.pop("bias", None)
-            model.train()
-            loss = loss_fn(model(**batch).logits, labels, bias)
-            accelerator.backward(loss)
-            if max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            running = 0.9 * running + 0.1 * loss.item() if step > 1 else loss.item()
-            reporter.advance(1, loss=running, lr=scheduler.get_last_lr()[0])
-            if step % eval_every == 0 or step == max_steps:
-                evaluate_fn(step)
-            if step >= max_steps:
-                break
+    for step in range(first_step + 1, max_steps + 1):
+        batch = collate(data, next(stream), accelerator.device)
+        labels, bias = batch.pop("labels"), batch.pop("bias", None)
+        model.train()
+        loss = loss_fn(model(**batch).logits, labels, bias)
+        accelerator.backward(loss)
+        if max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        running = 0.9 * running + 0.1 * loss.item() if step > first_step + 1 else loss.item()
+        reporter.advance(1, loss=running, lr=scheduler.get_last_lr()[0])
+        if on_step is not None:
+            on_step(step)
+        if step % eval_every == 0 or step == max_steps:
+            evaluate_fn(step)
     reporter.end()
 
 

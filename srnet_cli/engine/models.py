@@ -99,14 +99,14 @@ def load_tokenizer(name_or_path: str):  # noqa: ANN201
     return _from_pretrained(AutoTokenizer, resolve_model(name_or_path))
 
 
-def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None):  # noqa: ANN201
+def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **extra):  # noqa: ANN003, ANN201
     """AutoModelForSequenceClassification; with `labels`, a head of that size whose id2label are the label names."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    kwargs = {}
+    kwargs = dict(extra)
     if labels is not None:
-        kwargs = {
+        kwargs |= {
             "ignore_mismatched_sizes": True,  # a head of another size is replaced by a new one of the task's size
             "num_labels": len(labels),
             "id2label": dict(enumerate(labels)),
@@ -119,6 +119,13 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None):  
         return _from_pretrained(AutoModelForSequenceClassification, resolve_model(name_or_path), **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def load_for_task(name_or_path: str, labels: tuple[str, ...]):  # noqa: ANN201
+    """The classifier for a task, and the names of the parameters the checkpoint did not provide (a new head)."""
+    model, info = load_classifier(name_or_path, labels, output_loading_info=True)
+    mismatched = {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())}
+    return model, set(info.get("missing_keys", ())) | mismatched
 
 
 def check_tokenizer_fits(tokenizer, model, name: str) -> None:  # noqa: ANN001

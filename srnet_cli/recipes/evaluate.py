@@ -13,13 +13,15 @@ from srnet_cli.engine.models import check_model_available, check_tokenizer_fits
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.recipes.common import load_eval_sets
+from srnet_cli.recipes.masks import load_mask_input, masked_model
 
 
 def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
     started = time.time()
     task = task_spec(preset.task)
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
-    inputs = (data_dir, preset.model.name_or_path)
+    mask_path, mask_file = load_mask_input(preset.mask_file, None)
+    inputs = (data_dir, preset.model.name_or_path, mask_path)
     if ctx.out_dir is not None:
         check_out_dir(ctx.out_dir, overwrite, inputs)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
@@ -27,11 +29,16 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
 
     from srnet_cli.engine.devices import make_accelerator
     from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
+    from srnet_cli.engine.masking import sparsity_summary
     from srnet_cli.engine.models import load_classifier, load_tokenizer, model_labels
 
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
-    model = load_classifier(preset.model.name_or_path).to(accelerator.device)
+    if mask_file is not None and mask_path is not None:
+        model = masked_model(preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter)
+    else:
+        model = load_classifier(preset.model.name_or_path)
+    model = model.to(accelerator.device)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
     labels = head_labels(model_labels(model), task, ctx.reporter)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
@@ -42,6 +49,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         "task": task.name,
         "model": preset.model.name_or_path,
         "metrics": metrics,
+        **({"mask": str(mask_path), "sparsity": sparsity_summary(mask_file.masks)} if mask_file else {}),
         "seconds": round(time.time() - started, 1),
     }
     if ctx.out_dir is not None:

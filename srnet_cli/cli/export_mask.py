@@ -1,0 +1,71 @@
+"""`srnet export-mask`: inspect, convert, import the original mask.pt, bake into a plain HF checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srnet_cli.cli.common import JsonOpt, ModelOpt, OutOpt, OverwriteOpt, QuietOpt, SparsityOpt, handles_errors
+from srnet_cli.cli.tables import mask_table
+from srnet_cli.errors import UsageError
+
+
+@handles_errors
+def export_mask(
+    mask: Annotated[str, typer.Argument(help="Mask file (.safetensors, original mask.pt) or a run directory.")],
+    sparsity: SparsityOpt = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Write the mask here (.safetensors or .pt).")] = None,
+    format_: Annotated[str | None, typer.Option("--format", help="srnet (packed bits) | bool | original.")] = None,
+    bake: Annotated[bool, typer.Option("--bake", help="Write a plain HF checkpoint with zeros in place.")] = False,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+    layers: Annotated[bool, typer.Option("--layers", help="Print the per-layer sparsity table.")] = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Inspect a mask (sparsity per layer), convert it, or bake it into a model.
+
+    Examples: srnet export-mask runs/mask --layers;  srnet export-mask mask.pt --to mask.safetensors;
+    srnet export-mask runs/mask --bake --model runs/ce/model --out runs/baked
+    """
+    if format_ not in (None, "srnet", "bool", "original"):
+        raise UsageError(f"--format {format_!r} is not one of srnet, bool, original", "e.g. --format srnet")
+    if bake and (model is None or out is None):
+        raise UsageError("--bake needs --model (the weights the mask applies to) and --out DIR",
+                         "e.g. --bake --model runs/ce/model --out runs/baked")  # fmt: skip
+    if (model is not None or out is not None) and not bake:
+        raise UsageError("--model and --out are only used with --bake", "add --bake, or use --to FILE to convert")
+    from srnet_cli.recipes import export_mask as recipe
+    from srnet_cli.recipes.masks import load_mask_input
+
+    if bake:
+        from srnet_cli.cli.reporting import RichReporter
+        from srnet_cli.engine.context import NullReporter
+
+        assert model is not None and out is not None
+        results = recipe.bake(mask, model, out, overwrite, NullReporter() if quiet else RichReporter())
+        if json_:
+            print(json.dumps(results))
+        else:
+            from srnet_cli.cli.common import stdout
+
+            stdout.print(f"baked {results['mask']} into {results['out']} (sparsity {100 * results['sparsity']:.2f}%); "
+                         "loads with AutoModelForSequenceClassification.from_pretrained")  # fmt: skip
+        return
+    path, mask_file = load_mask_input(mask, sparsity)
+    assert path is not None and mask_file is not None
+    info = recipe.inspect(path, mask_file)
+    if to is not None:
+        info["written"] = str(recipe.convert(mask_file, to, format_, overwrite))  # type: ignore[arg-type]
+    if json_:
+        print(json.dumps(info))
+        return
+    mask_table(info, layers)
+    if to is not None:
+        from srnet_cli.cli.common import stdout
+
+        stdout.print(f"written: {info['written']}")

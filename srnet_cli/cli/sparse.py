@@ -1,0 +1,109 @@
+"""`srnet imp` and `srnet mask-train`: the two ways srnet finds subnetworks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from srnet_cli.cli.common import (
+    BiasOpt,
+    DataDirOpt,
+    DeviceOpt,
+    DryRunOpt,
+    JsonOpt,
+    LossOpt,
+    ModelOpt,
+    OutOpt,
+    OverwriteOpt,
+    PresetOpt,
+    QuietOpt,
+    SeedOpt,
+    SetOpt,
+    SparsityOpt,
+    TaskOpt,
+    handles_errors,
+    launch,
+    print_dry_run,
+    resolve,
+)  # fmt: skip
+from srnet_cli.cli.finetune import _flags
+from srnet_cli.cli.tables import imp_table, subnetwork_table
+
+RewindOpt = Annotated[str | None, typer.Option("--rewind", help="none | pretrained | STEP: lottery-ticket rewinding.")]
+InitialSparsityOpt = Annotated[
+    float | None, typer.Option("--initial-sparsity", help="Start of the cubic schedule (gradual sparsity).")
+]
+InitOpt = Annotated[str | None, typer.Option("--init", help="Score initialisation: hard | soft.")]
+
+
+@handles_errors
+def imp(
+    preset: PresetOpt = None,
+    task: TaskOpt = None,
+    loss: LossOpt = None,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+    bias: BiasOpt = None,
+    sparsity: SparsityOpt = None,
+    rewind: RewindOpt = None,
+    out: OutOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Iterative magnitude pruning: prune 10% more every tenth of training, to --sparsity (default 0.9).
+
+    From a fine-tuned --model (paradigm a), or lottery-ticket style with --rewind pretrained|STEP (paradigm b).
+    Writes masks/level-0.10.safetensors ... and one metrics line per level.
+    Example: srnet imp --task mnli --loss poe --model runs/ce/model --bias B/bias.json --data-dir D --out runs/imp
+    """
+    flags = _flags(task, loss, model, data_dir, bias, seed) | {"mask.sparsity": sparsity, "imp.rewind": rewind}
+    resolved = resolve("imp", preset, task, loss, set_, flags)
+    if dry_run:
+        return print_dry_run(resolved, json_)
+    from srnet_cli.recipes import imp as recipe
+
+    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table)
+
+
+@handles_errors
+def mask_train(
+    preset: PresetOpt = None,
+    task: TaskOpt = None,
+    loss: LossOpt = None,
+    model: ModelOpt = None,
+    data_dir: DataDirOpt = None,
+    bias: BiasOpt = None,
+    sparsity: SparsityOpt = None,
+    initial_sparsity: InitialSparsityOpt = None,
+    init: InitOpt = None,
+    out: OutOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Learn a binary mask over frozen weights (fine-tuned: paradigm a; pre-trained: paradigm c).
+
+    Fixed --sparsity, or gradual from --initial-sparsity on the cubic schedule. Saves masks/best.safetensors,
+    selected on the ID dev set after search.select_after of training.
+    Example: srnet mask-train --task mnli --loss poe --model runs/ce/model --bias B/bias.json --sparsity 0.5 \\
+    --data-dir D --out runs/mask
+    """
+    flags = _flags(task, loss, model, data_dir, bias, seed) | {
+        "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
+    }  # fmt: skip
+    resolved = resolve("mask-train", preset, task, loss, set_, flags)
+    if dry_run:
+        return print_dry_run(resolved, json_)
+    from srnet_cli.recipes import mask_train as recipe
+
+    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table)

@@ -1,0 +1,81 @@
+"""`srnet export-mask`: inspect a mask, convert it between formats, or bake it into a plain HF checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from srnet_cli.engine.context import Reporter
+from srnet_cli.engine.mask_files import MaskFile, save_bool_safetensors, save_mask_file, save_original_pt
+from srnet_cli.engine.masking import mask_sparsity, sparsity_summary
+from srnet_cli.errors import RunDirError, UsageError
+from srnet_cli.recipes.masks import load_mask_input
+
+Format = Literal["srnet", "bool", "original"]
+
+
+def inspect(path: Path, mask_file: MaskFile) -> dict[str, Any]:
+    return {
+        "command": "export-mask",
+        "file": str(path),
+        "format": mask_file.meta.get("format") or mask_file.meta.get("imported_from") or "boolean safetensors",
+        **sparsity_summary(mask_file.masks),
+        "per_layer": [
+            {
+                "name": s.name,
+                "shape": list(mask_file.masks[s.name].shape),
+                "numel": s.numel,
+                "zeros": s.zeros,
+                "sparsity": round(s.sparsity, 6),
+            }
+            for s in mask_sparsity(mask_file.masks)
+        ],  # fmt: skip
+        "stored_weights": sorted(mask_file.weights),
+        "meta": {k: v for k, v in mask_file.meta.items() if k not in ("shapes", "layer_sparsity")},
+    }
+
+
+def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bool) -> Path:
+    if target.exists() and not overwrite:
+        raise RunDirError(f"{target} already exists", "pass --overwrite to replace it, or choose another path")
+    fmt = fmt or ("original" if target.suffix in (".pt", ".bin") else "srnet")
+    if fmt == "original":
+        if target.suffix not in (".pt", ".bin"):
+            raise UsageError(f"the original format is a torch file; {target} should end in .pt", "e.g. --to mask.pt")
+        if mask_file.weights:
+            raise UsageError("this mask carries classifier weights the original mask.pt format cannot hold",
+                             "keep the srnet format, or bake the mask with --bake")  # fmt: skip
+        save_original_pt(target, mask_file.masks)
+    elif target.suffix != ".safetensors":
+        raise UsageError(f"{fmt} masks are safetensors; {target} should end in .safetensors", "e.g. --to m.safetensors")
+    elif fmt == "bool":
+        save_bool_safetensors(target, mask_file.masks)
+    else:
+        save_mask_file(target, mask_file)
+    return target
+
+
+def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter) -> dict[str, Any]:
+    """A plain HF checkpoint (AutoModelForSequenceClassification) with the pruned weights set to zero."""
+    from srnet_cli.engine.models import check_model_available
+    from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_atomic, write_json
+
+    mask_path, mask_file = load_mask_input(mask_given, None)
+    assert mask_path is not None and mask_file is not None
+    check_out_dir(out, overwrite, (mask_path, model_name))
+    check_model_available(model_name)
+
+    from srnet_cli.engine.masking import masks_state, unwrap
+    from srnet_cli.engine.models import load_tokenizer
+    from srnet_cli.recipes.masks import masked_model
+
+    tokenizer = load_tokenizer(model_name)
+    model = masked_model(model_name, mask_path, mask_file, tuple(mask_file.meta.get("labels") or ()), reporter)
+    summary = sparsity_summary(masks_state(model))
+    unwrap(model)
+    prepare_out_dir(out, overwrite, (mask_path, model_name))
+    save_model_atomic(model, tokenizer, out / "model")
+    results = {"command": "export-mask", "bake": True, "mask": str(mask_path), "model": model_name,
+               "out": str(out / "model"), **summary}  # fmt: skip
+    write_json(out / "results.json", results)
+    return results

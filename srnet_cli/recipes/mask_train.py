@@ -1,0 +1,134 @@
+"""`srnet mask-train`: learn a binary mask over frozen weights (paper §3.3; original-repo.md §3).
+
+One real-valued score per masked weight, m = 1[score > φ] with a straight-through estimator; every
+`recalibrate_every` steps each matrix's φ is reset so the mask is its top-(1 − s_t) scores, with s_t fixed or on the
+cubic schedule. The best mask on the ID dev metric (after `select_after` of training) is saved at the sparsity it
+had when it was selected (the original reset it to the initial sparsity first; original-repo.md §9.6). Parameters
+the start checkpoint did not have (the random classifier of a pre-trained model) are saved with the mask.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from srnet_cli.config.schema import MaskTrainPreset
+from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.rundir import append_jsonl, write_json
+from srnet_cli.recipes import training
+
+
+def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
+    started = time.time()
+    log = ctx.reporter
+    search, mask_cfg = preset.search, preset.mask
+    inputs = training.load_inputs(preset, ctx, overwrite)
+    loaded = training.load_model(preset, inputs, ctx)
+    model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
+
+    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+    from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
+    from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
+
+    names = inject_masks(model, target_patterns(mask_cfg.include_pooler, mask_cfg.include_classifier))
+    for param in model.parameters():
+        param.requires_grad_(False)
+    initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
+    init_scores(model, initial, search.init, mask_cfg.scope)
+    stored = set(loaded.new_params)
+    if search.train_classifier:
+        for name, param in model.named_parameters():
+            if name.startswith("classifier."):
+                param.requires_grad_(True)
+                stored.add(name)
+    out = training.start_run(preset, ctx, overwrite, inputs)
+
+    from srnet_cli.engine.batching import BatchStream
+    from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
+    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
+    from srnet_cli.engine.losses import LOSSES
+
+    train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
+    task, cfg = inputs.task, preset.train
+    selection_set = eval_sets[0]
+    during = eval_sets if preset.eval.ood_during_training else [selection_set]
+    plan = training.budget(preset, len(train_enc), ctx)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    recal_every = search.recalibrate_every or preset.eval.every
+    select_from = math.ceil(search.select_after * plan.max_steps)
+    schedule = (f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}" if initial != mask_cfg.sparsity
+                else f"fixed {mask_cfg.sparsity:.2f}")  # fmt: skip
+    log.log(f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
+            f"every {recal_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting from step "
+            f"{select_from}")  # fmt: skip
+    target = {"sparsity": initial}
+    best: dict[str, Any] = {"value": -math.inf, "step": None}
+
+    def current_weights() -> dict[str, Any]:
+        params = dict(accelerator.unwrap_model(model).named_parameters())
+        return {name: params[name].detach().cpu().clone() for name in sorted(stored)}
+
+    def on_step(step: int) -> None:
+        if step % recal_every == 0:
+            target["sparsity"] = cubic_sparsity(step, plan.max_steps, initial, mask_cfg.sparsity, search.schedule_end)
+            recalibrate(accelerator.unwrap_model(model), target["sparsity"], mask_cfg.scope)
+
+    def evaluate_fn(step: int) -> None:
+        masks = masks_state(accelerator.unwrap_model(model))
+        summary = sparsity_summary(masks)
+        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device)
+        value = metrics[selection_set.name][preset.eval.metric]
+        line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
+                "target_sparsity": round(target["sparsity"], 6), **training.flat_metrics(metrics)}  # fmt: skip
+        append_jsonl(out / "metrics.jsonl", line)
+        improved = step >= select_from and value > best["value"]
+        if improved:
+            weights = current_weights()
+            best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
+            save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
+                "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
+                "command": "mask-train", "step": step, "target_sparsity": target["sparsity"],
+                "selection": f"{selection_set.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
+        log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "
+                f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
+
+    train_loop(
+        model, train_enc, LOSSES[preset.loss.kind], optimizer, scheduler,
+        accelerator=accelerator, stream=BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed),
+        max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
+        max_grad_norm=cfg.max_grad_norm, on_step=on_step,
+    )  # fmt: skip
+    bare = accelerator.unwrap_model(model)
+    save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
+        "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
+        "command": "mask-train", "step": plan.max_steps}))  # fmt: skip
+
+    # Final evaluation: the selected mask, fixed, with the weights it was selected with.
+    from srnet_cli.recipes.masks import load_weights_into
+
+    load_weights_into(bare, best["weights"], out / "masks" / "best.safetensors")
+    apply_masks(bare, best["masks"])
+    metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
+    write_predictions(out, eval_sets, predictions)
+    results = {
+        "command": "mask-train",
+        "task": task.name,
+        "loss": preset.loss.kind,
+        "model": preset.model.name_or_path,
+        "seed": cfg.seed,
+        "out": str(out),
+        "steps": plan.max_steps,
+        "best_step": best["step"],
+        "selection": f"{selection_set.name}.{preset.eval.metric}",
+        "target_sparsity": mask_cfg.sparsity,
+        "sparsity": best["sparsity"],
+        "mask": str(out / "masks" / "best.safetensors"),
+        "metrics": metrics,
+        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed)},
+        "seconds": round(time.time() - started, 1),
+    }
+    write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,118 @@
+"""Steps every training recipe shares, in the order they must run: cheap input checks (nothing written, no model),
+the model, the run directory, tokenisation, the step budget, and evaluation with checkpoint bookkeeping."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srnet_cli.config.loader import dump_toml
+from srnet_cli.config.schema import FinetunePreset
+from srnet_cli.engine.bias_files import load_bias
+from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.models import check_model_available
+from srnet_cli.engine.readers import Dataset, load_split
+from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.tasks import TaskSpec, task_spec
+from srnet_cli.errors import DataError
+from srnet_cli.recipes.common import load_eval_sets
+
+
+@dataclass
+class Inputs:
+    task: TaskSpec
+    train: Dataset
+    eval_datasets: list[Dataset]
+    bias: Any  # numpy array of log-probs aligned with train.examples, or None
+    paths: tuple[Path | str | None, ...]  # files this run reads: --overwrite must never delete them
+
+
+def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = ()) -> Inputs:
+    """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
+    task = task_spec(preset.task)
+    data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
+    paths = (data_dir, preset.loss.bias, preset.model.name_or_path, *extra)
+    assert ctx.out_dir is not None
+    check_out_dir(ctx.out_dir, overwrite, paths)
+    train = load_split(task.name, "train", data_dir, preset.data.strict)
+    if preset.data.train_limit:
+        train.examples = train.examples[: preset.data.train_limit]
+    if not train.examples:
+        raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
+    ctx.reporter.log(train.summary())
+    eval_datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
+    bias = load_bias(Path(preset.loss.bias).expanduser(), task.name, task.labels, train) if preset.loss.bias else None
+    check_model_available(preset.model.name_or_path)
+    return Inputs(task, train, eval_datasets, bias, paths)
+
+
+@dataclass
+class Loaded:
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+    new_params: set[str]  # parameters the checkpoint did not have (a new classifier head)
+
+
+def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loaded:
+    from srnet_cli.engine.devices import make_accelerator, seed_everything
+    from srnet_cli.engine.models import check_tokenizer_fits, load_for_task, load_tokenizer
+
+    seed_everything(preset.train.seed)
+    accelerator = make_accelerator(ctx.device)
+    tokenizer = load_tokenizer(preset.model.name_or_path)
+    model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
+    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    return Loaded(accelerator, tokenizer, model.to(accelerator.device), new_params)
+
+
+def start_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, inputs: Inputs) -> Path:
+    """Create the run directory (only after every check passed) and record how the run was made."""
+    assert ctx.out_dir is not None
+    out = prepare_out_dir(ctx.out_dir, overwrite, inputs.paths)
+    write_text_atomic(out / "preset.toml", dump_toml(preset))
+    write_json(out / "env.json", environment(ctx.device, preset.train.seed))
+    return out
+
+
+def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple[Any, list[Any]]:
+    import torch
+
+    from srnet_cli.engine.batching import encode
+    from srnet_cli.engine.evaluation import encode_sets
+
+    labels = inputs.task.labels
+    train_enc = encode(inputs.train.examples, tokenizer, preset.model.max_length, {n: i for i, n in enumerate(labels)})
+    if inputs.bias is not None:
+        train_enc.bias = torch.tensor(inputs.bias, dtype=torch.float32)
+    return train_enc, encode_sets(inputs.eval_datasets, tokenizer, preset.model.max_length, labels)
+
+
+@dataclass(frozen=True)
+class Budget:
+    steps_per_epoch: int
+    max_steps: int
+    warmup: int
+
+
+def budget(preset: FinetunePreset, n_train: int, ctx: RunContext) -> Budget:
+    cfg = preset.train
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round((cfg.warmup_ratio or 0.0) * max_steps)
+    if warmup >= max_steps:
+        ctx.reporter.log(f"warning: warm-up ({warmup} steps) is not shorter than training ({max_steps} steps); "
+                         "set train.warmup_steps or train.warmup_ratio")  # fmt: skip
+    return Budget(steps_per_epoch, max_steps, warmup)
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """`{"hans": {"acc": .5}}` -> `{"hans.acc": .5}` (numbers only), for one metrics.jsonl line."""
+    flat = {}
+    for name, values in metrics.items():
+        for key, value in values.items():
+            if isinstance(value, int | float):
+                flat[f"{name}.{key}"] = value
+    return flat
