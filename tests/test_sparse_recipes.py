@@ -1,0 +1,159 @@
+"""imp, mask-train, retrain, export-mask and evaluate --mask end to end on a tiny random BERT (CPU, a few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from srnet_cli.cli import app
+from srnet_cli.engine.mask_files import load_mask_file
+
+runner = CliRunner()
+FAST = ["--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=64"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def imp_run(tiny_bert_dir, synth_dir, bias_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imp") / "run"
+    results = ok(invoke("imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+                        "--bias", bias_file, "--out", out, "--set", "train.max_steps=20", *FAST, "--json"))  # fmt: skip
+    return out, results
+
+
+def test_imp_produces_levels_with_masks_and_metrics(imp_run):
+    out, results = imp_run
+    levels = [row["level"] for row in results["levels"]]
+    assert levels == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert [row["step"] for row in results["levels"]] == list(range(2, 20, 2))  # end of each 0.1·t_total interval
+    for row in results["levels"]:
+        assert set(row["metrics"]) == {"dev_matched", "dev_mismatched", "hans"}
+        mask = load_mask_file(out / "masks" / f"level-{row['level']:.2f}.safetensors")
+        assert mask.meta["sparsity"] == pytest.approx(row["level"], abs=2e-3) == row["sparsity"]
+        assert not any(k.startswith("classifier") for k in mask.masks)  # IMP never prunes the classifier
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["level"] for x in lines] == levels
+    # Levels are nested: every weight pruned at 0.1 stays pruned at 0.5.
+    low, high = (load_mask_file(out / "masks" / f"level-{s}.safetensors").masks for s in ("0.10", "0.50"))
+    assert all(torch.all(high[k] <= low[k]) for k in low)
+
+
+def test_lottery_ticket_then_retrain_keeps_pruned_weights_zero(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    lt = tmp_path / "lt"
+    ok(invoke("imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias",
+              bias_file, "--rewind", "pretrained", "--sparsity", "0.5", "--out", lt, "--set", "train.max_steps=10",
+              *FAST, "--json"))  # fmt: skip
+    assert sorted(p.name for p in (lt / "masks").iterdir())[-1] == "level-0.50.safetensors"
+    rt = tmp_path / "rt"
+    results = ok(invoke("retrain", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--mask", lt,
+                        "--sparsity", "0.3", "--data-dir", synth_dir, "--out", rt, "--set", "train.max_steps=6",
+                        "--set", "eval.every=3", *FAST, "--json"))  # fmt: skip
+    assert results["command"] == "retrain" and results["mask"].endswith("level-0.30.safetensors")
+    assert results["sparsity"]["sparsity"] == pytest.approx(0.3, abs=2e-3)  # measured on the saved weights
+    from transformers import AutoModelForSequenceClassification
+
+    saved = AutoModelForSequenceClassification.from_pretrained(rt / "model")
+    mask = load_mask_file(lt / "masks" / "level-0.30.safetensors").masks
+    params = dict(saved.named_parameters())
+    for name, m in mask.items():
+        assert torch.all(params[name][~m] == 0) and params[name][m].count_nonzero() == m.sum(), name
+
+
+def test_mask_train_selects_after_ratio_and_evaluate_reproduces(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    out = tmp_path / "mt"
+    results = ok(invoke("mask-train", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir",
+                        synth_dir, "--bias", bias_file, "--sparsity", "0.6", "--out", out, "--set",
+                        "train.max_steps=12", "--set", "eval.every=3", "--set", "train.lr=0.01", *FAST, "--json"))  # fmt: skip
+    assert results["best_step"] in (9, 12)  # select_after 0.7 of 12 steps: evaluations at 9 and 12 only
+    assert results["sparsity"]["sparsity"] == pytest.approx(0.6, abs=2e-3)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 6, 9, 12] and all(x["target_sparsity"] == 0.6 for x in lines)
+    mask = load_mask_file(out / "masks" / "best.safetensors")
+    assert "classifier.weight" in mask.masks and mask.meta["step"] == results["best_step"]
+    evaluated = ok(invoke("evaluate", "--model", tiny_bert_dir, "--mask", out, "--task", "mnli", "--data-dir",
+                          synth_dir, "--json"))  # fmt: skip
+    assert evaluated["metrics"] == results["metrics"]
+    assert (out / "masks" / "last.safetensors").is_file()
+
+
+def test_mask_train_on_pretrained_model_stores_the_random_head(tiny_bert_dir, synth_dir, tmp_path):
+    from transformers import BertModel
+
+    encoder_only = tmp_path / "pretrained"
+    BertModel.from_pretrained(tiny_bert_dir).save_pretrained(encoder_only)  # no classifier: a pre-trained model
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        (encoder_only / name).write_bytes((tiny_bert_dir / name).read_bytes())
+    out = tmp_path / "pt"
+    results = ok(invoke("mask-train", "--preset", "pt-ce-mnli", "--model", encoder_only, "--data-dir", synth_dir,
+                        "--sparsity", "0.5", "--out", out, "--set", "train.max_steps=6", "--set", "eval.every=2",
+                        "--set", "train.lr=0.01", *FAST, "--json"))  # fmt: skip
+    assert results["best_step"] in (2, 4, 6)  # select_after 0: any evaluation may win
+    mask = load_mask_file(out / "masks" / "best.safetensors")
+    assert {"classifier.weight", "classifier.bias"} <= set(mask.weights)
+    assert mask.meta["labels"] == ["contradiction", "entailment", "neutral"]
+    evaluated = ok(invoke("evaluate", "--model", encoder_only, "--mask", out / "masks" / "best.safetensors",
+                          "--task", "mnli", "--data-dir", synth_dir, "--json"))  # fmt: skip
+    assert evaluated["metrics"] == results["metrics"]  # the search's classifier is restored, not a new random one
+
+
+def test_gradual_sparsity_follows_the_cubic_schedule(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    out = tmp_path / "g"
+    results = ok(invoke("mask-train", "--preset", "gradual-poe-mnli", "--model", tiny_bert_dir, "--data-dir",
+                        synth_dir, "--bias", bias_file, "--out", out, "--set", "train.max_steps=8",
+                        "--set", "eval.every=2", *FAST, "--json"))  # fmt: skip
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = [0.9 - 0.2 * (1 - s / 8) ** 3 for s in (2, 4, 6, 8)]
+    assert [x["target_sparsity"] for x in lines] == pytest.approx(expected, abs=1e-6)
+    assert [x["sparsity"] for x in lines] == pytest.approx(expected, abs=2e-3)
+    # The saved mask has the sparsity it was selected at (not reset to the initial 0.7).
+    best = next(x for x in lines if x["step"] == results["best_step"])
+    assert load_mask_file(out / "masks" / "best.safetensors").meta["sparsity"] == pytest.approx(best["sparsity"])
+
+
+def test_export_mask_inspect_convert_and_bake(imp_run, tiny_bert_dir, tmp_path):
+    out, _ = imp_run
+    info = ok(invoke("export-mask", out, "--sparsity", "0.5", "--json"))
+    assert info["sparsity"] == pytest.approx(0.5, abs=2e-3) and len(info["per_layer"]) == 13
+    original = tmp_path / "mask.pt"
+    ok(invoke("export-mask", out, "--sparsity", "0.5", "--to", original, "--json"))
+    again = ok(invoke("export-mask", original, "--to", tmp_path / "back.safetensors", "--json"))
+    assert again["zeros"] == info["zeros"]
+    clash = invoke("export-mask", original, "--to", tmp_path / "back.safetensors")
+    assert clash.exit_code == 1 and "already exists" in clash.stderr
+    baked = tmp_path / "baked"
+    ok(invoke("export-mask", tmp_path / "back.safetensors", "--bake", "--model", tiny_bert_dir, "--out", baked,
+              "--json"))  # fmt: skip
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(baked / "model")
+    q = model.bert.encoder.layer[0].attention.self.query.weight
+    assert (q == 0).float().mean().item() == pytest.approx(0.5, abs=2e-3)
+
+
+def test_sparse_commands_reject_bad_masks(tiny_bert_dir, tiny_roberta_dir, synth_dir, imp_run, tmp_path):
+    out, _ = imp_run
+    wrong_model = invoke("evaluate", "--model", tiny_roberta_dir, "--mask", out / "masks" / "level-0.50.safetensors",
+                         "--task", "mnli", "--data-dir", synth_dir)  # fmt: skip
+    assert wrong_model.exit_code == 1 and "mask key bert.encoder.layer.0" in wrong_model.stderr
+    assert "Traceback" not in wrong_model.output
+    no_level = invoke("retrain", "--task", "mnli", "--model", tiny_bert_dir, "--mask", out, "--sparsity", "0.55",
+                      "--data-dir", synth_dir, "--out", tmp_path / "x")  # fmt: skip
+    assert no_level.exit_code == 1 and "no mask found" in no_level.stderr and "level-0.50" in no_level.stderr
+    assert not (tmp_path / "x").exists()
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
+    bad = invoke("export-mask", corrupt)
+    assert bad.exit_code == 1 and "not a readable safetensors file" in bad.stderr
+    high = invoke("mask-train", "--task", "mnli", "--model", tiny_bert_dir, "--sparsity", "1.0", "--dry-run")
+    assert high.exit_code == 2 and "mask.sparsity" in high.stderr
