@@ -52,3 +52,23 @@ def test_registry_and_bias_requirements():
     assert NEEDS_BIAS == {"poe"}
     with pytest.raises(ValueError):
         poe_loss(torch.zeros(1, 3), torch.tensor([0]), None)
+
+
+def test_ce_with_label_sets_is_minus_log_of_the_allowed_probability_mass():
+    import math
+
+    logits = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]])
+    sets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # {contradiction, neutral}; {entailment}
+    z0 = math.exp(1) + math.exp(2) + math.exp(3)
+    z1 = math.exp(0.5) + math.exp(-1) + math.exp(0)
+    expected = (-math.log((math.exp(1) + math.exp(3)) / z0) - math.log(math.exp(-1) / z1)) / 2
+    assert ce_loss(logits, sets).item() == pytest.approx(expected, rel=1e-6)
+    assert ce_loss(logits, sets[[1, 1]]).item() == pytest.approx(ce_loss(logits, torch.tensor([1, 1])).item())
+
+
+def test_hans_non_entailment_allows_contradiction_and_neutral():
+    from srnet_cli.engine.tasks import label_set, task_spec
+
+    mnli = task_spec("mnli")
+    assert label_set(mnli, "non-entailment") == ("contradiction", "neutral")
+    assert label_set(mnli, "entailment") == ("entailment",) and label_set(mnli, "neutral") == ("neutral",)

@@ -1,4 +1,4 @@
-"""The masking engine against independent computations: torch's own pruning, hand-computed schedules, plain HF models."""
+"""The masking engine against independent computations: torch's pruning, hand-computed values, plain HF models."""
 
 from __future__ import annotations
 
@@ -179,7 +179,9 @@ def test_hard_init_is_the_magnitude_mask_with_scores_0_and_2phi(tiny_bert_dir):
     expected = magnitude_masks({n: m.weight for n, m in masked_modules(model).items()}, 0.5)
     init_scores(model, 0.5, "hard")
     for name, m in masked_modules(model).items():
-        assert torch.all((m.scores == 0) | (m.scores == torch.tensor(0.02))) and float(m.threshold) == pytest.approx(0.01)
+        assert torch.all((m.scores == 0) | (m.scores == torch.tensor(0.02))) and float(m.threshold) == pytest.approx(
+            0.01
+        )
         assert torch.equal(m.current_mask(), expected[name]), name
         assert m.weight.count_nonzero() == m.weight.numel()  # frozen weights are not zeroed by mask training
 

@@ -72,9 +72,9 @@ def test_lottery_ticket_then_retrain_keeps_pruned_weights_zero(tiny_bert_dir, sy
 
 def test_mask_train_selects_after_ratio_and_evaluate_reproduces(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     out = tmp_path / "mt"
-    results = ok(invoke("mask-train", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir",
-                        synth_dir, "--bias", bias_file, "--sparsity", "0.6", "--out", out, "--set",
-                        "train.max_steps=12", "--set", "eval.every=3", "--set", "train.lr=0.01", *FAST, "--json"))  # fmt: skip
+    args = ["--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias", bias_file, "--sparsity", "0.6", "--out", out]
+    steps = ["--set", "train.max_steps=12", "--set", "eval.every=3", "--set", "train.lr=0.01"]
+    results = ok(invoke("mask-train", "--task", "mnli", "--loss", "poe", *args, *steps, *FAST, "--json"))
     assert results["best_step"] in (9, 12)  # select_after 0.7 of 12 steps: evaluations at 9 and 12 only
     assert results["sparsity"]["sparsity"] == pytest.approx(0.6, abs=2e-3)
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -157,3 +157,14 @@ def test_sparse_commands_reject_bad_masks(tiny_bert_dir, tiny_roberta_dir, synth
     assert bad.exit_code == 1 and "not a readable safetensors file" in bad.stderr
     high = invoke("mask-train", "--task", "mnli", "--model", tiny_bert_dir, "--sparsity", "1.0", "--dry-run")
     assert high.exit_code == 2 and "mask.sparsity" in high.stderr
+
+
+def test_mask_train_with_ood_data_adds_hans_train_copies(tiny_bert_dir, synth_dir, tmp_path):
+    out = tmp_path / "ood"
+    results = ok(invoke("mask-train", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--data-dir",
+                        synth_dir, "--train-with", "hans", "--set", "search.ood_copies=2", "--out", out,
+                        "--set", "train.max_steps=4", "--set", "eval.every=2", *FAST, "--json"))  # fmt: skip
+    assert results["data"]["ood_train"] == {"hans_train": 2 * 48}
+    poe = invoke("mask-train", "--task", "mnli", "--loss", "poe", "--bias", "b.json", "--train-with", "hans",
+                 "--model", tiny_bert_dir, "--dry-run")  # fmt: skip
+    assert poe.exit_code == 2 and "--loss ce only" in poe.stderr

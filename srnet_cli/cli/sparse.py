@@ -34,6 +34,9 @@ RewindOpt = Annotated[str | None, typer.Option("--rewind", help="none | pretrain
 InitialSparsityOpt = Annotated[
     float | None, typer.Option("--initial-sparsity", help="Start of the cubic schedule (gradual sparsity).")
 ]
+TrainWithOpt = Annotated[
+    list[str] | None, typer.Option("--train-with", help="Add an OOD training set (hans), CE only: the upper bound.")
+]
 InitOpt = Annotated[str | None, typer.Option("--init", help="Score initialisation: hard | soft.")]
 
 
@@ -82,6 +85,7 @@ def mask_train(
     sparsity: SparsityOpt = None,
     initial_sparsity: InitialSparsityOpt = None,
     init: InitOpt = None,
+    train_with: TrainWithOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     set_: SetOpt = None,
@@ -100,6 +104,7 @@ def mask_train(
     """
     flags = _flags(task, loss, model, data_dir, bias, seed) | {
         "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
+        "search.train_with": train_with or None,
     }  # fmt: skip
     resolved = resolve("mask-train", preset, task, loss, set_, flags)
     if dry_run:

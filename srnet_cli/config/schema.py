@@ -100,7 +100,10 @@ class SearchCfg(Section):
     select_after: float = Field(0.7, ge=0, lt=1, description="select the best mask only after this fraction of "
                                 "training (0.7 from a fine-tuned model, 0 from a pre-trained one)")  # fmt: skip
     train_classifier: bool = Field(False, description="also train the classifier's weights (the paper: frozen)")
-    train_with: list[str] = Field(default_factory=list, description="OOD training sets added (upper-bound study)")
+    train_with: list[Literal["hans"]] = Field(
+        default_factory=list,
+        description="OOD training sets added to the data (upper-bound study; CE only, as the paper)",
+    )
     ood_copies: int = Field(1, ge=1, le=100, description="how many copies of each train_with set")
 
 
@@ -146,6 +149,12 @@ class MaskTrainPreset(FinetunePreset):
     command: Literal["mask-train"] = "mask-train"  # type: ignore[assignment]
     mask: MaskCfg = MaskCfg(include_classifier=True)
     search: SearchCfg = SearchCfg()
+
+    @model_validator(mode="after")
+    def _ood_with_ce(self) -> MaskTrainPreset:
+        if self.search.train_with and self.loss.kind != "ce":
+            raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")
+        return self
 
 
 PRESETS: dict[str, type[Section]] = {

@@ -14,7 +14,14 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tenso
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor, bias_log_probs: torch.Tensor | None = None) -> torch.Tensor:
-    """Standard cross-entropy, -log p_m(y), averaged over the batch."""
+    """Standard cross-entropy, -log p_m(y), averaged over the batch.
+
+    With `labels` of shape [B, K] (multi-hot sets of allowed classes, used when OOD training data is coarser than
+    the head, e.g. HANS non-entailment), the loss is -log sum_{j in set} p_m(j), which is CE for one-hot rows.
+    """
+    if labels.ndim == 2:
+        allowed = logits.masked_fill(~labels.bool(), float("-inf"))
+        return (torch.logsumexp(logits, dim=-1) - torch.logsumexp(allowed, dim=-1)).mean()
     return F.cross_entropy(logits, labels)
 
 

@@ -110,7 +110,7 @@ def read_mnli(path: Path, split: str, strict: bool = False) -> Dataset:
     return Dataset(f"mnli-{split}", str(path), examples, malformed, n_rows=len(rows) + len(malformed))
 
 
-def read_hans(path: Path, strict: bool = False) -> Dataset:
+def read_hans(path: Path, strict: bool = False, name: str = "hans") -> Dataset:
     """HANS `heuristics_evaluation_set.txt` (11 tab-separated columns); keeps heuristic, subcase and template."""
     required = ["sentence1", "sentence2", "gold_label", "pairID", "heuristic", "subcase", "template"]
     rows, malformed = _read_tsv(path, required, "gold_label", HANS_LABELS, strict)
@@ -125,12 +125,14 @@ def read_hans(path: Path, strict: bool = False) -> Dataset:
         )
         for pos, r in rows
     ]
-    return Dataset("hans", str(path), examples, malformed, n_rows=len(rows) + len(malformed))
+    return Dataset(name, str(path), examples, malformed, n_rows=len(rows) + len(malformed))
 
 
 # ---------------------------------------------------------------------------------------------- file layout
 MNLI_FILES = {"train": "train.tsv", "dev_matched": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"}
 HANS_FILE = "hans/heuristics_evaluation_set.txt"
+HANS_TRAIN_FILE = "hans/heuristics_train_set.txt"  # only for the OOD-data upper-bound study (mask-train --train-with)
+HANS_SPLITS = {"hans": HANS_FILE, "hans_train": HANS_TRAIN_FILE}
 HUB_MNLI_SPLITS = {"train": "train", "dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"}
 
 
@@ -140,18 +142,18 @@ def mnli_dir(data_dir: Path) -> Path:
 
 
 def load_split(task: str, split: str, data_dir: Path | None, strict: bool = False) -> Dataset:
-    """Load one split (`train`, `dev_matched`, `dev_mismatched`, `hans`) from `data_dir`, or from the hub when no
+    """Load one split (`train`, `dev_matched`, `dev_mismatched`, `hans`, `hans_train`) from `data_dir`, or the hub if no
     data directory is given (never both: a typo in a path must not silently switch to other data)."""
     if task != "mnli":
         raise DataError(f"unknown task {task!r}", "use --task mnli")
-    rel = HANS_FILE if split == "hans" else MNLI_FILES[split]
+    rel = HANS_SPLITS.get(split) or MNLI_FILES[split]
     if data_dir is None:
         return _from_hub(split, missing=Path("MNLI") / rel)
     path = mnli_dir(data_dir) / rel
     if not path.is_file():
         hint = "check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task nli --out DATA`"
         raise MissingDataError(f"data file not found: {path}", hint)
-    return read_hans(path, strict) if split == "hans" else read_mnli(path, split, strict)
+    return read_hans(path, strict, split) if split in HANS_SPLITS else read_mnli(path, split, strict)
 
 
 def _hub_offline() -> bool:
@@ -167,8 +169,8 @@ def _from_hub(split: str, missing: Path) -> Dataset:
     try:
         from datasets import load_dataset
 
-        if split == "hans":
-            ds = load_dataset("jhu-cogsci/hans", split="validation")
+        if split in HANS_SPLITS:
+            ds = load_dataset("jhu-cogsci/hans", split="validation" if split == "hans" else "train")
         else:
             ds = load_dataset("nyu-mll/glue", "mnli", split=HUB_MNLI_SPLITS[split])
     except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
@@ -185,7 +187,7 @@ def dataset_from_hub_rows(split: str, ds) -> Dataset:  # noqa: ANN001 - a datase
     malformed: list[tuple[int, str]] = []
     for i, r in enumerate(ds):
         label = names[r["label"]] if names and r["label"] >= 0 else str(r["label"])
-        if split == "hans":
+        if split in HANS_SPLITS:
             label = "entailment" if label == "entailment" else "non-entailment"
             meta = (("heuristic", r["heuristic"]), ("subcase", r["subcase"]), ("template", r["template"]))
             examples.append(Example(f"ex{i}", r["premise"], r["hypothesis"], label, i, meta))
@@ -194,5 +196,5 @@ def dataset_from_hub_rows(split: str, ds) -> Dataset:  # noqa: ANN001 - a datase
         else:
             malformed.append((i + 1, f"unknown label {label!r}"))
     return Dataset(
-        name=f"mnli-{split}" if split != "hans" else "hans", source="hub", examples=examples, malformed=malformed
+        name=split if split in HANS_SPLITS else f"mnli-{split}", source="hub", examples=examples, malformed=malformed
     )

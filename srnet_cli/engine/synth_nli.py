@@ -356,7 +356,7 @@ class SynthNliSpec:
 
 
 def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
-    """Write `MNLI/{train,dev_matched,dev_mismatched}.tsv` and `MNLI/hans/heuristics_evaluation_set.txt`."""
+    """Write `MNLI/{train,dev_matched,dev_mismatched}.tsv` and `MNLI/hans/heuristics_{evaluation,train}_set.txt`."""
     if not 0.5 <= spec.shortcut <= 1.0:
         raise ValueError(f"shortcut must be in [0.5, 1], got {spec.shortcut}")
     rng = random.Random(spec.seed)
@@ -373,6 +373,11 @@ def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
         "MNLI/hans/heuristics_evaluation_set.txt": (HANS_HEADER, hans_rows(rng, spec.hans_per_subcase, all_nouns)),
     }
     counts = {}
+    # The HANS-format training set of the OOD-data study, from its own random stream so the files above do not
+    # change with it.
+    files["MNLI/hans/heuristics_train_set.txt"] = (
+        HANS_HEADER, hans_rows(random.Random(spec.seed + 7919), spec.hans_per_subcase, all_nouns)
+    )  # fmt: skip
     for rel, (header, rows) in files.items():
         _write_tsv(out / rel, header, rows)
         counts[rel] = len(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import MaskTrainPreset
@@ -24,6 +25,10 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     log = ctx.reporter
     search, mask_cfg = preset.search, preset.mask
     inputs = training.load_inputs(preset, ctx, overwrite)
+    if search.train_with:
+        data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
+        inputs.ood_train = training.load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir,
+                                                   preset.data.strict, log)  # fmt: skip
     loaded = training.load_model(preset, inputs, ctx)
     model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
 
@@ -127,7 +132,11 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
         "sparsity": best["sparsity"],
         "mask": str(out / "masks" / "best.safetensors"),
         "metrics": metrics,
-        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed)},
+        "data": {
+            "train": len(inputs.train.examples),
+            "train_malformed": len(inputs.train.malformed),
+            "ood_train": {d.name: len(d.examples) for d in inputs.ood_train},
+        },
         "seconds": round(time.time() - started, 1),
     }
     write_json(out / "results.json", results)

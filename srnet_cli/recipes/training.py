@@ -4,7 +4,7 @@ the model, the run directory, tokenisation, the step budget, and evaluation with
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Inputs:
     eval_datasets: list[Dataset]
     bias: Any  # numpy array of log-probs aligned with train.examples, or None
     paths: tuple[Path | str | None, ...]  # files this run reads: --overwrite must never delete them
+    ood_train: list[Dataset] = field(default_factory=list)  # OOD training data added (upper-bound study)
 
 
 def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = ()) -> Inputs:
@@ -77,15 +78,41 @@ def start_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, inputs: 
     return out
 
 
+def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path | None, strict: bool,
+                   reporter: Any) -> list[Dataset]:  # fmt: skip
+    """OOD training sets for the upper-bound study, each repeated `copies` times (ids made unique per copy)."""
+    from srnet_cli.engine.readers import Example
+
+    datasets = []
+    for name in names:
+        data = load_split(task.name, task.ood_train[name], data_dir, strict)
+        if not data.examples:
+            raise DataError(f"{data.source} has no usable rows", "check the file")
+        reporter.log(f"{data.summary()}; added to the training data x{copies}")
+        data.examples = [Example(f"{name}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
+                         for c in range(copies) for e in data.examples]  # fmt: skip
+        datasets.append(data)
+    return datasets
+
+
 def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple[Any, list[Any]]:
     import torch
 
     from srnet_cli.engine.batching import encode
     from srnet_cli.engine.evaluation import encode_sets
+    from srnet_cli.engine.losses import NEEDS_BIAS
+    from srnet_cli.engine.tasks import label_set
 
     labels = inputs.task.labels
-    train_enc = encode(inputs.train.examples, tokenizer, preset.model.max_length, {n: i for i, n in enumerate(labels)})
-    if inputs.bias is not None:
+    index = {n: i for i, n in enumerate(labels)}
+    examples = inputs.train.examples + [e for d in inputs.ood_train for e in d.examples]
+    train_enc = encode(examples, tokenizer, preset.model.max_length, index)
+    if inputs.ood_train:  # coarser OOD labels (HANS non-entailment): multi-hot sets of allowed classes
+        sets = torch.zeros(len(examples), len(labels))
+        for row, example in enumerate(examples):
+            sets[row, [index[name] for name in label_set(inputs.task, example.label)]] = 1
+        train_enc.labels = sets
+    if inputs.bias is not None and preset.loss.kind in NEEDS_BIAS:
         train_enc.bias = torch.tensor(inputs.bias, dtype=torch.float32)
     return train_enc, encode_sets(inputs.eval_datasets, tokenizer, preset.model.max_length, labels)
 
