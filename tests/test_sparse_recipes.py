@@ -168,3 +168,14 @@ def test_mask_train_with_ood_data_adds_hans_train_copies(tiny_bert_dir, synth_di
     poe = invoke("mask-train", "--task", "mnli", "--loss", "poe", "--bias", "b.json", "--train-with", "hans",
                  "--model", tiny_bert_dir, "--dry-run")  # fmt: skip
     assert poe.exit_code == 2 and "--loss ce only" in poe.stderr
+
+
+def test_timing_study_masks_an_intermediate_checkpoint(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    ft = tmp_path / "ft"
+    ok(invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--save-every", "3",
+              "--out", ft, "--set", "train.max_steps=6", "--set", "eval.every=6", *FAST, "--json"))  # fmt: skip
+    assert sorted(p.name for p in (ft / "checkpoints").iterdir()) == ["step-3", "step-6"]
+    results = ok(invoke("mask-train", "--preset", "timing-poe-mnli", "--model", ft / "checkpoints" / "step-3",
+                        "--bias", bias_file, "--data-dir", synth_dir, "--out", tmp_path / "t",
+                        "--set", "train.max_steps=3", "--set", "eval.every=3", *FAST, "--json"))  # fmt: skip
+    assert results["sparsity"]["sparsity"] == pytest.approx(0.7, abs=2e-3)

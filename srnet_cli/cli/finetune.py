@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from srnet_cli.cli.common import (
     BiasOpt,
     DataDirOpt,
@@ -34,6 +38,11 @@ def _flags(task, loss, model, data_dir, bias, seed) -> dict:  # noqa: ANN001
     }  # fmt: skip
 
 
+SaveEveryOpt = Annotated[
+    int | None, typer.Option("--save-every", help="Also save checkpoints/step-N/ every N steps (timing study).")
+]
+
+
 @handles_errors
 def finetune(
     preset: PresetOpt = None,
@@ -44,6 +53,7 @@ def finetune(
     bias: BiasOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
+    save_every: SaveEveryOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -55,7 +65,8 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    resolved = resolve("finetune", preset, task, loss, set_, _flags(task, loss, model, data_dir, bias, seed))
+    flags = _flags(task, loss, model, data_dir, bias, seed) | {"train.save_every": save_every}
+    resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
