@@ -201,3 +201,86 @@ def test_missing_ood_set_is_reported_and_skipped(data, tmp_path, tiny_bert_dir):
     assert result.exit_code == 0, result.output
     assert "warning: OOD set hans skipped" in result.stderr
     assert set(json.loads(result.stdout)["metrics"]) == {"dev_matched", "dev_mismatched"}
+
+
+def _mask_pt(path, value):
+    import torch
+
+    torch.save(value, path)
+    return path
+
+
+def _other_model_mask(t, b):
+    import torch
+
+    return _mask_pt(t / "other.pt", {"roberta.encoder.layer.0.attention.self.query.weight": torch.ones(32, 32)})
+
+
+def _scores_not_mask(t, b):
+    import torch
+
+    return _mask_pt(t / "scores.pt", {"bert.pooler.dense.weight": torch.rand(32, 32)})
+
+
+def _pickled_object(t, b):
+    import pickle
+
+    path = t / "evil.pt"
+    path.write_bytes(pickle.dumps({"bert.pooler.dense.weight": object()}))
+    return path
+
+
+SPARSE_CASES = [
+    # (id, command, extra args, exit code, message) — retrain and mask-train share the training flags
+    ("mask for another model", "retrain", ["--mask", _other_model_mask], 1, "is not a linear layer of this model"),
+    ("mask of scores", "retrain", ["--mask", _scores_not_mask], 1, "is not a 0/1 mask"),
+    ("mask needs pickle", "retrain", ["--mask", _pickled_object], 1, "holds Python objects, not only tensors"),
+    ("mask missing", "retrain", ["--mask", lambda t, b: t / "none.safetensors"], 1, "does not exist"),
+    (
+        "mask corrupt",
+        "retrain",
+        ["--mask", lambda t, b: _made(t / "c.safetensors", b"\x08\0\0\0\0\0\0\0{}")],
+        1,
+        "not a readable safetensors file",
+    ),  # fmt: skip
+    ("mask unknown format", "retrain", ["--mask", lambda t, b: _made(t / "m.npz", "x")], 1, "unknown mask format"),
+    ("sparsity one", "mask-train", ["--sparsity", lambda t, b: "1.0"], 2, "mask.sparsity: Input should be less than 1"),
+    (
+        "sparsity negative",
+        "mask-train",
+        ["--sparsity", lambda t, b: "-0.1"],
+        2,
+        "mask.sparsity: Input should be greater",
+    ),
+    (
+        "unknown init",
+        "mask-train",
+        ["--init", lambda t, b: "random"],
+        2,
+        "search.init: Input should be 'hard' or 'soft'",
+    ),
+    (
+        "ood data with poe",
+        "mask-train",
+        ["--train-with", lambda t, b: "hans", "--loss", lambda t, b: "poe", "--bias", lambda t, b: b],
+        2,
+        "--loss ce only",
+    ),  # fmt: skip
+    ("unknown ood set", "mask-train", ["--train-with", lambda t, b: "paws"], 2, "search.train_with.0: Input should be"),
+]
+
+
+@pytest.mark.parametrize("case", SPARSE_CASES, ids=[c[0] for c in SPARSE_CASES])
+def test_bad_sparse_input(case, data, tmp_path, tiny_bert_dir, bias_file):
+    _, command, extra, code, message = case
+    argv = [command, "--task", "mnli", "--data-dir", str(data), "--model", str(tiny_bert_dir), "--out",
+            str(tmp_path / "run"), "--set", "train.max_steps=1"]  # fmt: skip
+    for flag, make in zip(extra[::2], extra[1::2], strict=True):
+        argv += [flag, str(make(tmp_path, bias_file))]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert any(line.startswith("hint:") for line in result.stderr.splitlines())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

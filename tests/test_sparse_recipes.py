@@ -179,3 +179,16 @@ def test_timing_study_masks_an_intermediate_checkpoint(tiny_bert_dir, synth_dir,
                         "--bias", bias_file, "--data-dir", synth_dir, "--out", tmp_path / "t",
                         "--set", "train.max_steps=3", "--set", "eval.every=3", *FAST, "--json"))  # fmt: skip
     assert results["sparsity"]["sparsity"] == pytest.approx(0.7, abs=2e-3)
+
+
+def test_imp_levels_and_rewind_step_checks(tiny_bert_dir, synth_dir, tmp_path):
+    from srnet_cli.recipes.imp import levels
+
+    assert levels(0.1, 0.9) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert levels(0.2, 0.8) == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    late = invoke("imp", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--rewind", "5",
+                  "--out", tmp_path / "late", "--set", "train.max_steps=20", *FAST)  # fmt: skip
+    assert late.exit_code == 2 and "after the first level's 2 steps" in late.stderr
+    assert not (tmp_path / "late").exists()
+    bad = invoke("imp", "--task", "mnli", "--model", tiny_bert_dir, "--rewind", "later", "--dry-run")
+    assert bad.exit_code == 2 and "imp: rewind must be none, pretrained or a step" in bad.stderr

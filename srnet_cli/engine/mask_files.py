@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,15 @@ def _load_safetensors(path: Path) -> MaskFile:
 
 def _load_torch(path: Path) -> MaskFile:
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says it all
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
+        if "Weights only load failed" in str(exc):
+            message = f"cannot read {path}: it holds Python objects, not only tensors (unpickling them could run code)"
+            raise MaskError(message, "pass a mask.pt of tensors, or convert it where you trust it") from exc
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise MaskError(f"cannot read {path} as a mask ({first})", "pass a mask.pt of tensors (weights_only)") from exc
+        raise MaskError(f"cannot read {path} as a mask ({first})", "pass a mask.pt of tensors") from exc
     if not isinstance(state, dict):
         raise MaskError(f"{path} does not hold a dict of mask tensors", "pass the original project's mask.pt")
     # A torch-pruned checkpoint holds `*.weight_orig` and `*.weight_mask`; a mask.pt holds `*.weight` or
