@@ -67,6 +67,16 @@ def _drop_column(path):
     path.write_text("\n".join("\t".join(row[:9] + row[10:]) for row in lines) + "\n")
 
 
+def assert_clean_failure(result, code: int, message: str, out) -> None:
+    """One `error:` line naming the problem, a `hint:`, the exit code, no traceback, nothing written."""
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert any(line.startswith("hint:") for line in result.stderr.splitlines())
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
 CASES = [
     # (id, how to break the data dir or flags, extra args, exit code, message)
     (
@@ -170,13 +180,7 @@ def test_bad_input(case, data, tmp_path, tiny_bert_dir, bias_file):
     for flag, value in args.items():
         if value is not None:
             argv += [flag, value]
-    result = runner.invoke(app, argv)
-    assert result.exit_code == code, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr
-    assert any(line.startswith("hint:") for line in result.stderr.splitlines())
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "run").exists()
+    assert_clean_failure(runner.invoke(app, argv), code, message, tmp_path / "run")
 
 
 def test_evaluate_model_with_other_labels(tmp_path, synth_dir, tiny_bert_dir):
@@ -277,10 +281,4 @@ def test_bad_sparse_input(case, data, tmp_path, tiny_bert_dir, bias_file):
             str(tmp_path / "run"), "--set", "train.max_steps=1"]  # fmt: skip
     for flag, make in zip(extra[::2], extra[1::2], strict=True):
         argv += [flag, str(make(tmp_path, bias_file))]
-    result = runner.invoke(app, argv)
-    assert result.exit_code == code, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr
-    assert any(line.startswith("hint:") for line in result.stderr.splitlines())
-    assert "Traceback" not in result.output
-    assert not (tmp_path / "run").exists()
+    assert_clean_failure(runner.invoke(app, argv), code, message, tmp_path / "run")

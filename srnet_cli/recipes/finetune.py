@@ -37,18 +37,15 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
 
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
+    from srnet_cli.engine.loop import train_loop
     from srnet_cli.engine.losses import LOSSES
     from srnet_cli.engine.models import load_classifier
 
     train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
-    selection_set = eval_sets[0]
-    during = eval_sets if preset.eval.ood_during_training else [selection_set]
+    selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
-    scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.max_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     epochs = plan.max_steps / plan.steps_per_epoch
     log.log(f"training {plan.max_steps} steps ({epochs:.2f} epochs of {len(train_enc)} examples), "
             f"loss {preset.loss.kind}, warmup {plan.warmup}, device {accelerator.device}")  # fmt: skip

@@ -51,17 +51,14 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
 
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
+    from srnet_cli.engine.loop import train_loop
     from srnet_cli.engine.losses import LOSSES
 
     train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
-    selection_set = eval_sets[0]
-    during = eval_sets if preset.eval.ood_during_training else [selection_set]
+    selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
-    scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.max_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     recal_every = search.recalibrate_every or preset.eval.every
     select_from = math.ceil(search.select_after * plan.max_steps)
     schedule = (f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}" if initial != mask_cfg.sparsity

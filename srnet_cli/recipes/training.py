@@ -143,3 +143,18 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float):
                 flat[f"{name}.{key}"] = value
     return flat
+
+
+def prepare_optimizer(preset: FinetunePreset, model: Any, accelerator: Any, plan: Budget) -> tuple[Any, Any, Any]:
+    """AdamW over the trainable parameters and the linear warm-up/decay schedule, prepared for the device."""
+    from srnet_cli.engine.loop import adamw, linear_warmup_decay
+
+    optimizer = adamw(model, preset.train.lr, preset.train.weight_decay)
+    scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return model, optimizer, scheduler
+
+
+def evaluation_sets(preset: FinetunePreset, eval_sets: list[Any]) -> tuple[Any, list[Any]]:
+    """The set that selects checkpoints (the first ID split) and the sets evaluated during training."""
+    return eval_sets[0], eval_sets if preset.eval.ood_during_training else [eval_sets[0]]
