@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from srnet_cli.engine.losses import LOSSES, NEEDS_BIAS, ce_loss, poe_loss
+from srnet_cli.engine.losses import LOSSES, NEEDS_BIAS, ce_loss, poe_loss, reweight_loss
 
 
 def test_ce_matches_hand_computed_value():
@@ -47,11 +47,23 @@ def test_poe_downweights_examples_the_bias_already_explains():
     assert poe_grad < 0.1 * logits.grad.abs().sum().item()
 
 
+def test_reweight_matches_hand_computed_value():
+    # Row 1: uniform logits -> CE = ln 3; bias p(gold=1) = 0.75 -> w = 0.25.
+    # Row 2: logits [ln 2, 0, 0] -> p(gold=0) = 2/4 -> CE = ln 2; bias p(gold=0) = 0.1 -> w = 0.9.
+    logits = torch.tensor([[0.0, 0.0, 0.0], [math.log(2.0), 0.0, 0.0]])
+    bias = torch.log(torch.tensor([[0.125, 0.75, 0.125], [0.1, 0.45, 0.45]]))
+    expected = (0.25 * math.log(3) + 0.9 * math.log(2)) / (0.25 + 0.9)  # normalised by the weight sum
+    assert reweight_loss(logits, torch.tensor([1, 0]), bias).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_registry_and_bias_requirements():
-    assert set(LOSSES) == {"ce", "poe"}
-    assert NEEDS_BIAS == {"poe"}
-    with pytest.raises(ValueError):
-        poe_loss(torch.zeros(1, 3), torch.tensor([0]), None)
+    from srnet_cli.config.schema import LOSSES_NEEDING_BIAS, LossKind
+
+    assert set(LOSSES) == {"ce", "poe", "reweight"} == set(LossKind.__args__)
+    assert NEEDS_BIAS == {"poe", "reweight"} == set(LOSSES_NEEDING_BIAS)
+    for loss in (poe_loss, reweight_loss):
+        with pytest.raises(ValueError):
+            loss(torch.zeros(1, 3), torch.tensor([0]), None)
 
 
 def test_ce_with_label_sets_is_minus_log_of_the_allowed_probability_mass():

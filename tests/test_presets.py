@@ -13,8 +13,8 @@ from srnet_cli.errors import PresetError, UsageError
 def test_every_shipped_preset_validates_and_lives_in_its_command_folder(command, name, path):
     raw = tomllib.loads(path.read_text())
     assert raw["command"] == command == path.parent.name
-    if raw.get("loss", {}).get("kind") == "poe":
-        raw["loss"]["bias"] = "b.json"  # poe presets leave the bias path to --bias
+    if raw.get("loss", {}).get("kind") in ("poe", "reweight"):
+        raw["loss"]["bias"] = "b.json"  # debiasing presets leave the bias path to --bias
     PRESETS[command].model_validate(raw)
 
 
@@ -51,7 +51,7 @@ def test_errors_are_one_dotted_line_each(tmp_path):
     assert sorted(info.value.lines) == sorted([
         "train.lrr: Extra inputs are not permitted",
         "train.batch_size: Input should be greater than or equal to 1",
-        "loss.kind: Input should be 'ce' or 'poe' (got 'focal')",
+        "loss.kind: Input should be 'ce', 'poe' or 'reweight' (got 'focal')",
     ])  # fmt: skip
 
 

@@ -128,3 +128,12 @@ def test_demo_end_to_end_on_a_tiny_model(tiny_bert_dir, tmp_path):
         "evaluate-poe/results.json",
     ):
         assert (tmp_path / "demo" / sub).exists(), sub
+
+
+def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    result = invoke("finetune", "--task", "mnli", "--loss", "reweight", "--model", tiny_bert_dir, "--data-dir",
+                    synth_dir, "--bias", bias_file, "--out", tmp_path / "rw", "--set", "train.max_steps=3",
+                    "--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["loss"] == "reweight"
+    assert 'kind = "reweight"' in (tmp_path / "rw" / "preset.toml").read_text()

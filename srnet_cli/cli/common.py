@@ -23,7 +23,7 @@ stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="Shipped preset name or a .toml path.")]
 TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli.")]
-LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe.")]
+LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe | reweight.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="HF hub name, local model dir, or `minilm`.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data root holding MNLI/... (see README).")]
 BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: srnet bias.json or original .npy.")]

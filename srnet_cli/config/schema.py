@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TaskName = Literal["mnli"]
-LossKind = Literal["ce", "poe"]
-LOSSES_NEEDING_BIAS = ("poe",)
+LossKind = Literal["ce", "poe", "reweight"]
+LOSSES_NEEDING_BIAS = ("poe", "reweight")
 
 
 class Section(BaseModel):

@@ -36,5 +36,15 @@ def poe_loss(logits: torch.Tensor, labels: torch.Tensor, bias_log_probs: torch.T
     return F.cross_entropy(F.log_softmax(logits, dim=-1) + bias_log_probs, labels)
 
 
-LOSSES: dict[str, LossFn] = {"ce": ce_loss, "poe": poe_loss}
-NEEDS_BIAS: frozenset[str] = frozenset({"poe"})
+def reweight_loss(logits: torch.Tensor, labels: torch.Tensor, bias_log_probs: torch.Tensor | None) -> torch.Tensor:
+    """Example reweighting (Schuster et al. 2019; Utama et al. 2020): per-example CE weighted by w = 1 − p_b(y),
+    normalised by the batch's weight sum, Σ w·CE / Σ w (not a plain mean), as the original `ReweightBaseline`."""
+    if bias_log_probs is None:
+        raise ValueError("reweight_loss needs bias log-probabilities")
+    weights = 1.0 - bias_log_probs.gather(1, labels.unsqueeze(1)).squeeze(1).exp()
+    per_example = F.cross_entropy(logits, labels, reduction="none")
+    return (weights * per_example).sum() / weights.sum().clamp_min(1e-12)
+
+
+LOSSES: dict[str, LossFn] = {"ce": ce_loss, "poe": poe_loss, "reweight": reweight_loss}
+NEEDS_BIAS: frozenset[str] = frozenset({"poe", "reweight"})
