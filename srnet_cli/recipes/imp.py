@@ -90,7 +90,9 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
         masks = masks_state(model)
         state.update(level=level, masks=masks, sparsity=sparsity_summary(masks))
         # A new optimiser per level (Adam moments reset); lr back to its peak, decaying over t_total, no warm-up,
-        # as in the original trainer_imp.
+        # as in the original trainer_imp. free_memory drops accelerate's references to the previous level's
+        # optimiser, whose moments would otherwise stay alive (two model-sized tensors per level).
+        accelerator.free_memory()
         optimizer = adamw(model, cfg.lr, cfg.weight_decay)
         scheduler = linear_warmup_decay(optimizer, 0, plan.max_steps)
         state["model"], optimizer = accelerator.prepare(model, optimizer)
