@@ -234,6 +234,18 @@ def _pickled_object(t, b):
     return path
 
 
+def _imp_run_dir(t, b):
+    import torch
+
+    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+
+    save_mask_file(
+        t / "imp" / "masks" / "level-0.10.safetensors",
+        MaskFile({"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)}),
+    )
+    return t / "imp"
+
+
 SPARSE_CASES = [
     # (id, command, extra args, exit code, message) — retrain and mask-train share the training flags
     ("mask for another model", "retrain", ["--mask", _other_model_mask], 1, "is not a linear layer of this model"),
@@ -270,6 +282,8 @@ SPARSE_CASES = [
         2,
         "--loss ce only",
     ),  # fmt: skip
+    ("imp run without level", "retrain", ["--mask", _imp_run_dir], 1, "no mask found in"),
+    ("imp below first level", "imp", ["--sparsity", lambda t, b: "0.04"], 2, "is below the first level"),
     ("unknown ood set", "mask-train", ["--train-with", lambda t, b: "paws"], 2, "search.train_with.0: Input should be"),
 ]
 

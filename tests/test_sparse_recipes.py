@@ -105,6 +105,8 @@ def test_mask_train_on_pretrained_model_stores_the_random_head(tiny_bert_dir, sy
     evaluated = ok(invoke("evaluate", "--model", encoder_only, "--mask", out / "masks" / "best.safetensors",
                           "--task", "mnli", "--data-dir", synth_dir, "--json"))  # fmt: skip
     assert evaluated["metrics"] == results["metrics"]  # the search's classifier is restored, not a new random one
+    dropped = invoke("export-mask", out, "--format", "bool", "--to", tmp_path / "b.safetensors")
+    assert dropped.exit_code == 2 and "cannot hold" in dropped.stderr  # converting must not lose the stored head
 
 
 def test_gradual_sparsity_follows_the_cubic_schedule(tiny_bert_dir, synth_dir, bias_file, tmp_path):
@@ -129,6 +131,10 @@ def test_export_mask_inspect_convert_and_bake(imp_run, tiny_bert_dir, tmp_path):
     ok(invoke("export-mask", out, "--sparsity", "0.5", "--to", original, "--json"))
     again = ok(invoke("export-mask", original, "--to", tmp_path / "back.safetensors", "--json"))
     assert again["zeros"] == info["zeros"]
+    nested = ok(
+        invoke("export-mask", original, "--format", "bool", "--to", tmp_path / "new" / "b.safetensors", "--json")
+    )
+    assert nested["written"].endswith("new/b.safetensors")
     clash = invoke("export-mask", original, "--to", tmp_path / "back.safetensors")
     assert clash.exit_code == 1 and "already exists" in clash.stderr
     baked = tmp_path / "baked"

@@ -128,9 +128,13 @@ class EvaluatePreset(Section):
     mask_file: str | None = Field(None, description="evaluate the model with this mask applied")
 
 
+class RetrainMaskCfg(MaskCfg):
+    sparsity: float | None = Field(None, ge=0, lt=1, description="picks masks/level-S of an imp run directory")  # type: ignore[assignment]
+
+
 class RetrainPreset(FinetunePreset):
     command: Literal["retrain"] = "retrain"  # type: ignore[assignment]
-    mask: MaskCfg = MaskCfg()
+    mask: RetrainMaskCfg = RetrainMaskCfg()
 
     @model_validator(mode="after")
     def _needs_mask(self) -> RetrainPreset:

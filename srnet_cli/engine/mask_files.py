@@ -85,7 +85,10 @@ def _load_safetensors(path: Path) -> MaskFile:
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise MaskError(f"{path} is not a readable safetensors file ({exc})", "re-export the mask") from exc
-    meta = json.loads(raw_meta) if raw_meta else {}
+    try:
+        meta = json.loads(raw_meta) if raw_meta else {}
+    except json.JSONDecodeError as exc:
+        raise MaskError(f"{path}: its srnet metadata is not valid JSON", "re-export the mask") from exc
     weights = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in tensors.items() if k.startswith(WEIGHTS_PREFIX)}
     masks = {}
     for name, tensor in tensors.items():
@@ -145,6 +148,7 @@ def _as_bool(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
 def save_bool_safetensors(path: Path, masks: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.contiguous() for k, v in masks.items()}, str(tmp))
     os.replace(tmp, path)
@@ -152,6 +156,7 @@ def save_bool_safetensors(path: Path, masks: dict[str, torch.Tensor]) -> None:
 
 def save_original_pt(path: Path, masks: dict[str, torch.Tensor]) -> None:
     """The original project's format: `{name}.weight` -> float 0/1 tensor, via torch.save."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save({k: v.float() for k, v in masks.items()}, str(tmp))
     os.replace(tmp, path)

@@ -99,7 +99,7 @@ def recalibrate(model: nn.Module, sparsity: float, scope: Scope = "layer") -> No
         flat = torch.cat([m.scores.detach().flatten() for m in modules])
         k = n_pruned(flat.numel(), sparsity)
         if k >= 1:
-            value = torch.kthvalue(flat.cpu(), k).values
+            value = torch.kthvalue(flat, k).values
             for m in modules:
                 m.threshold = value.to(m.threshold.device)
         return
@@ -109,7 +109,7 @@ def recalibrate(model: nn.Module, sparsity: float, scope: Scope = "layer") -> No
         if k < 1:
             m.threshold = scores.min().detach() - 1.0
             continue
-        value = torch.kthvalue(scores.cpu(), k).values.to(scores.device)
+        value = torch.kthvalue(scores, k).values
         if value < scores.max():
             m.threshold = value
 

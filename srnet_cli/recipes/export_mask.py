@@ -49,6 +49,9 @@ def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bo
     elif target.suffix != ".safetensors":
         raise UsageError(f"{fmt} masks are safetensors; {target} should end in .safetensors", "e.g. --to m.safetensors")
     elif fmt == "bool":
+        if mask_file.weights:
+            raise UsageError("this mask carries classifier weights that a boolean mask file cannot hold",
+                             "keep the srnet format, or bake the mask with --bake")  # fmt: skip
         save_bool_safetensors(target, mask_file.masks)
     else:
         save_mask_file(target, mask_file)

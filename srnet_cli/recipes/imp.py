@@ -30,6 +30,9 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
     started = time.time()
     log = ctx.reporter
     schedule = levels(preset.imp.rate, preset.mask.sparsity)
+    if not schedule:
+        raise UsageError(f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
+                         "pass --sparsity of at least imp.rate (e.g. 0.9)")  # fmt: skip
     inputs = training.load_inputs(preset, ctx, overwrite)
     plan = training.budget(preset, len(inputs.train.examples), ctx)
     interval = max(1, int(plan.max_steps * preset.imp.rate + 1e-9))

@@ -42,6 +42,10 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
     init_scores(model, initial, search.init, mask_cfg.scope)
     stored = set(loaded.new_params)
+    if stored and search.select_after > 0:
+        log.log(f"warning: {preset.model.name_or_path} has no trained classifier (a pre-trained model), but masks are "
+                f"selected only after {search.select_after:.0%} of training; the paper uses search.select_after=0 "
+                "here (presets pt-ce-mnli, pt-poe-mnli)")  # fmt: skip
     if search.train_classifier:
         for name, param in model.named_parameters():
             if name.startswith("classifier."):

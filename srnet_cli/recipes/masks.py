@@ -28,7 +28,8 @@ def resolve_mask_path(given: str, sparsity: float | None) -> Path:
         if candidate.is_file():
             return candidate
     levels = sorted(p.name for p in (path / "masks").glob("level-*.safetensors"))
-    hint = f"this run has {', '.join(levels)}: pass --sparsity to pick one" if levels else "pass a mask file"
+    hint = (f"this run has {', '.join(levels)}: pass --sparsity S (retrain) or the file, e.g. "
+            f"{path / 'masks' / levels[0]}" if levels else "pass a mask file")  # fmt: skip
     raise MaskError(f"no mask found in {path}" + (f" for sparsity {sparsity:.2f}" if sparsity is not None else ""),
                     hint)  # fmt: skip
 
