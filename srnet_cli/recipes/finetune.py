@@ -79,19 +79,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
         model = load_classifier(str(out / "model")).to(accelerator.device)
     metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
     write_predictions(out, eval_sets, predictions)
-    results: dict[str, Any] = {
-        "command": preset.command,
-        "task": task.name,
-        "loss": preset.loss.kind,
-        "model": preset.model.name_or_path,
-        "seed": cfg.seed,
-        "out": str(out),
-        "steps": plan.max_steps,
-        "best_step": best["step"],
-        "selection": f"{selection_set.name}.{preset.eval.metric}",
-        "metrics": metrics,
-        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed)},
-    }
+    results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     if masks is not None:
         from srnet_cli.engine.masking import sparsity_summary
 

@@ -119,26 +119,9 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     apply_masks(bare, best["masks"])
     metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
     write_predictions(out, eval_sets, predictions)
-    results = {
-        "command": "mask-train",
-        "task": task.name,
-        "loss": preset.loss.kind,
-        "model": preset.model.name_or_path,
-        "seed": cfg.seed,
-        "out": str(out),
-        "steps": plan.max_steps,
-        "best_step": best["step"],
-        "selection": f"{selection_set.name}.{preset.eval.metric}",
-        "target_sparsity": mask_cfg.sparsity,
-        "sparsity": best["sparsity"],
-        "mask": str(out / "masks" / "best.safetensors"),
-        "metrics": metrics,
-        "data": {
-            "train": len(inputs.train.examples),
-            "train_malformed": len(inputs.train.malformed),
-            "ood_train": {d.name: len(d.examples) for d in inputs.ood_train},
-        },
-        "seconds": round(time.time() - started, 1),
-    }
+    results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
+    results["data"]["ood_train"] = {d.name: len(d.examples) for d in inputs.ood_train}
+    results |= {"target_sparsity": mask_cfg.sparsity, "sparsity": best["sparsity"]}
+    results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
     write_json(out / "results.json", results)
     return results

@@ -158,3 +158,21 @@ def prepare_optimizer(preset: FinetunePreset, model: Any, accelerator: Any, plan
 def evaluation_sets(preset: FinetunePreset, eval_sets: list[Any]) -> tuple[Any, list[Any]]:
     """The set that selects checkpoints (the first ID split) and the sets evaluated during training."""
     return eval_sets[0], eval_sets if preset.eval.ood_during_training else [eval_sets[0]]
+
+
+def run_results(preset: FinetunePreset, inputs: Inputs, out: Path, plan: Budget, best_step: int | None,
+                selection: Any, metrics: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The results fields every training command reports (the `--json` object and results.json)."""
+    return {
+        "command": preset.command,
+        "task": inputs.task.name,
+        "loss": preset.loss.kind,
+        "model": preset.model.name_or_path,
+        "seed": preset.train.seed,
+        "out": str(out),
+        "steps": plan.max_steps,
+        "best_step": best_step,
+        "selection": f"{selection.name}.{preset.eval.metric}",
+        "metrics": metrics,
+        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed)},
+    }
