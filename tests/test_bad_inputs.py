@@ -284,7 +284,8 @@ SPARSE_CASES = [
     ),  # fmt: skip
     ("imp run without level", "retrain", ["--mask", _imp_run_dir], 1, "no mask found in"),
     ("imp below first level", "imp", ["--sparsity", lambda t, b: "0.04"], 2, "is below the first level"),
-    ("unknown ood set", "mask-train", ["--train-with", lambda t, b: "paws"], 2, "search.train_with.0: Input should be"),
+    ("unknown ood set", "mask-train", ["--train-with", lambda t, b: "paws"], 2, "paws is not OOD data of mnli"),
+    ("unknown ood name", "mask-train", ["--train-with", lambda t, b: "mnli"], 2, "train_with.0: Input should be"),
 ]
 
 

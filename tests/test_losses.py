@@ -5,7 +5,17 @@ import math
 import pytest
 import torch
 
-from srnet_cli.engine.losses import LOSSES, NEEDS_BIAS, ce_loss, poe_loss, reweight_loss
+from srnet_cli.engine.losses import (
+    LOSSES,
+    NEEDS_BIAS,
+    anneal_bias,
+    anneal_power,
+    ce_loss,
+    conf_reg_loss,
+    make_loss,
+    poe_loss,
+    reweight_loss,
+)
 
 
 def test_ce_matches_hand_computed_value():
@@ -59,8 +69,8 @@ def test_reweight_matches_hand_computed_value():
 def test_registry_and_bias_requirements():
     from srnet_cli.config.schema import LOSSES_NEEDING_BIAS, LossKind
 
-    assert set(LOSSES) == {"ce", "poe", "reweight"} == set(LossKind.__args__)
-    assert NEEDS_BIAS == {"poe", "reweight"} == set(LOSSES_NEEDING_BIAS)
+    assert set(LOSSES) == {"ce", "poe", "reweight", "conf-reg"} == set(LossKind.__args__)
+    assert NEEDS_BIAS == {"poe", "reweight", "conf-reg"} == set(LOSSES_NEEDING_BIAS)
     for loss in (poe_loss, reweight_loss):
         with pytest.raises(ValueError):
             loss(torch.zeros(1, 3), torch.tensor([0]), None)
@@ -84,3 +94,61 @@ def test_hans_non_entailment_allows_contradiction_and_neutral():
     mnli = task_spec("mnli")
     assert label_set(mnli, "non-entailment") == ("contradiction", "neutral")
     assert label_set(mnli, "entailment") == ("entailment",) and label_set(mnli, "neutral") == ("neutral",)
+
+
+def test_conf_reg_matches_hand_computed_value():
+    # Teacher [0.5, 0.25, 0.25], gold 0 with bias p_b(0) = 0.5 -> exponent 1 - 0.5 = 0.5:
+    # sqrt -> [0.7071, 0.5, 0.5] / 1.7071 = [0.41421, 0.29289, 0.29289].
+    # Model logits [ln 2, 0, 0] -> p_m = [0.5, 0.25, 0.25]; loss = -(0.41421 ln .5 + 2 * 0.29289 ln .25).
+    teacher = torch.tensor([[0.5, 0.25, 0.25]])
+    bias = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+    logits = torch.tensor([[math.log(2.0), 0.0, 0.0]])
+    s = [math.sqrt(0.5), 0.5, 0.5]
+    s = [x / sum(s) for x in s]
+    expected = -(s[0] * math.log(0.5) + s[1] * math.log(0.25) + s[2] * math.log(0.25))
+    assert conf_reg_loss(logits, torch.tensor([0]), bias, teacher).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_conf_reg_limits():
+    torch.manual_seed(1)
+    logits, teacher = torch.randn(4, 3), torch.softmax(torch.randn(4, 3), dim=-1)
+    labels = torch.tensor([0, 1, 2, 0])
+    # A bias that gives the gold label probability 0 leaves the teacher unchanged: plain distillation.
+    zero_gold = torch.full((4, 3), math.log(0.5))
+    zero_gold[torch.arange(4), labels] = -1e4
+    distill = -(teacher * torch.log_softmax(logits, -1)).sum(-1).mean()
+    assert conf_reg_loss(logits, labels, zero_gold, teacher).item() == pytest.approx(distill.item(), rel=1e-5)
+    # A bias certain of the gold label flattens the target to uniform.
+    certain = torch.full((4, 3), -1e4)
+    certain[torch.arange(4), labels] = 0.0
+    uniform = -(torch.log_softmax(logits, -1)).mean(-1).mean()
+    assert conf_reg_loss(logits, labels, certain, teacher).item() == pytest.approx(uniform.item(), rel=1e-5)
+
+
+def test_anneal_power_is_linear_from_max_to_min():
+    # linspace(1.0, 0.8, 5) = [1.0, 0.95, 0.9, 0.85, 0.8] for 4 steps, indexed by step - 1
+    assert [anneal_power(step, 4, 0.8, 1.0) for step in range(1, 6)] == pytest.approx([1.0, 0.95, 0.9, 0.85, 0.8])
+
+
+def test_anneal_bias_renormalises_the_powered_probabilities():
+    bias = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
+    # power 0.5: sqrt -> [0.7071, 0.5, 0.5] / 1.7071
+    expected = torch.tensor([[math.sqrt(0.5), 0.5, 0.5]]) / (math.sqrt(0.5) + 1.0)
+    assert torch.allclose(anneal_bias(bias, 0.5).exp(), expected, atol=1e-6)
+    assert torch.allclose(anneal_bias(bias, 1.0), bias, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["poe", "reweight", "conf-reg"])
+def test_annealed_loss_uses_the_powered_bias_at_each_step(kind):
+    torch.manual_seed(2)
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    bias, teacher = torch.log_softmax(torch.randn(5, 3) * 2, -1), torch.softmax(torch.randn(5, 3), -1)
+    loss = make_loss(kind, (0.6, 1.0), total_steps=10)
+    plain = LOSSES[kind]
+    assert loss(logits, labels, bias, teacher, 1).item() == pytest.approx(plain(logits, labels, bias, teacher).item())
+    # step 6 of 10: power 1.0 - 0.4 * 5 / 10 = 0.8
+    at_step_6 = plain(logits, labels, anneal_bias(bias, 0.8), teacher)
+    assert loss(logits, labels, bias, teacher, 6).item() == pytest.approx(at_step_6.item())
+    assert make_loss(kind)(logits, labels, bias, teacher, 6).item() == pytest.approx(
+        plain(logits, labels, bias, teacher).item()
+    )

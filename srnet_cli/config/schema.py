@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TaskName = Literal["mnli"]
-LossKind = Literal["ce", "poe", "reweight"]
-LOSSES_NEEDING_BIAS = ("poe", "reweight")
+TaskName = Literal["mnli", "qqp", "fever"]
+LossKind = Literal["ce", "poe", "reweight", "conf-reg"]
+LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg")
+SELECTION_METRICS = {"mnli": ("acc",), "qqp": ("f1", "weighted_f1", "acc"), "fever": ("acc",)}  # = engine.tasks
 
 
 class Section(BaseModel):
@@ -32,12 +33,29 @@ class DataCfg(Section):
 
 class LossCfg(Section):
     kind: LossKind = "ce"
-    bias: str | None = Field(None, description="bias-model log-probs: srnet .json or the original .npy")
+    bias: str | None = Field(None, description="bias-model log-probs: srnet .json, the original .npy, or .pkl")
+    teacher: str | None = Field(None, description="conf-reg: teacher probabilities (`evaluate --save-probs`)")
+    anneal: tuple[float, float] | None = Field(
+        None, description="[min, max]: bias probabilities raised to a power decaying linearly from max to min, "
+        "renormalised (the annealed losses of Utama et al. 2020); unset: no annealing",
+    )  # fmt: skip
+    allow_pickle: bool = Field(False, description="allow a pickled (.pkl) bias file; pickle can run code: trust it")
 
     @model_validator(mode="after")
-    def _bias_when_needed(self) -> LossCfg:
+    def _inputs_when_needed(self) -> LossCfg:
         if self.kind in LOSSES_NEEDING_BIAS and not self.bias:
             raise ValueError(f"loss {self.kind!r} needs a bias file: pass --bias PATH or set loss.bias")
+        if self.kind == "conf-reg" and not self.teacher:
+            raise ValueError("loss 'conf-reg' needs teacher probabilities: pass --teacher PATH (made by "
+                             "`srnet evaluate --split train --save-probs PATH` on the CE model)")  # fmt: skip
+        if self.teacher and self.kind != "conf-reg":
+            raise ValueError(f"--teacher is used by loss conf-reg only, not {self.kind!r}")
+        if self.anneal is not None:
+            low, high = self.anneal
+            if not 0 <= low <= high:
+                raise ValueError(f"loss.anneal must be [min, max] with 0 <= min <= max (got {list(self.anneal)})")
+            if self.kind not in LOSSES_NEEDING_BIAS:
+                raise ValueError(f"loss.anneal anneals bias probabilities; loss {self.kind!r} uses none")
         return self
 
 
@@ -63,7 +81,9 @@ class TrainCfg(Section):
 class EvalCfg(Section):
     every: int = Field(1000, ge=1, description="evaluate on the ID dev set every N steps (and at the end)")
     batch_size: int = Field(128, ge=1)
-    metric: Literal["acc"] = Field("acc", description="ID dev metric that selects the best checkpoint")
+    metric: Literal["acc", "f1", "weighted_f1"] = Field(
+        "acc", description="ID dev metric that selects the best checkpoint (QQP: f1 of duplicate, or weighted_f1)"
+    )
     ood_during_training: bool = Field(False, description="also evaluate OOD sets at every evaluation")
 
 
@@ -100,11 +120,17 @@ class SearchCfg(Section):
     select_after: float = Field(0.7, ge=0, lt=1, description="select the best mask only after this fraction of "
                                 "training (0.7 from a fine-tuned model, 0 from a pre-trained one)")  # fmt: skip
     train_classifier: bool = Field(False, description="also train the classifier's weights (the paper: frozen)")
-    train_with: list[Literal["hans"]] = Field(
+    train_with: list[Literal["hans", "paws", "symmetric"]] = Field(
         default_factory=list,
         description="OOD training sets added to the data (upper-bound study; CE only, as the paper)",
     )
     ood_copies: int = Field(1, ge=1, le=100, description="how many copies of each train_with set")
+
+
+def check_metric(task: str, metric: str) -> None:
+    if metric not in SELECTION_METRICS[task]:
+        raise ValueError(f"eval.metric {metric!r} does not exist for {task}; use one of "
+                         f"{', '.join(SELECTION_METRICS[task])}")  # fmt: skip
 
 
 class FinetunePreset(Section):
@@ -116,6 +142,11 @@ class FinetunePreset(Section):
     loss: LossCfg = LossCfg()
     train: TrainCfg = TrainCfg()
     eval: EvalCfg = EvalCfg()
+
+    @model_validator(mode="after")
+    def _metric_of_task(self) -> FinetunePreset:
+        check_metric(self.task, self.eval.metric)
+        return self
 
 
 class EvaluatePreset(Section):
@@ -158,6 +189,10 @@ class MaskTrainPreset(FinetunePreset):
     def _ood_with_ce(self) -> MaskTrainPreset:
         if self.search.train_with and self.loss.kind != "ce":
             raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")
+        allowed = {"mnli": "hans", "qqp": "paws", "fever": "symmetric"}[self.task]
+        wrong = [name for name in self.search.train_with if name != allowed]
+        if wrong:
+            raise ValueError(f"--train-with {wrong[0]} is not OOD data of {self.task}; use --train-with {allowed}")
         return self
 
 

@@ -19,13 +19,14 @@ MEGABATCH = 50  # training batches per length-sorted pool: short enough that shu
 
 @dataclass
 class Encoded:
-    """Unpadded token ids of one dataset, plus aligned labels (class indices) and optional bias log-probs."""
+    """Unpadded token ids of one dataset, aligned labels (class indices), optional bias log-probs and teacher probs."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     labels: torch.Tensor
     pad_id: int
     bias: torch.Tensor | None = None
+    teacher: torch.Tensor | None = None  # conf-reg: teacher probabilities, aligned like `bias`
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -60,6 +61,8 @@ def collate(data: Encoded, indices: list[int], device: torch.device | str = "cpu
         batch["token_type_ids"] = types
     if data.bias is not None:
         batch["bias"] = data.bias[indices]
+    if data.teacher is not None:
+        batch["teacher"] = data.teacher[indices]
     return {k: v.to(device) for k, v in batch.items()}
 
 

@@ -11,9 +11,9 @@ import torch
 from srnet_cli.engine.batching import Encoded, encode
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.loop import predict_logits
-from srnet_cli.engine.metrics import accuracy, hans_report
+from srnet_cli.engine.metrics import accuracy, hans_report, paraphrase_report, symmetric_report
 from srnet_cli.engine.readers import Dataset
-from srnet_cli.engine.tasks import TaskSpec
+from srnet_cli.engine.tasks import TaskSpec, report_kind
 from srnet_cli.errors import ModelError
 
 
@@ -26,9 +26,10 @@ class EvalSet:
 
 def head_labels(model_labels: tuple[str, ...], task: TaskSpec, reporter: Reporter | None = None) -> tuple[str, ...]:
     """Names of the model's output classes in the task's vocabulary (mapping is by name, never by position)."""
+    by_lower = {name.lower(): name for name in task.labels}  # FEVER's labels are upper case, configs vary
     lowered = tuple(name.lower() for name in model_labels)
-    if set(lowered) == set(task.labels):
-        return lowered
+    if set(lowered) == set(by_lower):
+        return tuple(by_lower[name] for name in lowered)
     generic = tuple(f"label_{i}" for i in range(len(model_labels)))
     if lowered == generic and len(model_labels) == len(task.labels):
         if reporter is not None:
@@ -43,25 +44,34 @@ def head_labels(model_labels: tuple[str, ...], task: TaskSpec, reporter: Reporte
 
 def encode_sets(datasets: list[Dataset], tokenizer: Any, max_length: int, labels: tuple[str, ...]) -> list[EvalSet]:
     index = {name: i for i, name in enumerate(labels)}
-    return [
-        EvalSet(d.name.removeprefix("mnli-"), d, encode(d.examples, tokenizer, max_length, index)) for d in datasets
-    ]
+    return [EvalSet(d.split or d.name, d, encode(d.examples, tokenizer, max_length, index)) for d in datasets]
+
+
+def set_metrics(task: str, name: str, logits: torch.Tensor, labels: tuple[str, ...], dataset: Dataset) -> dict:
+    """The metrics researchers report for one evaluation set, from the model's logits."""
+    predicted = [labels[i] for i in logits.argmax(dim=-1).tolist()]
+    kind = report_kind(task, name)
+    if kind == "hans":
+        return {"n": len(predicted), **hans_report(predicted, dataset.examples)}
+    if kind == "paraphrase":
+        return {"n": len(predicted), **paraphrase_report(predicted, dataset.labels)}
+    if kind == "symmetric":
+        two_way = [labels.index("SUPPORTS"), labels.index("REFUTES")]
+        predicted_2way = [labels[two_way[i]] for i in logits[:, two_way].argmax(dim=-1).tolist()]
+        return {"n": len(predicted), **symmetric_report(predicted, predicted_2way, dataset.labels)}
+    return {"acc": accuracy(predicted, dataset.labels), "n": len(predicted)}
 
 
 def evaluate_sets(
-    model: torch.nn.Module, sets: list[EvalSet], labels: tuple[str, ...], batch_size: int, device: Any
+    model: torch.nn.Module, sets: list[EvalSet], labels: tuple[str, ...], batch_size: int, device: Any, task: str
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Metrics per set and the predicted label names per set."""
     metrics: dict[str, Any] = {}
     predictions: dict[str, list[str]] = {}
     for s in sets:
         logits = predict_logits(model, s.encoded, batch_size, device)
-        predicted = [labels[i] for i in logits.argmax(dim=-1).tolist()]
-        predictions[s.name] = predicted
-        if s.name == "hans":
-            metrics[s.name] = {"n": len(predicted), **hans_report(predicted, s.dataset.examples)}
-        else:
-            metrics[s.name] = {"acc": accuracy(predicted, s.dataset.labels), "n": len(predicted)}
+        predictions[s.name] = [labels[i] for i in logits.argmax(dim=-1).tolist()]
+        metrics[s.name] = set_metrics(task, s.name, logits, labels, s.dataset)
     return metrics, predictions
 
 

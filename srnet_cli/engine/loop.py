@@ -9,7 +9,7 @@ import torch
 
 from srnet_cli.engine.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.losses import LossFn
+from srnet_cli.engine.losses import StepLoss
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -39,7 +39,7 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
 def train_loop(
     model: torch.nn.Module,
     data: Encoded,
-    loss_fn: LossFn,
+    loss_fn: StepLoss,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     *,
@@ -62,9 +62,9 @@ def train_loop(
     running = 0.0
     for step in range(first_step + 1, max_steps + 1):
         batch = collate(data, next(stream), accelerator.device)
-        labels, bias = batch.pop("labels"), batch.pop("bias", None)
+        labels, bias, teacher = batch.pop("labels"), batch.pop("bias", None), batch.pop("teacher", None)
         model.train()
-        loss = loss_fn(model(**batch).logits, labels, bias)
+        loss = loss_fn(model(**batch).logits, labels, bias, teacher, step)
         accelerator.backward(loss)
         if max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -87,8 +87,8 @@ def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, devic
     out: torch.Tensor | None = None
     for indices in eval_batches(data.lengths, batch_size):
         batch = collate(data, indices, device)
-        batch.pop("labels")
-        batch.pop("bias", None)
+        for key in ("labels", "bias", "teacher"):
+            batch.pop(key, None)
         logits = model(**batch).logits.float().cpu()
         if out is None:
             out = torch.empty(len(data), logits.shape[1])

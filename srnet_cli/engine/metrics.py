@@ -1,4 +1,4 @@
-"""Evaluation metrics: accuracy and the HANS breakdowns researchers report (McCoy et al. 2019)."""
+"""Evaluation metrics: accuracy, HANS breakdowns (McCoy et al. 2019), paraphrase F1s, FEVER-Symmetric accuracy."""
 
 from __future__ import annotations
 
@@ -43,4 +43,52 @@ def hans_report(predicted: Sequence[str], examples: Sequence[Example]) -> dict:
         "non_entailed_acc": mean(by_label["non-entailment"]),
         "heuristics": dict(heuristics),
         "subcases": {k: mean(v) for k, v in sorted(by_subcase.items())},
+    }
+
+
+def f1_score(predicted: Sequence[str], gold: Sequence[str], positive: str) -> float | None:
+    """Binary F1 of class `positive`: 2·TP / (2·TP + FP + FN); 0 when there is no positive anywhere (sklearn's
+    zero_division=0), None for an empty set."""
+    if not gold:
+        return None
+    tp = sum(p == positive and g == positive for p, g in zip(predicted, gold, strict=True))
+    fp = sum(p == positive and g != positive for p, g in zip(predicted, gold, strict=True))
+    fn = sum(p != positive and g == positive for p, g in zip(predicted, gold, strict=True))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def class_accuracy(predicted: Sequence[str], gold: Sequence[str], label: str) -> float | None:
+    """Accuracy on the examples whose gold label is `label` (its recall)."""
+    hits = [p == g for p, g in zip(predicted, gold, strict=True) if g == label]
+    return sum(hits) / len(hits) if hits else None
+
+
+def paraphrase_report(predicted: Sequence[str], gold: Sequence[str]) -> dict[str, float | None]:
+    """QQP / PAWS: accuracy, binary F1 of `duplicate` (the original's QQP `eval_f1`), F1 of `not_duplicate`, the
+    support-weighted F1 (the paper's "F1", the original's `average_f1`), and accuracy per gold class."""
+    f1_dup = f1_score(predicted, gold, "duplicate")
+    f1_non = f1_score(predicted, gold, "not_duplicate")
+    n_dup = sum(g == "duplicate" for g in gold)
+    weighted = None if not gold or f1_dup is None or f1_non is None else (
+        (n_dup * f1_dup + (len(gold) - n_dup) * f1_non) / len(gold)
+    )  # fmt: skip
+    return {
+        "acc": accuracy(predicted, gold),
+        "f1": f1_dup,
+        "non_duplicate_f1": f1_non,
+        "weighted_f1": weighted,
+        "duplicate_acc": class_accuracy(predicted, gold, "duplicate"),
+        "non_duplicate_acc": class_accuracy(predicted, gold, "not_duplicate"),
+    }
+
+
+def symmetric_report(predicted: Sequence[str], predicted_2way: Sequence[str], gold: Sequence[str]) -> dict:
+    """FEVER-Symmetric. `acc` is the paper's number: the 3-way argmax against the 2-way gold (SUPPORTS / REFUTES),
+    so a NOT ENOUGH INFO prediction is wrong. `acc_2way` takes the argmax over SUPPORTS and REFUTES only."""
+    return {
+        "acc": accuracy(predicted, gold),
+        "acc_2way": accuracy(predicted_2way, gold),
+        "nei_predicted": sum(p == "NOT ENOUGH INFO" for p in predicted) / len(predicted) if predicted else None,
+        "supports_acc": class_accuracy(predicted, gold, "SUPPORTS"),
+        "refutes_acc": class_accuracy(predicted, gold, "REFUTES"),
     }

@@ -1,6 +1,8 @@
-"""Readers for the upstream data files (GLUE MNLI TSV, HANS), with a `datasets` hub fallback when online.
+"""Readers for the upstream data files (GLUE MNLI and QQP TSV, HANS, PAWS, FEVER and FEVER-Symmetric jsonl), with a
+`datasets` hub fallback when online.
 
-Every example gets a stable id (`{split}-{index}` for MNLI, HANS's `pairID`) and keeps its label by *name*.
+Every example gets a stable id (`{split}-{index}` for MNLI, `{split}-{pair id}` for QQP, `{split}-{line}` for FEVER,
+the file's own id for HANS, PAWS and FEVER-Symmetric) and keeps its label by *name*.
 Malformed rows are counted and reported with their line numbers, never dropped silently; `strict=True` makes the
 first one fatal.
 """
@@ -8,12 +10,13 @@ first one fatal.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srnet_cli.engine.tasks import HANS_LABELS, task_spec
+from srnet_cli.engine.tasks import HANS_LABELS, TASKS, task_spec
 from srnet_cli.errors import DataError, MissingDataError
 
 # GLUE's MNLI sentences contain double quotes; csv must not treat them as quoting (rows would merge silently).
@@ -37,6 +40,7 @@ class Dataset:
     examples: list[Example]
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     n_rows: int = 0  # data rows in the file, well-formed or not (row-aligned bias arrays must match it)
+    split: str = ""  # the split's short name (`dev_matched`, `hans`, `paws_qqp`): evaluation sets are named by it
 
     @property
     def labels(self) -> list[str]:
@@ -74,7 +78,7 @@ def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[st
         if missing:
             raise DataError(
                 f"{path} has no column {missing[0]!r} (header: {' '.join(header[:12])})",
-                "use the upstream file unchanged (GLUE MNLI TSV / HANS heuristics_evaluation_set.txt)",
+                "use the upstream file unchanged (GLUE TSV, HANS .txt, PAWS .tsv; README 'Data layout')",
             )
         for line_no, fields in enumerate(reader, start=2):
             if not fields or fields == [""]:
@@ -107,7 +111,7 @@ def read_mnli(path: Path, split: str, strict: bool = False) -> Dataset:
         )
         for pos, r in rows
     ]
-    return Dataset(f"mnli-{split}", str(path), examples, malformed, n_rows=len(rows) + len(malformed))
+    return Dataset(f"mnli-{split}", str(path), examples, malformed, len(rows) + len(malformed), split)
 
 
 def read_hans(path: Path, strict: bool = False, name: str = "hans") -> Dataset:
@@ -125,76 +129,220 @@ def read_hans(path: Path, strict: bool = False, name: str = "hans") -> Dataset:
         )
         for pos, r in rows
     ]
-    return Dataset(name, str(path), examples, malformed, n_rows=len(rows) + len(malformed))
+    return Dataset(name, str(path), examples, malformed, len(rows) + len(malformed), name)
+
+
+PARAPHRASE_LABELS = {"0": "not_duplicate", "1": "duplicate"}  # QQP is_duplicate / PAWS label -> qqp label names
+
+
+def _unwrap_bytes_literal(text: str) -> str:
+    """PAWS-QQP's generation script (Python 3) writes sentences as `b'...'` literals; keep only the sentence."""
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        return text[2:-1]
+    return text
+
+
+def read_qqp(path: Path, split: str, strict: bool = False) -> Dataset:
+    """GLUE QQP TSV (id, qid1, qid2, question1, question2, is_duplicate): ids `{split}-{pair id}`."""
+    required = ["question1", "question2", "id", "is_duplicate"]
+    rows, malformed = _read_tsv(path, required, "is_duplicate", tuple(PARAPHRASE_LABELS), strict)
+    examples = [
+        Example(f"{split}-{r['id']}", r["question1"], r["question2"], PARAPHRASE_LABELS[r["is_duplicate"]], pos)
+        for pos, r in rows
+    ]
+    return Dataset(f"qqp-{split}", str(path), examples, malformed, len(rows) + len(malformed), split)
+
+
+def read_paws(path: Path, split: str, strict: bool = False) -> Dataset:
+    """PAWS TSV (id, sentence1, sentence2, label), PAWS-qqp or PAWS-wiki; ids are the file's own."""
+    rows, malformed = _read_tsv(path, ["sentence1", "sentence2", "id", "label"], "label", tuple(PARAPHRASE_LABELS),
+                                strict)  # fmt: skip
+    examples = [
+        Example(
+            r["id"],
+            _unwrap_bytes_literal(r["sentence1"]),
+            _unwrap_bytes_literal(r["sentence2"]),
+            PARAPHRASE_LABELS[r["label"]],
+            pos,
+        )
+        for pos, r in rows
+    ]
+    return Dataset(split, str(path), examples, malformed, len(rows) + len(malformed), split)
+
+
+def _first_field(record: dict, names: tuple[str, ...]) -> object:
+    return next((record[n] for n in names if record.get(n) not in (None, "")), None)
+
+
+def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = False) -> Dataset:
+    """FEVER jsonl (`claim`, `evidence`, `gold_label` or `label`; ids `{split}-{line}`, the row key of the original
+    `.npy`), or FEVER-Symmetric v1 (`evidence_sentence`, `label`) / v2 (`evidence`, `gold_label`) with their own ids."""
+    if not path.is_file():
+        raise MissingDataError(f"data file not found: {path}", "check --data-dir, or make data with `srnet data synth`")
+    labels = task_spec("fever").labels
+    examples: list[Example] = []
+    malformed: list[tuple[int, str]] = []
+    n_rows = 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "re-save it as UTF-8") from exc
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row, n_rows = n_rows, n_rows + 1
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            record, reason = None, f"not a JSON object ({exc.msg})"
+        if isinstance(record, dict):
+            claim = _first_field(record, ("claim",))
+            evidence = _first_field(record, ("evidence", "evidence_sentence"))
+            label = _first_field(record, ("gold_label", "label"))
+            if not isinstance(claim, str) or not isinstance(evidence, str):
+                reason = "no `claim` and `evidence` (or `evidence_sentence`) text"
+            elif label not in labels:
+                reason = f"unknown label {label!r} (expected one of {', '.join(labels)})"
+            else:
+                ident = f"{record['id']}" if symmetric and "id" in record else f"{split}-{row}"
+                examples.append(Example(ident, claim, evidence, str(label), row))
+                continue
+        elif record is not None:
+            reason = "not a JSON object"
+        if strict:
+            raise DataError(f"{path}:{line_no}: {reason}", "fix the line, or drop --strict to skip and count it")
+        malformed.append((line_no, reason))
+    if n_rows == 0:
+        raise DataError(f"{path} is empty", "point --data-dir at the original files")
+    name = split if symmetric else f"fever-{split}"
+    return Dataset(name, str(path), examples, malformed, n_rows, split)
 
 
 # ---------------------------------------------------------------------------------------------- file layout
-MNLI_FILES = {"train": "train.tsv", "dev_matched": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"}
-HANS_FILE = "hans/heuristics_evaluation_set.txt"
-HANS_TRAIN_FILE = "hans/heuristics_train_set.txt"  # only for the OOD-data upper-bound study (mask-train --train-with)
-HANS_SPLITS = {"hans": HANS_FILE, "hans_train": HANS_TRAIN_FILE}
-HUB_MNLI_SPLITS = {"train": "train", "dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched"}
+SYNTH = {"mnli": "nli", "qqp": "paraphrase", "fever": "fact"}  # the built-in benchmark of each task
+TASK_DIRS = {"mnli": "MNLI", "qqp": "QQP", "fever": "fever"}
+TRAIN_FILES = {"mnli": "train.tsv", "qqp": "train.tsv", "fever": "fever.train.jsonl"}
+# split -> candidate paths under the task directory (the first that exists is read)
+SPLIT_FILES: dict[str, dict[str, tuple[str, ...]]] = {
+    "mnli": {
+        "train": ("train.tsv",),
+        "dev_matched": ("dev_matched.tsv",),
+        "dev_mismatched": ("dev_mismatched.tsv",),
+        "hans": ("hans/heuristics_evaluation_set.txt",),
+        "hans_train": ("hans/heuristics_train_set.txt",),  # only for the OOD-data upper bound (--train-with)
+    },
+    "qqp": {
+        "train": ("train.tsv",),
+        "dev": ("dev.tsv",),
+        "paws_qqp": ("paws_qqp/dev.tsv", "paws_qqp/dev_and_test.tsv"),  # the release names it dev_and_test.tsv
+        "paws_wiki": ("paws_wiki/test.tsv",),
+        "paws_qqp_train": ("paws_qqp/train.tsv",),
+        "paws_wiki_train": ("paws_wiki/train.tsv",),
+    },
+    "fever": {
+        "train": ("fever.train.jsonl",),
+        "dev": ("fever.dev.jsonl",),
+        "fever_sym1": ("sym1/test.jsonl",),
+        "fever_sym2": ("sym2/test.jsonl",),
+        "fever_sym2_dev": ("sym2/dev.jsonl",),
+    },
+}
+HANS_SPLITS = {"hans": SPLIT_FILES["mnli"]["hans"][0], "hans_train": SPLIT_FILES["mnli"]["hans_train"][0]}
+
+
+def task_dir(data_dir: Path, task: str) -> Path:
+    """`DATA/MNLI` (product layout); a directory holding the train file itself (the original `--data_dir`) works too."""
+    sub = TASK_DIRS[task]
+    own = (data_dir / TRAIN_FILES[task]).is_file() and not (data_dir / sub).is_dir()
+    return data_dir if own else data_dir / sub
 
 
 def mnli_dir(data_dir: Path) -> Path:
-    """`DATA/MNLI` (product layout); a directory that itself holds train.tsv (the original `--data_dir`) also works."""
-    return data_dir if (data_dir / "train.tsv").is_file() and not (data_dir / "MNLI").is_dir() else data_dir / "MNLI"
+    return task_dir(data_dir, "mnli")
+
+
+def _read(task: str, split: str, path: Path, strict: bool) -> Dataset:
+    if task == "mnli":
+        return read_hans(path, strict, split) if split in HANS_SPLITS else read_mnli(path, split, strict)
+    if task == "qqp":
+        return read_qqp(path, split, strict) if split in ("train", "dev") else read_paws(path, split, strict)
+    return read_fever(path, split, strict, symmetric=split.startswith("fever_sym"))
 
 
 def load_split(task: str, split: str, data_dir: Path | None, strict: bool = False) -> Dataset:
-    """Load one split (`train`, `dev_matched`, `dev_mismatched`, `hans`, `hans_train`) from `data_dir`, or the hub if no
-    data directory is given (never both: a typo in a path must not silently switch to other data)."""
-    if task != "mnli":
-        raise DataError(f"unknown task {task!r}", "use --task mnli")
-    rel = HANS_SPLITS.get(split) or MNLI_FILES[split]
+    """Load one split of a task (`train`, `dev_matched`, `hans`, `paws_qqp`, `fever_sym2`, ...) from `data_dir`, or the
+    hub if no data directory is given (never both: a typo in a path must not silently switch to other data)."""
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}", f"use --task {' | '.join(TASKS)}")
+    candidates = SPLIT_FILES[task][split]
     if data_dir is None:
-        return _from_hub(split, missing=Path("MNLI") / rel)
-    path = mnli_dir(data_dir) / rel
+        return _from_hub(task, split, missing=Path(TASK_DIRS[task]) / candidates[0])
+    base = task_dir(data_dir, task)
+    path = next((base / rel for rel in candidates if (base / rel).is_file()), base / candidates[0])
     if not path.is_file():
-        hint = "check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task nli --out DATA`"
+        hint = f"check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task {SYNTH[task]}`"
         raise MissingDataError(f"data file not found: {path}", hint)
-    return read_hans(path, strict, split) if split in HANS_SPLITS else read_mnli(path, split, strict)
+    return _read(task, split, path, strict)
 
 
 def _hub_offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _from_hub(split: str, missing: Path) -> Dataset:
-    hint = "run `srnet data synth --task nli --out DATA` and pass --data-dir DATA, or put the GLUE/HANS files there"
+# (task, split) -> (dataset, config, hub split); sets not on the hub (PAWS-qqp, FEVER) need --data-dir
+HUB_SPLITS = {
+    ("mnli", "train"): ("nyu-mll/glue", "mnli", "train"),
+    ("mnli", "dev_matched"): ("nyu-mll/glue", "mnli", "validation_matched"),
+    ("mnli", "dev_mismatched"): ("nyu-mll/glue", "mnli", "validation_mismatched"),
+    ("mnli", "hans"): ("jhu-cogsci/hans", None, "validation"),
+    ("mnli", "hans_train"): ("jhu-cogsci/hans", None, "train"),
+    ("qqp", "train"): ("nyu-mll/glue", "qqp", "train"),
+    ("qqp", "dev"): ("nyu-mll/glue", "qqp", "validation"),
+    ("qqp", "paws_wiki"): ("google-research-datasets/paws", "labeled_final", "test"),
+    ("qqp", "paws_wiki_train"): ("google-research-datasets/paws", "labeled_final", "train"),
+}
+
+
+def _from_hub(task: str, split: str, missing: Path) -> Dataset:
+    hint = f"run `srnet data synth --task {SYNTH[task]} --out D` and pass --data-dir D, or put the original files there"
+    if (task, split) not in HUB_SPLITS:
+        raise MissingDataError(f"{missing} is not on the datasets hub, and no --data-dir was given", hint)
     if _hub_offline():
         raise MissingDataError(
             f"no --data-dir given and the hub is disabled (HF_HUB_OFFLINE), so {missing} is unavailable", hint
         )
+    name, config, hub_split = HUB_SPLITS[(task, split)]
     try:
         from datasets import load_dataset
 
-        if split in HANS_SPLITS:
-            ds = load_dataset("jhu-cogsci/hans", split="validation" if split == "hans" else "train")
-        else:
-            ds = load_dataset("nyu-mll/glue", "mnli", split=HUB_MNLI_SPLITS[split])
+        ds = load_dataset(name, config, split=hub_split) if config else load_dataset(name, split=hub_split)
     except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
         raise MissingDataError(
             f"{missing} unavailable: no --data-dir given and the hub download failed ({type(exc).__name__})", hint
         ) from exc
-    return dataset_from_hub_rows(split, ds)
+    return dataset_from_hub_rows(split, ds, task)
 
 
-def dataset_from_hub_rows(split: str, ds) -> Dataset:  # noqa: ANN001 - a datasets.Dataset or a list of dicts
+def dataset_from_hub_rows(split: str, ds, task: str = "mnli") -> Dataset:  # noqa: ANN001 - datasets.Dataset or dicts
     """Convert hub rows to examples, mapping integer labels through the hub's own label *names*."""
     names = ds.features["label"].names if hasattr(ds, "features") else None
+    labels = task_spec(task).labels
+    text_a, text_b = {"mnli": ("premise", "hypothesis"), "qqp": ("question1", "question2")}[task]
+    if split.startswith("paws"):
+        text_a, text_b = "sentence1", "sentence2"
     examples = []
     malformed: list[tuple[int, str]] = []
     for i, r in enumerate(ds):
         label = names[r["label"]] if names and r["label"] >= 0 else str(r["label"])
+        label = PARAPHRASE_LABELS.get(label, label) if task == "qqp" else label
         if split in HANS_SPLITS:
             label = "entailment" if label == "entailment" else "non-entailment"
             meta = (("heuristic", r["heuristic"]), ("subcase", r["subcase"]), ("template", r["template"]))
-            examples.append(Example(f"ex{i}", r["premise"], r["hypothesis"], label, i, meta))
-        elif label in task_spec("mnli").labels:
-            examples.append(Example(f"{split}-{r.get('idx', i)}", r["premise"], r["hypothesis"], label, i))
+            examples.append(Example(f"ex{i}", r[text_a], r[text_b], label, i, meta))
+        elif label in labels:
+            ident = str(r.get("id", i)) if split.startswith("paws") else f"{split}-{r.get('idx', i)}"
+            examples.append(Example(ident, r[text_a], r[text_b], label, i))
         else:
             malformed.append((i + 1, f"unknown label {label!r}"))
-    return Dataset(
-        name=split if split in HANS_SPLITS else f"mnli-{split}", source="hub", examples=examples, malformed=malformed
-    )
+    own_name = split in HANS_SPLITS or split.startswith("paws")
+    return Dataset(split if own_name else f"{task}-{split}", "hub", examples, malformed, len(ds), split)

@@ -11,7 +11,9 @@ class TaskSpec:
     labels: tuple[str, ...]  # index order of the classifier head (the original project's processor order)
     id_splits: tuple[str, ...]  # evaluation splits of the ID data, the first one selects checkpoints
     ood_sets: tuple[str, ...]
-    ood_train: dict[str, str]  # `--train-with` name -> split holding that OOD training data
+    ood_train: dict[str, tuple[str, ...]]  # `--train-with` name -> splits holding that OOD training data
+    selection_metrics: tuple[str, ...]  # metrics of the first ID split that may select checkpoints
+    bias_kinds: tuple[str, ...]  # `srnet bias-model --kind` values for this task
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -20,15 +22,47 @@ TASKS: dict[str, TaskSpec] = {
         labels=("contradiction", "entailment", "neutral"),
         id_splits=("dev_matched", "dev_mismatched"),
         ood_sets=("hans",),
-        ood_train={"hans": "hans_train"},
+        ood_train={"hans": ("hans_train",)},
+        selection_metrics=("acc",),
+        bias_kinds=("overlap", "hypothesis-only"),
+    ),
+    "qqp": TaskSpec(
+        name="qqp",
+        labels=("not_duplicate", "duplicate"),  # QQP's is_duplicate 0 / 1
+        id_splits=("dev",),
+        ood_sets=("paws_qqp", "paws_wiki"),
+        ood_train={"paws": ("paws_qqp_train", "paws_wiki_train")},
+        selection_metrics=("f1", "weighted_f1", "acc"),
+        bias_kinds=("overlap",),
+    ),
+    "fever": TaskSpec(
+        name="fever",
+        labels=("SUPPORTS", "REFUTES", "NOT ENOUGH INFO"),
+        id_splits=("dev",),
+        ood_sets=("fever_sym1", "fever_sym2"),
+        ood_train={"symmetric": ("fever_sym2_dev",)},
+        selection_metrics=("acc",),
+        bias_kinds=("claim-only",),
     ),
 }
 
 HANS_LABELS = ("non-entailment", "entailment")
+PARAPHRASE_SETS = frozenset({"dev", "paws_qqp", "paws_wiki"})  # only meaningful for qqp: see report_kind
 
 
 def task_spec(name: str) -> TaskSpec:
     return TASKS[name]
+
+
+def report_kind(task: str, set_name: str) -> str:
+    """Which metric family an evaluation set reports: hans, paraphrase (F1s), symmetric (FEVER-Symmetric) or acc."""
+    if set_name == "hans":
+        return "hans"
+    if task == "qqp" and set_name in PARAPHRASE_SETS:
+        return "paraphrase"
+    if set_name.startswith("fever_sym"):
+        return "symmetric"
+    return "acc"
 
 
 def label_set(task: TaskSpec, label: str) -> tuple[str, ...]:

@@ -38,13 +38,14 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
     from srnet_cli.engine.loop import train_loop
-    from srnet_cli.engine.losses import LOSSES
+    from srnet_cli.engine.losses import make_loss
     from srnet_cli.engine.models import load_classifier
 
     train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)
+    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     epochs = plan.max_steps / plan.steps_per_epoch
     log.log(f"training {plan.max_steps} steps ({epochs:.2f} epochs of {len(train_enc)} examples), "
@@ -52,7 +53,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     best: dict[str, Any] = {"value": -math.inf, "step": 0}
 
     def evaluate_fn(step: int) -> None:
-        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device)
+        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
         value = metrics[selection_set.name][preset.eval.metric]
         append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
                                              **training.flat_metrics(metrics)})  # fmt: skip
@@ -68,7 +69,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
             save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "checkpoints" / f"step-{step}")
 
     train_loop(
-        model, train_enc, LOSSES[preset.loss.kind], optimizer, scheduler,
+        model, train_enc, loss_fn, optimizer, scheduler,
         accelerator=accelerator, stream=BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed),
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
@@ -77,7 +78,9 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     # Final evaluation of the selected checkpoint on every ID split and OOD set.
     if best["step"] != plan.max_steps:
         model = load_classifier(str(out / "model")).to(accelerator.device)
-    metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
+    metrics, predictions = evaluate_sets(
+        model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
+    )
     write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     if masks is not None:

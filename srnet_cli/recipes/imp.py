@@ -53,7 +53,9 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets
     from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
-    from srnet_cli.engine.losses import LOSSES
+    from srnet_cli.engine.losses import make_loss
+
+    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
 
     train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
@@ -72,7 +74,8 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
 
     def evaluate_fn(step: int) -> None:
         level, sparsity = state["level"], state["sparsity"]
-        metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
+        metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
+                                   task.name)  # fmt: skip
         rows.append({"level": level, "step": step, **sparsity, "metrics": metrics})
         append_jsonl(out / "metrics.jsonl", {"level": level, "step": step, "sparsity": sparsity["sparsity"],
                                              **training.flat_metrics(metrics)})  # fmt: skip
@@ -100,7 +103,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
         scheduler = linear_warmup_decay(optimizer, 0, plan.max_steps)
         state["model"], optimizer = accelerator.prepare(model, optimizer)
         train_loop(
-            state["model"], train_enc, LOSSES[preset.loss.kind], optimizer, scheduler,
+            state["model"], train_enc, loss_fn, optimizer, scheduler,
             accelerator=accelerator, stream=stream, first_step=k * interval, max_steps=(k + 1) * interval,
             eval_every=interval, evaluate_fn=evaluate_fn, reporter=log, max_grad_norm=cfg.max_grad_norm,
             on_step=on_step,

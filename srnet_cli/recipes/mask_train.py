@@ -56,12 +56,13 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
     from srnet_cli.engine.loop import train_loop
-    from srnet_cli.engine.losses import LOSSES
+    from srnet_cli.engine.losses import make_loss
 
     train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)
+    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     recal_every = search.recalibrate_every or preset.eval.every
     select_from = math.ceil(search.select_after * plan.max_steps)
@@ -85,7 +86,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     def evaluate_fn(step: int) -> None:
         masks = masks_state(accelerator.unwrap_model(model))
         summary = sparsity_summary(masks)
-        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device)
+        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
         value = metrics[selection_set.name][preset.eval.metric]
         line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
                 "target_sparsity": round(target["sparsity"], 6), **training.flat_metrics(metrics)}  # fmt: skip
@@ -102,7 +103,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
                 f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
 
     train_loop(
-        model, train_enc, LOSSES[preset.loss.kind], optimizer, scheduler,
+        model, train_enc, loss_fn, optimizer, scheduler,
         accelerator=accelerator, stream=BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed),
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
@@ -117,7 +118,9 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
 
     load_weights_into(bare, best["weights"], out / "masks" / "best.safetensors")
     apply_masks(bare, best["masks"])
-    metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device)
+    metrics, predictions = evaluate_sets(
+        bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
+    )
     write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     results["data"]["ood_train"] = {d.name: len(d.examples) for d in inputs.ood_train}

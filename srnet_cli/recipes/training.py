@@ -85,13 +85,14 @@ def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path
 
     datasets = []
     for name in names:
-        data = load_split(task.name, task.ood_train[name], data_dir, strict)
-        if not data.examples:
-            raise DataError(f"{data.source} has no usable rows", "check the file")
-        reporter.log(f"{data.summary()}; added to the training data x{copies}")
-        data.examples = [Example(f"{name}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
-                         for c in range(copies) for e in data.examples]  # fmt: skip
-        datasets.append(data)
+        for split in task.ood_train[name]:
+            data = load_split(task.name, split, data_dir, strict)
+            if not data.examples:
+                raise DataError(f"{data.source} has no usable rows", "check the file")
+            reporter.log(f"{data.summary()}; added to the training data x{copies}")
+            data.examples = [Example(f"{split}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
+                             for c in range(copies) for e in data.examples]  # fmt: skip
+            datasets.append(data)
     return datasets
 
 
