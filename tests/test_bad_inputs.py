@@ -114,15 +114,15 @@ CASES = [
         None,
         ["--bias", lambda t, b: _made(t / "x.pkl", b"x")],
         1,
-        "unsupported bias file type '.pkl'",
+        "is a pickle file and pickles are not loaded by default",
     ),  # fmt: skip
     ("bias missing", None, ["--bias", lambda t, b: t / "none.json"], 1, "bias file not found"),
     (
         "npy wrong shape",
         None,
-        ["--bias", lambda t, b: _made(t / "w.npy", array=np.zeros((240, 2)))],
+        ["--bias", lambda t, b: _made(t / "w.npy", array=np.zeros((240, 4)))],
         1,
-        "has shape (240, 2)",
+        "has 4 columns; mnli expects 3",
     ),  # fmt: skip
     ("model without config", None, ["--model", lambda t, b: _made(t / "m", directory=True)], 1, "no config.json"),
     (

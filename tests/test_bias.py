@@ -82,8 +82,8 @@ def test_original_npy_length_mismatch_names_first_bad_id(tmp_path):
     np.save(tmp_path / "log_probs.npy", np.log(np.full((2, 3), 1 / 3)))
     with pytest.raises(BiasFileError, match=r"has 2 rows but train.tsv has 3 \(first id without a row: train-2\)"):
         load_bias(tmp_path / "log_probs.npy", "mnli", LABELS, _train(3))
-    np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
-    with pytest.raises(BiasFileError, match=r"shape \(3, 2\)"):
+    np.save(tmp_path / "wide.npy", np.zeros((3, 4)))
+    with pytest.raises(BiasFileError, match=r"has 4 columns; mnli expects 3"):
         load_bias(tmp_path / "wide.npy", "mnli", LABELS, _train(3))
     # right length, but an index column that starts at 1: the last example has no row
     np.save(tmp_path / "lp.npy", np.log(np.full((3, 3), 1 / 3)))
@@ -100,8 +100,11 @@ def test_missing_and_unknown_bias_files(tmp_path):
     with pytest.raises(BiasFileError, match="bias file not found"):
         load_bias(tmp_path / "x.json", "mnli", LABELS, _train(1))
     (tmp_path / "b.pkl").write_bytes(b"")
-    with pytest.raises(BiasFileError, match="unsupported bias file type"):
+    with pytest.raises(BiasFileError, match="is a pickle file and pickles are not loaded by default"):
         load_bias(tmp_path / "b.pkl", "mnli", LABELS, _train(1))
+    (tmp_path / "b.txt").write_bytes(b"")
+    with pytest.raises(BiasFileError, match="unsupported bias file type"):
+        load_bias(tmp_path / "b.txt", "mnli", LABELS, _train(1))
     (tmp_path / "c.json").write_text("{not json")
     with pytest.raises(BiasFileError, match="not a srnet bias file"):
         load_bias(tmp_path / "c.json", "mnli", LABELS, _train(1))
@@ -121,3 +124,57 @@ def test_bias_model_recipe_output(bias_file):
     # A good bias model: right on most ID examples, at chance on HANS (overlap is uninformative there).
     assert results["metrics"]["dev_matched"]["acc"] > 0.8
     assert results["metrics"]["hans"]["acc"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_two_class_mnli_file_expands_to_three_classes(tmp_path):
+    # non-entailment 0.8, entailment 0.2 -> contradiction = neutral = 0.4 (log p_non - log 2), entailment 0.2
+    np.save(tmp_path / "lp.npy", np.log(np.array([[0.8, 0.2], [0.3, 0.7]])))
+    got = np.exp(load_bias(tmp_path / "lp.npy", "mnli", LABELS, _train(2)))
+    assert got == pytest.approx(np.array([[0.4, 0.2, 0.4], [0.15, 0.7, 0.15]]), abs=1e-6)
+    payload = {"labels": ["non-entailment", "entailment"], "log_probs": {"train-0": [math.log(0.5), math.log(0.5)]}}
+    (tmp_path / "two.json").write_text(json.dumps(payload))
+    got = np.exp(load_bias(tmp_path / "two.json", "mnli", ("entailment", "neutral", "contradiction"), _train(1)))
+    assert got == pytest.approx(np.array([[0.5, 0.25, 0.25]]), abs=1e-6)
+
+
+def _qqp_train(ids: list[int]) -> Dataset:
+    labels = ("not_duplicate", "duplicate")
+    ex = [Example(f"train-{pair}", "q1", "q2", labels[i % 2], i) for i, pair in enumerate(ids)]
+    return Dataset("qqp-train", "QQP/train.tsv", ex, [], n_rows=len(ex), split="train")
+
+
+def test_qqp_pickle_keyed_by_pair_id_needs_allow_pickle(tmp_path):
+    import pickle
+
+    table = {402: np.log(np.array([0.9, 0.1])), 7: np.log(np.array([0.25, 0.75])), 55: np.log(np.array([0.5, 0.5]))}
+    (tmp_path / "log_probs.pkl").write_bytes(pickle.dumps(table))
+    train = _qqp_train([7, 402])
+    with pytest.raises(BiasFileError, match="pickles are not loaded by default"):
+        load_bias(tmp_path / "log_probs.pkl", "qqp", ("not_duplicate", "duplicate"), train)
+    got = np.exp(load_bias(tmp_path / "log_probs.pkl", "qqp", ("duplicate", "not_duplicate"), train, True))
+    assert got == pytest.approx(np.array([[0.75, 0.25], [0.1, 0.9]]), abs=1e-6)
+    with pytest.raises(BiasFileError, match=r"no entry for example id 'train-8' \(1 ids missing\)"):
+        load_bias(tmp_path / "log_probs.pkl", "qqp", ("not_duplicate", "duplicate"), _qqp_train([7, 8]), True)
+
+
+def test_allowed_pickle_still_refuses_arbitrary_objects(tmp_path):
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({7: Evil()}))
+    with pytest.raises(BiasFileError, match="refusing to load"):
+        load_bias(tmp_path / "evil.pkl", "qqp", ("not_duplicate", "duplicate"), _qqp_train([7]), True)
+
+
+def test_fever_npy_columns_are_supports_refutes_nei(tmp_path):
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    np.save(tmp_path / "log_probs.npy", np.log(probs))
+    labels = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
+    ex = [Example(f"train-{i}", "claim", "evidence", labels[i], i) for i in range(2)]
+    train = Dataset("fever-train", "fever.train.jsonl", ex, [], n_rows=2, split="train")
+    got = np.exp(load_bias(tmp_path / "log_probs.npy", "fever", ("NOT ENOUGH INFO", "SUPPORTS", "REFUTES"), train))
+    assert got == pytest.approx(probs[:, [2, 0, 1]], abs=1e-6)

@@ -51,7 +51,7 @@ def test_errors_are_one_dotted_line_each(tmp_path):
     assert sorted(info.value.lines) == sorted([
         "train.lrr: Extra inputs are not permitted",
         "train.batch_size: Input should be greater than or equal to 1",
-        "loss.kind: Input should be 'ce', 'poe' or 'reweight' (got 'focal')",
+        "loss.kind: Input should be 'ce', 'poe', 'reweight' or 'conf-reg' (got 'focal')",
     ])  # fmt: skip
 
 

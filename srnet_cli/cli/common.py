@@ -22,11 +22,17 @@ stderr = Console(stderr=True, soft_wrap=True)
 stdout = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="Shipped preset name or a .toml path.")]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli.")]
-LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe | reweight.")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli | qqp | fever.")]
+LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe | reweight | conf-reg.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="HF hub name, local model dir, or `minilm`.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data root holding MNLI/... (see README).")]
-BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: srnet bias.json or original .npy.")]
+BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: srnet bias.json, original .npy or .pkl.")]
+TeacherOpt = Annotated[
+    Path | None, typer.Option("--teacher", help="conf-reg teacher probs (`srnet evaluate --split train --save-probs`).")
+]
+AllowPickleOpt = Annotated[
+    bool, typer.Option("--allow-pickle", help="Allow a pickled .pkl bias file (pickle can run code: trust it).")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Run directory to create.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (train.seed).")]
 SetOpt = Annotated[

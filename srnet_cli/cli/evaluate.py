@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from srnet_cli.cli.common import (
     DataDirOpt,
     DeviceOpt,
@@ -23,6 +28,13 @@ from srnet_cli.cli.common import (
 )  # fmt: skip
 from srnet_cli.cli.tables import subnetwork_table
 
+SplitOpt = Annotated[
+    str | None, typer.Option("--split", help="eval (ID dev + OOD sets, default) or train (the training set).")
+]
+SaveProbsOpt = Annotated[
+    Path | None, typer.Option("--save-probs", help="With --split train: write class probabilities by example id.")
+]
+
 
 @handles_errors
 def evaluate(
@@ -30,6 +42,8 @@ def evaluate(
     task: TaskOpt = None,
     data_dir: DataDirOpt = None,
     mask: MaskOpt = None,
+    split: SplitOpt = None,
+    save_probs: SaveProbsOpt = None,
     preset: PresetOpt = None,
     out: OutOpt = None,
     set_: SetOpt = None,
@@ -39,14 +53,15 @@ def evaluate(
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Evaluate a model in-distribution (MNLI-m, MNLI-mm) and out-of-distribution (HANS, per heuristic).
+    """Evaluate a model in-distribution (MNLI, QQP, FEVER dev) and out-of-distribution (HANS, PAWS, FEVER-Symmetric).
 
     Example: srnet evaluate --model runs/poe/model --task mnli --data-dir D --json
     With --mask FILE|RUN_DIR, the model is evaluated with the mask applied (any model, any mask that fits it).
     With --out DIR, also writes results.json and predictions/ (HANS in the upstream evaluator's format).
+    Teacher for conf-reg: srnet evaluate --model runs/ce/model --split train --save-probs teacher.json --data-dir D
     """
     flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-             "mask_file": mask}  # fmt: skip
+             "mask_file": mask, "split": split, "save_probs": str(save_probs) if save_probs else None}  # fmt: skip
     resolved = resolve("evaluate", preset, task, None, set_, flags)
     if dry_run:
         print_dry_run(resolved, json_)

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from srnet_cli.cli.common import (
+    AllowPickleOpt,
     BiasOpt,
     DataDirOpt,
     DeviceOpt,
@@ -23,6 +24,7 @@ from srnet_cli.cli.common import (
     SetOpt,
     SparsityOpt,
     TaskOpt,
+    TeacherOpt,
     handles_errors,
     launch,
     print_dry_run,
@@ -31,7 +33,7 @@ from srnet_cli.cli.common import (
 from srnet_cli.cli.tables import metrics_table, subnetwork_table
 
 
-def _flags(task, loss, model, data_dir, bias, seed) -> dict:  # noqa: ANN001
+def _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) -> dict:  # noqa: ANN001
     return {
         "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
         "loss.bias": str(bias) if bias else None, "train.seed": seed,
@@ -51,6 +53,8 @@ def finetune(
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     bias: BiasOpt = None,
+    teacher: TeacherOpt = None,
+    allow_pickle: AllowPickleOpt = False,
     out: OutOpt = None,
     seed: SeedOpt = None,
     save_every: SaveEveryOpt = None,
@@ -65,7 +69,7 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed) | {"train.save_every": save_every}
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) | {"train.save_every": save_every}
     resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -84,6 +88,8 @@ def retrain(
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     bias: BiasOpt = None,
+    teacher: TeacherOpt = None,
+    allow_pickle: AllowPickleOpt = False,
     out: OutOpt = None,
     seed: SeedOpt = None,
     set_: SetOpt = None,
@@ -99,7 +105,8 @@ def retrain(
     gives masks/best). The classifier is new and dense, as in the paper.
     Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed) | {"mask.file": mask, "mask.sparsity": sparsity}
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle)
+    flags |= {"mask.file": mask, "mask.sparsity": sparsity}
     resolved = resolve("retrain", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)

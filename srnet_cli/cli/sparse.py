@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from srnet_cli.cli.common import (
+    AllowPickleOpt,
     BiasOpt,
     DataDirOpt,
     DeviceOpt,
@@ -22,6 +23,7 @@ from srnet_cli.cli.common import (
     SetOpt,
     SparsityOpt,
     TaskOpt,
+    TeacherOpt,
     handles_errors,
     launch,
     print_dry_run,
@@ -48,6 +50,8 @@ def imp(
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     bias: BiasOpt = None,
+    teacher: TeacherOpt = None,
+    allow_pickle: AllowPickleOpt = False,
     sparsity: SparsityOpt = None,
     rewind: RewindOpt = None,
     out: OutOpt = None,
@@ -65,7 +69,8 @@ def imp(
     Writes masks/level-0.10.safetensors ... and one metrics line per level.
     Example: srnet imp --task mnli --loss poe --model runs/ce/model --bias B/bias.json --data-dir D --out runs/imp
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed) | {"mask.sparsity": sparsity, "imp.rewind": rewind}
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle)
+    flags |= {"mask.sparsity": sparsity, "imp.rewind": rewind}
     resolved = resolve("imp", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -82,6 +87,8 @@ def mask_train(
     model: ModelOpt = None,
     data_dir: DataDirOpt = None,
     bias: BiasOpt = None,
+    teacher: TeacherOpt = None,
+    allow_pickle: AllowPickleOpt = False,
     sparsity: SparsityOpt = None,
     initial_sparsity: InitialSparsityOpt = None,
     init: InitOpt = None,
@@ -102,7 +109,7 @@ def mask_train(
     Example: srnet mask-train --task mnli --loss poe --model runs/ce/model --bias B/bias.json --sparsity 0.5 \\
     --data-dir D --out runs/mask
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed) | {
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) | {
         "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
         "search.train_with": train_with or None,
     }  # fmt: skip

@@ -157,6 +157,15 @@ class EvaluatePreset(Section):
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
     mask_file: str | None = Field(None, description="evaluate the model with this mask applied")
+    split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
+    save_probs: str | None = Field(None, description="with split=train: write class probabilities by example id "
+                                   "(the conf-reg teacher file)")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _probs_of_train(self) -> EvaluatePreset:
+        if self.save_probs and self.split != "train":
+            raise ValueError("--save-probs writes teacher probabilities of the training set: add --split train")
+        return self
 
 
 class RetrainMaskCfg(MaskCfg):

@@ -1,23 +1,35 @@
-"""Bias-model log-probabilities on disk: srnet's JSON format (keyed by example id, with label names) and the
-original project's row-aligned MNLI `.npy` (columns contradiction, entailment, neutral).
+"""Bias-model log-probabilities on disk: srnet's JSON format (keyed by example id, with label names), the original
+project's row-aligned `.npy` (MNLI: contradiction, entailment, neutral; FEVER: SUPPORTS, REFUTES, NOT ENOUGH INFO)
+and its QQP `.pkl` (a dict from pair id to [not duplicate, duplicate]; read only when explicitly allowed).
 
-Alignment is by example id; anything that does not line up is an error naming the first bad id.
+Alignment is by example id; anything that does not line up is an error naming the first bad id. A 2-class MNLI file
+(non-entailment, entailment; Clark et al.'s bias models) expands to 3 classes as log p_non − log 2 for contradiction
+and neutral.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 
 from srnet_cli.engine.readers import Dataset
+from srnet_cli.engine.tasks import HANS_LABELS
 from srnet_cli.errors import BiasFileError
 
 FORMAT = "srnet-bias/1"
-NPY_COLUMNS = {"mnli": ("contradiction", "entailment", "neutral")}
-HINT = "make one with `srnet bias-model --task mnli --kind overlap --data-dir DATA --out BIAS`"
+NPY_COLUMNS = {
+    "mnli": ("contradiction", "entailment", "neutral"),
+    "fever": ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO"),
+    "qqp": ("not_duplicate", "duplicate"),
+}
+HINT = "make one with `srnet bias-model --task TASK --data-dir DATA --out BIAS`"
+PICKLE_HINT = "pass --allow-pickle if you trust the file (pickle can run code when loaded), or convert it to .npy/.json"
 
 
 def write_bias_json(path: Path, task: str, kind: str, labels: list[str], ids: list[str], log_probs: np.ndarray) -> None:
@@ -33,7 +45,7 @@ def write_bias_json(path: Path, task: str, kind: str, labels: list[str], ids: li
     tmp.replace(path)
 
 
-def _row_key(example_id: str) -> int:
+def row_key(example_id: str) -> int:
     """The original loader's key: the first integer in the guid (`train-17` -> 17)."""
     match = re.search(r"\d+", example_id)
     if match is None:
@@ -41,47 +53,102 @@ def _row_key(example_id: str) -> int:
     return int(match.group())
 
 
-def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset) -> np.ndarray:
+def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset, allow_pickle: bool = False) -> np.ndarray:
     """Bias log-probs aligned with `train.examples`, columns in `labels` order."""
     if path.is_dir():
         path = path / "bias.json"
     if not path.is_file():
         raise BiasFileError(f"bias file not found: {path}", HINT)
     ids = [e.id for e in train.examples]
-    if path.suffix not in (".npy", ".json"):
+    if path.suffix not in (".npy", ".json", ".pkl"):
         raise BiasFileError(
-            f"unsupported bias file type {path.suffix!r}: {path}", "use srnet's .json or an original .npy"
+            f"unsupported bias file type {path.suffix!r}: {path}", "use srnet's .json, an original .npy or .pkl"
         )
+    if path.suffix == ".pkl" and not allow_pickle:
+        raise BiasFileError(f"{path} is a pickle file and pickles are not loaded by default", PICKLE_HINT)
     try:
         if path.suffix == ".npy":
-            array, columns = _load_npy(path, task, train), NPY_COLUMNS[task]
+            array, columns = _load_npy(path, task, train)
+        elif path.suffix == ".pkl":
+            array, columns = _load_pickle(path, task, train)
         else:
             array, columns = _load_json(path, task, ids)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError, pickle.UnpicklingError) as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
         raise BiasFileError(f"{path} cannot be read as a bias file ({reason})", HINT) from exc
     _check_values(array, path, ids)
+    if task == "mnli" and tuple(columns) == HANS_LABELS:
+        array, columns = expand_two_class(array), NPY_COLUMNS["mnli"]
     missing = [name for name in labels if name not in columns]
     if missing:
         raise BiasFileError(f"{path} has no column for label {missing[0]!r} (has {', '.join(columns)})", HINT)
     return array[:, [columns.index(name) for name in labels]]
 
 
-def _load_npy(path: Path, task: str, train: Dataset) -> np.ndarray:
+def expand_two_class(log_probs: np.ndarray) -> np.ndarray:
+    """(non-entailment, entailment) log-probs -> (contradiction, entailment, neutral): the non-entailment mass is
+    split evenly, log p_non − log 2 for each (Clark et al.'s loader)."""
+    non, ent = log_probs[:, 0], log_probs[:, 1]
+    half = non - math.log(2.0)
+    return np.stack([half, ent, half], axis=1).astype(np.float32)
+
+
+def _columns_for(task: str, width: int, path: Path) -> tuple[str, ...]:
+    """The label order of an original row-aligned array or pickle: the task's, or 2-class for MNLI."""
     if task not in NPY_COLUMNS:
-        raise BiasFileError(f"no row-aligned .npy layout is known for task {task!r}", "use srnet's .json bias file")
+        raise BiasFileError(f"no original bias layout is known for task {task!r}", "use srnet's .json bias file")
+    if width == len(NPY_COLUMNS[task]):
+        return NPY_COLUMNS[task]
+    if task == "mnli" and width == 2:
+        return HANS_LABELS
+    raise BiasFileError(f"{path} has {width} columns; {task} expects {len(NPY_COLUMNS[task])}", HINT)
+
+
+def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
     array = np.load(path, allow_pickle=False)
-    if array.ndim != 2 or array.shape[1] != len(NPY_COLUMNS[task]) or not np.issubdtype(array.dtype, np.number):
-        raise BiasFileError(f"{path} has shape {array.shape} ({array.dtype}); expected float (rows, 3)", HINT)
-    keys = [_row_key(e.id) for e in train.examples]
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        raise BiasFileError(f"{path} has shape {array.shape} ({array.dtype}); expected float (rows, classes)", HINT)
+    columns = _columns_for(task, array.shape[1], path)
+    keys = [row_key(e.id) for e in train.examples]
     first_bad = next((e.id for e, k in zip(train.examples, keys, strict=True) if k >= array.shape[0]), None)
     if array.shape[0] != train.n_rows or first_bad is not None:
         where = f"first id without a row: {first_bad}" if first_bad else "the file has a different number of rows"
         raise BiasFileError(
             f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows} ({where})",
-            "use the .npy made for exactly this train.tsv",
+            "use the .npy made for exactly this training file",
         )
-    return array[keys].astype(np.float32)
+    return array[keys].astype(np.float32), columns
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Even an allowed pickle may only rebuild dicts, lists and numpy arrays: no other callable is resolved."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a bias pickle")
+        return super().find_class(module, name)
+
+
+def _load_pickle(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The original QQP `.pkl`: a dict from pair id (int or str) to a row of log-probs."""
+    table = _ArraysOnly(io.BytesIO(path.read_bytes())).load()
+    if not isinstance(table, dict) or not table:
+        raise BiasFileError(f"{path} holds a {type(table).__name__}, not a dict from pair id to log-probs", HINT)
+    by_key = {int(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in table.items()}
+    missing = [e.id for e in train.examples if row_key(e.id) not in by_key]
+    if missing:
+        raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)", HINT)
+    rows = [by_key[row_key(e.id)] for e in train.examples]
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise BiasFileError(f"{path}: rows have different lengths ({sorted(widths)})", HINT)
+    return np.asarray(rows, dtype=np.float32), _columns_for(task, widths.pop(), path)
 
 
 def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:

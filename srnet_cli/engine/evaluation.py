@@ -63,13 +63,21 @@ def set_metrics(task: str, name: str, logits: torch.Tensor, labels: tuple[str, .
 
 
 def evaluate_sets(
-    model: torch.nn.Module, sets: list[EvalSet], labels: tuple[str, ...], batch_size: int, device: Any, task: str
+    model: torch.nn.Module,
+    sets: list[EvalSet],
+    labels: tuple[str, ...],
+    batch_size: int,
+    device: Any,
+    task: str,
+    keep_logits: dict[str, torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Metrics per set and the predicted label names per set."""
+    """Metrics per set and the predicted label names per set (and each set's logits into `keep_logits`)."""
     metrics: dict[str, Any] = {}
     predictions: dict[str, list[str]] = {}
     for s in sets:
         logits = predict_logits(model, s.encoded, batch_size, device)
+        if keep_logits is not None:
+            keep_logits[s.name] = logits
         predictions[s.name] = [labels[i] for i in logits.argmax(dim=-1).tolist()]
         metrics[s.name] = set_metrics(task, s.name, logits, labels, s.dataset)
     return metrics, predictions

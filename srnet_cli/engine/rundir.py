@@ -71,6 +71,17 @@ def prepare_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None,
     return out
 
 
+def check_file_target(path: Path, overwrite: bool) -> None:
+    """An output *file* (e.g. --save-probs): not a directory, writable, and never replaced without --overwrite."""
+    if path.is_dir():
+        raise RunDirError(f"{path} is a directory", "pass a file path, e.g. teacher.json")
+    if path.exists() and not overwrite:
+        raise RunDirError(f"{path} already exists", "pass --overwrite to replace it, or choose another path")
+    parent = _writable_parent(path.resolve().parent)
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise RunDirError(f"{path} is not writable (no write permission on {parent})", "choose another path")
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -10,7 +10,8 @@ from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.models import check_model_available, check_tokenizer_fits
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.readers import load_split
+from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.recipes.common import load_eval_sets
 from srnet_cli.recipes.masks import load_mask_input, masked_model
@@ -24,8 +25,15 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     inputs = (data_dir, preset.model.name_or_path, mask_path)
     if ctx.out_dir is not None:
         check_out_dir(ctx.out_dir, overwrite, inputs)
+    probs_path = Path(preset.save_probs).expanduser() if preset.save_probs else None
+    if probs_path is not None:
+        check_file_target(probs_path, overwrite)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
-    datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
+    if preset.split == "train":
+        datasets = [load_split(task.name, "train", data_dir, preset.data.strict)]
+        ctx.reporter.log(datasets[0].summary())
+    else:
+        datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
 
     from srnet_cli.engine.devices import make_accelerator
     from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
@@ -43,19 +51,33 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     labels = head_labels(model_labels(model), task, ctx.reporter)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
-    metrics, predictions = evaluate_sets(model, sets, labels, preset.eval.batch_size, accelerator.device, task.name)
+    logits: dict = {}
+    metrics, predictions = evaluate_sets(
+        model, sets, labels, preset.eval.batch_size, accelerator.device, task.name, keep_logits=logits
+    )
     results = {
         "command": "evaluate",
         "task": task.name,
         "model": preset.model.name_or_path,
+        "split": preset.split,
         "metrics": metrics,
         **({"mask": str(mask_path), "sparsity": sparsity_summary(mask_file.masks)} if mask_file else {}),
         "seconds": round(time.time() - started, 1),
     }
+    if probs_path is not None:
+        from srnet_cli.engine.teacher_files import write_probs_json
+
+        train = datasets[0]
+        probs = logits[sets[0].name].softmax(dim=-1).numpy()
+        write_probs_json(probs_path, task.name, preset.model.name_or_path, list(labels), [e.id for e in train.examples],
+                         probs)  # fmt: skip
+        results["probs_file"] = str(probs_path)
+        ctx.reporter.log(f"teacher probabilities of {len(train.examples)} examples written to {probs_path}")
     if ctx.out_dir is not None:
         out = prepare_out_dir(ctx.out_dir, overwrite, inputs)
         write_text_atomic(out / "preset.toml", dump_toml(preset))
-        results["predictions"] = [str(p) for p in write_predictions(out, sets, predictions)]
+        if preset.split == "eval":
+            results["predictions"] = [str(p) for p in write_predictions(out, sets, predictions)]
         results["out"] = str(out)
         write_json(out / "results.json", results)
     return results

@@ -16,6 +16,7 @@ from srnet_cli.engine.models import check_model_available
 from srnet_cli.engine.readers import Dataset, load_split
 from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import TaskSpec, task_spec
+from srnet_cli.engine.teacher_files import load_teacher
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 
@@ -26,6 +27,7 @@ class Inputs:
     train: Dataset
     eval_datasets: list[Dataset]
     bias: Any  # numpy array of log-probs aligned with train.examples, or None
+    teacher: Any  # conf-reg: numpy array of teacher probabilities aligned with train.examples, or None
     paths: tuple[Path | str | None, ...]  # files this run reads: --overwrite must never delete them
     ood_train: list[Dataset] = field(default_factory=list)  # OOD training data added (upper-bound study)
 
@@ -34,7 +36,7 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
     """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
     task = task_spec(preset.task)
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
-    paths = (data_dir, preset.loss.bias, preset.model.name_or_path, *extra)
+    paths = (data_dir, preset.loss.bias, preset.loss.teacher, preset.model.name_or_path, *extra)
     assert ctx.out_dir is not None
     check_out_dir(ctx.out_dir, overwrite, paths)
     train = load_split(task.name, "train", data_dir, preset.data.strict)
@@ -44,9 +46,11 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
     ctx.reporter.log(train.summary())
     eval_datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
-    bias = load_bias(Path(preset.loss.bias).expanduser(), task.name, task.labels, train) if preset.loss.bias else None
+    loss, labels = preset.loss, task.labels
+    bias = load_bias(Path(loss.bias).expanduser(), task.name, labels, train, loss.allow_pickle) if loss.bias else None
+    teacher = load_teacher(Path(loss.teacher).expanduser(), task.name, labels, train) if loss.teacher else None
     check_model_available(preset.model.name_or_path)
-    return Inputs(task, train, eval_datasets, bias, paths)
+    return Inputs(task, train, eval_datasets, bias, teacher, paths)
 
 
 @dataclass
@@ -101,7 +105,7 @@ def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple
 
     from srnet_cli.engine.batching import encode
     from srnet_cli.engine.evaluation import encode_sets
-    from srnet_cli.engine.losses import NEEDS_BIAS
+    from srnet_cli.engine.losses import NEEDS_BIAS, NEEDS_TEACHER
     from srnet_cli.engine.tasks import label_set
 
     labels = inputs.task.labels
@@ -115,6 +119,8 @@ def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple
         train_enc.labels = sets
     if inputs.bias is not None and preset.loss.kind in NEEDS_BIAS:
         train_enc.bias = torch.tensor(inputs.bias, dtype=torch.float32)
+    if inputs.teacher is not None and preset.loss.kind in NEEDS_TEACHER:
+        train_enc.teacher = torch.tensor(inputs.teacher, dtype=torch.float32)
     return train_enc, encode_sets(inputs.eval_datasets, tokenizer, preset.model.max_length, labels)
 
 

@@ -1,0 +1,84 @@
+"""Teacher probabilities for confidence regularisation: written by `srnet evaluate --split train --save-probs`,
+keyed by example id with label names (`srnet-probs/1` JSON); the original project's row-aligned `probs.npy` is read
+too. Anything that does not line up with the training data is an error naming the first bad id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from srnet_cli.engine.bias_files import NPY_COLUMNS, row_key
+from srnet_cli.engine.readers import Dataset
+from srnet_cli.engine.rundir import write_text_atomic
+from srnet_cli.errors import BiasFileError
+
+FORMAT = "srnet-probs/1"
+HINT = "make it from the CE model: `srnet evaluate --model CE/model --split train --save-probs T.json --data-dir D`"
+
+
+def write_probs_json(path: Path, task: str, model: str, labels: list[str], ids: list[str], probs: np.ndarray) -> None:
+    payload = {
+        "format": FORMAT,
+        "task": task,
+        "model": model,
+        "labels": labels,
+        "probs": {i: [round(float(x), 7) for x in row] for i, row in zip(ids, probs, strict=True)},
+    }
+    write_text_atomic(path, json.dumps(payload))
+
+
+def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset) -> np.ndarray:
+    """Teacher probabilities aligned with `train.examples`, columns in `labels` order."""
+    if path.is_dir():
+        path = next((path / n for n in ("probs.json", "probs.npy") if (path / n).is_file()), path / "probs.json")
+    if not path.is_file():
+        raise BiasFileError(f"teacher file not found: {path}", HINT)
+    if path.suffix not in (".json", ".npy"):
+        raise BiasFileError(f"unsupported teacher file type {path.suffix!r}: {path}", "use srnet's .json or a .npy")
+    try:
+        array, columns = _load_npy(path, task, train) if path.suffix == ".npy" else _load_json(path, task, train)
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, KeyError) as exc:
+        raise BiasFileError(f"{path} cannot be read as teacher probabilities ({type(exc).__name__})", HINT) from exc
+    ids = [e.id for e in train.examples]
+    bad = ~np.isfinite(array).all(axis=1) | (array < 0).any(axis=1) | (np.abs(array.sum(axis=1) - 1.0) > 1e-3)
+    if bad.any():
+        raise BiasFileError(
+            f"{path}: the row of example id {ids[int(np.argmax(bad))]!r} is not a probability distribution",
+            "pass probabilities (the original's probs.npy, not log_probs.npy)",
+        )
+    missing = [name for name in labels if name not in columns]
+    if missing:
+        raise BiasFileError(f"{path} has no column for label {missing[0]!r} (has {', '.join(columns)})", HINT)
+    return array[:, [columns.index(name) for name in labels]].astype(np.float32)
+
+
+def _load_json(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise BiasFileError(f"{path} is not a srnet teacher file (format {FORMAT})", HINT)
+    if payload.get("task") != task:
+        raise BiasFileError(f"{path} was made for task {payload.get('task')!r}, not {task!r}", HINT)
+    table, columns = payload["probs"], tuple(payload["labels"])
+    missing = [e.id for e in train.examples if e.id not in table]
+    if missing:
+        raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)",
+                            "make the teacher file from the same training data")  # fmt: skip
+    rows = [table[e.id] for e in train.examples]
+    bad = next((e.id for e, r in zip(train.examples, rows, strict=True) if len(r) != len(columns)), None)
+    if bad is not None:
+        raise BiasFileError(f"{path}: entry {bad!r} does not have {len(columns)} values", HINT)
+    return np.asarray(rows, dtype=np.float64), columns
+
+
+def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The original `probs.npy`: one row per training-file row, in the task's label order."""
+    array = np.load(path, allow_pickle=False)
+    columns = NPY_COLUMNS.get(task)
+    if columns is None or array.ndim != 2 or array.shape[1] != len(columns):
+        raise BiasFileError(f"{path} has shape {array.shape}; expected (rows, {len(columns or ())})", HINT)
+    if array.shape[0] != train.n_rows:
+        raise BiasFileError(f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows}",
+                            "use the probs.npy made for exactly this training file")  # fmt: skip
+    return array[[row_key(e.id) for e in train.examples]].astype(np.float64), columns
