@@ -19,17 +19,22 @@ from srnet_cli.cli.common import (
 )
 from srnet_cli.errors import UsageError
 
-KINDS = {"mnli": ("overlap",)}
+KINDS = {"mnli": ("overlap", "hypothesis-only"), "qqp": ("overlap",), "fever": ("claim-only",)}  # = TaskSpec.bias_kinds
 
 
 def _table(results: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"bias model · {results['task']} · {results['kind']}", title_justify="left")
-    for col in ("set", "acc %", "entailed %", "non-entailed %"):
+    extra = {
+        "mnli": [("entailed %", "entailed_acc"), ("non-entailed %", "non_entailed_acc")],
+        "qqp": [("F1 %", "f1"), ("weighted F1 %", "weighted_f1")],
+        "fever": [("2-way acc %", "acc_2way")],
+    }[results["task"]]
+    for col in ("set", "acc %", *(c for c, _ in extra)):
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, m in results["metrics"].items():
-        cells = [m.get("acc"), m.get("entailed_acc"), m.get("non_entailed_acc")]
+        cells = [m.get("acc"), *(m.get(key) for _, key in extra)]
         table.add_row(name, *("-" if v is None else f"{100 * v:.1f}" for v in cells))
     stdout.print(table)
     stdout.print(f"bias file: {results['bias_file']}  (pass it to finetune with --bias)")
@@ -37,10 +42,15 @@ def _table(results: dict) -> None:
 
 @handles_errors
 def bias_model(
-    task: Annotated[str, typer.Option("--task", help="Task: mnli.")] = "mnli",
+    task: Annotated[str, typer.Option("--task", help="Task: mnli | qqp | fever.")] = "mnli",
     kind: Annotated[
-        str, typer.Option("--kind", help="Bias model: overlap (hand-crafted overlap features).")
-    ] = "overlap",
+        str | None,
+        typer.Option(
+            "--kind",
+            help="overlap (mnli, qqp: overlap features), hypothesis-only (mnli), claim-only "
+            "(fever): bag of words of one side. Default: the task's first.",
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     out: OutOpt = None,
     json_: JsonOpt = False,
@@ -50,9 +60,11 @@ def bias_model(
     """Train a bias-only model; write OUT/bias.json (train log-probs by example id) and print its accuracy.
 
     Example: srnet bias-model --task mnli --kind overlap --data-dir D --out B
+    Example: srnet bias-model --task fever --kind claim-only --data-dir D --out B
     """
     if task not in KINDS:
         raise UsageError(f"--task {task!r} is not supported", f"choose one of: {', '.join(KINDS)}")
+    kind = kind or KINDS[task][0]
     if kind not in KINDS[task]:
         raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(KINDS[task])}")
     from srnet_cli.cli.reporting import RichReporter

@@ -12,25 +12,41 @@ from srnet_cli.errors import UsageError
 app = typer.Typer(help="Built-in benchmarks in the upstream file formats.", no_args_is_help=True)
 
 
+BIAS_KIND = {"mnli": "overlap", "qqp": "overlap", "fever": "claim-only"}
+
+
 def _summary(info: dict) -> None:
     for rel, n in info["files"].items():
         stdout.print(f"{n:>7} rows  {info['out']}/{rel}")
-    stdout.print(f"next: srnet bias-model --task mnli --kind overlap --data-dir {info['out']} --out BIAS")
+    task = info["reads_as"]
+    stdout.print(f"next: srnet bias-model --task {task} --kind {BIAS_KIND[task]} --data-dir {info['out']} --out BIAS")
 
 
 @app.command("synth")
 @handles_errors
 def synth(
-    task: Annotated[str, typer.Option("--task", help="Benchmark: nli (MNLI + HANS layout).")] = "nli",
+    task: Annotated[
+        str,
+        typer.Option("--task", help="nli (MNLI + HANS), paraphrase (QQP + PAWS) or fact (FEVER + FEVER-Symmetric)."),
+    ] = "nli",
     out: OutOpt = None,
     train_size: Annotated[int, typer.Option("--train-size", min=3, help="Training pairs.")] = 8000,
     dev_size: Annotated[int, typer.Option("--dev-size", min=3, help="Pairs per dev split.")] = 1000,
     hans_per_subcase: Annotated[
-        int, typer.Option("--hans-per-subcase", min=1, help="HANS pairs per subcase (12).")
+        int, typer.Option("--hans-per-subcase", min=1, help="nli: HANS pairs per subcase (12).")
     ] = 100,
+    challenge_size: Annotated[
+        int, typer.Option("--challenge-size", min=4, help="paraphrase, fact: pairs per PAWS / Symmetric set.")
+    ] = 800,
     shortcut: Annotated[
-        float, typer.Option("--shortcut", min=0.5, max=1.0, help="P(non-entailed training pair has low overlap).")
-    ] = 0.97,
+        float | None,
+        typer.Option(
+            "--shortcut",
+            min=0.5,
+            max=1.0,
+            help="P(a training pair follows the shortcut); default 0.97 (nli, paraphrase), 0.95 (fact).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Generator seed (same seed, same files).")] = 1,
     json_: JsonOpt = False,
     overwrite: OverwriteOpt = False,
@@ -39,10 +55,17 @@ def synth(
 
     Example: srnet data synth --task nli --out data/synth
     """
-    if task != "nli":
-        raise UsageError(f"--task {task!r} has no built-in benchmark yet", "use --task nli")
+    if task not in ("nli", "paraphrase", "fact"):
+        raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
+    from srnet_cli.engine.synth_fact import SynthFactSpec
     from srnet_cli.engine.synth_nli import SynthNliSpec
+    from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec
     from srnet_cli.recipes import data_synth
 
-    spec = SynthNliSpec(train_size, dev_size, hans_per_subcase, shortcut, seed)
+    if task == "nli":
+        spec = SynthNliSpec(train_size, dev_size, hans_per_subcase, shortcut or 0.97, seed)
+    elif task == "paraphrase":
+        spec = SynthParaphraseSpec(train_size, dev_size, challenge_size, shortcut or 0.97, seed)
+    else:
+        spec = SynthFactSpec(train_size, dev_size, challenge_size, shortcut or 0.95, seed)
     emit(data_synth.run(task, require_out(out, "data synth"), spec, overwrite), json_, _summary)

@@ -37,6 +37,7 @@ def _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) -> di
     return {
         "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
         "loss.bias": str(bias) if bias else None, "train.seed": seed,
+        "loss.teacher": str(teacher) if teacher else None, "loss.allow_pickle": allow_pickle or None,
     }  # fmt: skip
 
 

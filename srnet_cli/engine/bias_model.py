@@ -1,8 +1,10 @@
-"""Bias-only models: hand-crafted lexical-overlap features + multinomial logistic regression.
+"""Bias-only models: multinomial logistic regression on hand-crafted lexical-overlap features or on one side's words.
 
-Follows Clark et al. (2019)'s MNLI bias model (used by the SRNet paper, App. B.3.1) without its fastText
-similarity features, which need word vectors we cannot ship: the hypothesis-in-premise rate, "all hypothesis
-words present", "hypothesis is a contiguous subsequence", the length difference and negation words.
+`overlap` follows Clark et al. (2019)'s MNLI bias model (used by the SRNet paper for MNLI and QQP, App. B.3.1)
+without its fastText similarity features, which need word vectors we cannot ship: the hypothesis-in-premise rate,
+"all hypothesis words present", "hypothesis is a contiguous subsequence", the length difference and negation words.
+`claim-only` (FEVER) and `hypothesis-only` (NLI) see one side of the pair only, as a bag of words: a stand-in for
+the original's max-pooled fastText claim embeddings, with the same blindness to the evidence.
 """
 
 from __future__ import annotations
@@ -48,8 +50,32 @@ def feature_matrix(examples: Sequence[Example]) -> np.ndarray:
     return np.asarray([overlap_features(e.text_a, e.text_b) for e in examples], dtype=np.float64)
 
 
+def bow_vocabulary(texts: Sequence[str], max_words: int = 20000, min_count: int = 2) -> dict[str, int]:
+    """Words seen at least `min_count` times, most frequent first (ties alphabetical, so the order is stable)."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for word in set(words(text)):
+            counts[word] = counts.get(word, 0) + 1
+    kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))[:max_words]
+    return {w: i for i, w in enumerate(kept)}
+
+
+def bow_matrix(texts: Sequence[str], vocab: dict[str, int]) -> torch.Tensor:
+    """Sparse binary word-presence matrix with a final constant column (the intercept); unknown words ignored."""
+    rows, cols = [], []
+    for r, text in enumerate(texts):
+        for c in sorted({vocab[w] for w in words(text) if w in vocab} | {len(vocab)}):
+            rows.append(r)
+            cols.append(c)
+    values = torch.ones(len(rows), dtype=torch.float64)
+    shape = (len(texts), len(vocab) + 1)
+    return torch.sparse_coo_tensor(torch.tensor([rows, cols]), values, shape, check_invariants=True).coalesce()
+
+
 class LogisticRegression:
-    """Multinomial logistic regression with L2, fitted by full-batch L-BFGS (deterministic, no sklearn)."""
+    """Multinomial logistic regression with L2 (not on the intercept), fitted by full-batch L-BFGS (deterministic,
+    no sklearn). Dense numpy features are standardised and given an intercept; a sparse torch matrix (bag of words)
+    is used as it is and must carry its own constant last column."""
 
     def __init__(self, l2: float = 1e-3) -> None:
         self.l2 = l2
@@ -57,13 +83,16 @@ class LogisticRegression:
         self.mean: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    def _standardise(self, x: np.ndarray) -> torch.Tensor:
+    def _standardise(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x
         assert self.mean is not None and self.scale is not None
         z = (x - self.mean) / self.scale
         return torch.tensor(np.hstack([z, np.ones((len(z), 1))]), dtype=torch.float64)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int) -> LogisticRegression:
-        self.mean, self.scale = x.mean(axis=0), x.std(axis=0) + 1e-8
+    def fit(self, x: np.ndarray | torch.Tensor, y: np.ndarray, n_classes: int) -> LogisticRegression:
+        if not isinstance(x, torch.Tensor):
+            self.mean, self.scale = x.mean(axis=0), x.std(axis=0) + 1e-8
         feats, target = self._standardise(x), torch.tensor(y, dtype=torch.long)
         weight = torch.zeros(feats.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
         optimiser = torch.optim.LBFGS(
@@ -80,6 +109,6 @@ class LogisticRegression:
         self.weight = weight.detach()
         return self
 
-    def log_probs(self, x: np.ndarray) -> np.ndarray:
+    def log_probs(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         assert self.weight is not None, "fit() first"
         return torch.log_softmax(self._standardise(x) @ self.weight, dim=-1).numpy()

@@ -297,7 +297,7 @@ HANS_HEADER = [
 ]  # fmt: skip
 
 
-def _write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -379,7 +379,7 @@ def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
         HANS_HEADER, hans_rows(random.Random(spec.seed + 7919), spec.hans_per_subcase, all_nouns)
     )  # fmt: skip
     for rel, (header, rows) in files.items():
-        _write_tsv(out / rel, header, rows)
+        write_tsv(out / rel, header, rows)
         counts[rel] = len(rows)
     assert root.is_dir()
     return counts

@@ -47,7 +47,7 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 HANS_LABELS = ("non-entailment", "entailment")
-PARAPHRASE_SETS = frozenset({"dev", "paws_qqp", "paws_wiki"})  # only meaningful for qqp: see report_kind
+PARAPHRASE_SETS = frozenset({"train", "dev", "paws_qqp", "paws_wiki"})  # only meaningful for qqp: see report_kind
 
 
 def task_spec(name: str) -> TaskSpec:

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from srnet_cli.engine.bias_files import write_bias_json
-from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, feature_matrix
+from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, bow_matrix, bow_vocabulary, feature_matrix
 from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.metrics import accuracy, hans_report
-from srnet_cli.engine.readers import load_split
+from srnet_cli.engine.readers import Example, load_split
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 
 
+def featurizer(kind: str, train: list[Example]) -> tuple[Callable[[list[Example]], Any], list[str]]:
+    """Examples -> feature matrix for a bias kind, and the feature names (the vocabulary for bag-of-words)."""
+    if kind == "overlap":
+        return feature_matrix, list(FEATURES)
+    side = (lambda e: e.text_a) if kind == "claim-only" else (lambda e: e.text_b)  # hypothesis-only: text_b
+    vocab = bow_vocabulary([side(e) for e in train])
+    return (lambda examples: bow_matrix([side(e) for e in examples], vocab)), list(vocab)
+
+
 def run(
     task_name: str, kind: str, data_dir: Path | None, out: Path, reporter: Reporter, overwrite: bool = False
 ) -> dict[str, Any]:
+    import torch
+
+    from srnet_cli.engine.evaluation import set_metrics
+
     started = time.time()
     task = task_spec(task_name)
     check_out_dir(out, overwrite, (data_dir,))
@@ -33,17 +46,14 @@ def run(
 
     labels = list(task.labels)
     y = np.asarray([labels.index(label) for label in train.labels])
-    model = LogisticRegression().fit(feature_matrix(train.examples), y, len(labels))
-    train_log_probs = model.log_probs(feature_matrix(train.examples))
+    features, names = featurizer(kind, train.examples)
+    model = LogisticRegression().fit(features(train.examples), y, len(labels))
+    train_log_probs = model.log_probs(features(train.examples))
 
-    def predict(examples: list) -> list[str]:  # noqa: ANN001
-        return [labels[i] for i in model.log_probs(feature_matrix(examples)).argmax(axis=1)]
-
-    metrics: dict[str, Any] = {"train": {"acc": accuracy([labels[i] for i in train_log_probs.argmax(1)], train.labels)}}
-    for d in eval_sets:
-        name = d.name.removeprefix("mnli-")
-        predicted = predict(d.examples)
-        metrics[name] = hans_report(predicted, d.examples) if name == "hans" else {"acc": accuracy(predicted, d.labels)}
+    metrics: dict[str, Any] = {}
+    for d in [train, *eval_sets]:
+        log_probs = train_log_probs if d is train else model.log_probs(features(d.examples))
+        metrics[d.split or d.name] = set_metrics(task.name, d.split, torch.from_numpy(log_probs), task.labels, d)
 
     out = prepare_out_dir(out, overwrite, (data_dir,))
     write_bias_json(out / "bias.json", task.name, kind, labels, [e.id for e in train.examples], train_log_probs)
@@ -51,7 +61,7 @@ def run(
         "command": "bias-model",
         "task": task.name,
         "kind": kind,
-        "features": list(FEATURES),
+        "features": names if kind == "overlap" else f"{len(names)} words",
         "bias_file": str(out / "bias.json"),
         "metrics": metrics,
         "seconds": round(time.time() - started, 1),

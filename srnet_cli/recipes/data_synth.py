@@ -6,12 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.engine.rundir import prepare_out_dir, write_json
+from srnet_cli.engine.synth_fact import SynthFactSpec, write_synth_fact
 from srnet_cli.engine.synth_nli import SynthNliSpec, write_synth_nli
+from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec, write_synth_paraphrase
+
+Spec = SynthNliSpec | SynthParaphraseSpec | SynthFactSpec
+WRITERS = {"nli": write_synth_nli, "paraphrase": write_synth_paraphrase, "fact": write_synth_fact}
+TASK_OF = {"nli": "mnli", "paraphrase": "qqp", "fact": "fever"}  # the srnet --task that reads each benchmark
 
 
-def run(task: str, out: Path, spec: SynthNliSpec, overwrite: bool = False) -> dict[str, Any]:
+def run(task: str, out: Path, spec: Spec, overwrite: bool = False) -> dict[str, Any]:
     out = prepare_out_dir(out, overwrite)
-    files = write_synth_nli(out, spec)
-    info = {"command": "data synth", "task": task, "out": str(out), "files": files, **spec.__dict__}
+    files = WRITERS[task](out, spec)  # type: ignore[operator]
+    info = {"command": "data synth", "task": task, "reads_as": TASK_OF[task], "out": str(out), "files": files,
+            **spec.__dict__}  # fmt: skip
     write_json(out / "synth.json", info)
     return info

@@ -1,0 +1,128 @@
+"""Built-in fact-verification benchmark with a planted negation shortcut, in the FEVER and FEVER-Symmetric formats.
+
+Each example pairs a claim with one evidence sentence built from templates in this file. In training, refuted
+claims almost always contain a negation word ("not", "never") while supported and not-enough-info claims almost
+never do: the claim alone predicts the label (the claim-only bias of FEVER, Schuster et al. 2019). `shortcut` is the
+probability that a training claim follows it; the rest are *counter-examples*: a refuted claim without negation
+(another city, year or field than the evidence states) or a supported claim with one (denying a fact the evidence
+rules out). The FEVER-Symmetric-format sets are balanced so that negation is uninformative: supported and refuted,
+each half with and half without a negation word.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+PEOPLE = [
+    "anna berg", "carlos ruiz", "mei chen", "omar haddad", "lena fischer", "ivan petrov", "sara costa",
+    "tom walsh", "yuki tanaka", "nadia karim", "paul meyer", "eva novak", "raj patel", "lucia romano",
+]  # fmt: skip
+PEOPLE_SYMMETRIC = ["hugo larsen", "amira saleh", "jonas weber", "clara dumont", "diego silva", "ines moreau"]
+CITIES = ["paris", "lisbon", "vienna", "oslo", "madrid", "prague", "dublin", "warsaw", "athens", "rome"]
+FIELDS = ["physics", "music", "painting", "law", "medicine", "poetry", "chemistry", "economics"]
+YEARS = [str(y) for y in range(1921, 1990, 3)]
+
+# Each fact kind: the evidence sentence, the claim stating a value, and the claim denying it.
+FACTS = {
+    "born": (
+        "{p} was born in {v} and grew up there .",
+        "{p} was born in {v} .",
+        "{p} was not born in {v} .",
+    ),
+    "year": ("{p} , a well known author , was born in {v} .", "{p} was born in {v} .", "{p} was never born in {v} ."),
+    "field": ("{p} studied {v} at the university of {c} .", "{p} studied {v} .", "{p} did not study {v} ."),
+    "lived": ("{p} lived in {v} for most of their life .", "{p} lived in {v} .", "{p} never lived in {v} ."),
+}
+VALUES = {"born": CITIES, "year": YEARS, "field": FIELDS, "lived": CITIES}
+LABELS = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
+
+
+def _evidence(rng: random.Random, kind: str, person: str, value: str) -> str:
+    return FACTS[kind][0].format(p=person, v=value, c=rng.choice(CITIES))
+
+
+def _other(rng: random.Random, kind: str, value: str) -> str:
+    return rng.choice([v for v in VALUES[kind] if v != value])
+
+
+def claim_pair(rng: random.Random, people: list[str], label: str, negated: bool) -> tuple[str, str]:
+    """(claim, evidence) with the given label; `negated` says whether the claim contains a negation word.
+
+    SUPPORTS: the evidence's value, stated (or another value, denied). REFUTES: the evidence's value, denied (or
+    another value, stated). NOT ENOUGH INFO: a claim about another fact kind than the evidence mentions."""
+    kind = rng.choice(list(FACTS))
+    person, value = rng.choice(people), rng.choice(VALUES[kind])
+    evidence = _evidence(rng, kind, person, value)
+    stated, denied = FACTS[kind][1], FACTS[kind][2]
+    if label == "NOT ENOUGH INFO":
+        other_kind = rng.choice([k for k in FACTS if VALUES[k] is not VALUES[kind]])
+        form = FACTS[other_kind][2 if negated else 1]
+        return form.format(p=person, v=rng.choice(VALUES[other_kind])), evidence
+    same_value = (label == "SUPPORTS") != negated
+    claim_value = value if same_value else _other(rng, kind, value)
+    return (denied if negated else stated).format(p=person, v=claim_value), evidence
+
+
+def fever_records(rng: random.Random, n: int, people: list[str], shortcut: float) -> list[dict]:
+    records = []
+    for i in range(n):
+        label = LABELS[i % 3]
+        follows = rng.random() < shortcut
+        negated = (label == "REFUTES") == follows  # refutes -> negation, others -> none, unless a counter-example
+        claim, evidence = claim_pair(rng, people, label, negated)
+        records.append({"claim": claim, "evidence": evidence, "gold_label": label})
+    rng.shuffle(records)
+    return [{"id": i, **r} for i, r in enumerate(records)]
+
+
+def symmetric_records(rng: random.Random, n: int, people: list[str], version: int) -> list[dict]:
+    """Balanced: SUPPORTS / REFUTES x with / without negation, in v1 (`evidence_sentence`, `label`) or v2 fields."""
+    records = []
+    for i in range(n):
+        label, negated = LABELS[i % 2], (i // 2) % 2 == 1
+        claim, evidence = claim_pair(rng, people, label, negated)
+        if version == 1:
+            records.append({"id": 90000 + i, "label": label, "claim": claim, "evidence_sentence": evidence})
+        else:
+            records.append({"id": 80000 + i, "claim": claim, "evidence": evidence, "gold_label": label,
+                            "label": label})  # fmt: skip
+    rng.shuffle(records)
+    return records
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class SynthFactSpec:
+    train_size: int = 8000
+    dev_size: int = 1000
+    challenge_size: int = 800  # claims per FEVER-Symmetric-format set
+    shortcut: float = 0.95
+    seed: int = 1
+
+
+def write_synth_fact(out: Path, spec: SynthFactSpec) -> dict[str, int]:
+    """Write `fever/fever.{train,dev}.jsonl`, `fever/sym1/test.jsonl` (v1 fields) and `fever/sym2/{dev,test}.jsonl`."""
+    if not 0.5 <= spec.shortcut <= 1.0:
+        raise ValueError(f"shortcut must be in [0.5, 1], got {spec.shortcut}")
+    rng = random.Random(spec.seed)
+    files = {
+        "fever/fever.train.jsonl": fever_records(rng, spec.train_size, PEOPLE, spec.shortcut),
+        "fever/fever.dev.jsonl": fever_records(rng, spec.dev_size, PEOPLE, spec.shortcut),
+        "fever/sym1/test.jsonl": symmetric_records(rng, spec.challenge_size, PEOPLE_SYMMETRIC, 1),
+        "fever/sym2/test.jsonl": symmetric_records(rng, spec.challenge_size, PEOPLE_SYMMETRIC, 2),
+    }
+    # Symmetric v2 dev (the OOD-data study trains on it): its own random stream, the files above do not change.
+    files["fever/sym2/dev.jsonl"] = symmetric_records(random.Random(spec.seed + 7919), spec.challenge_size // 2,
+                                                      PEOPLE_SYMMETRIC, 2)  # fmt: skip
+    for rel, records in files.items():
+        _write_jsonl(out / rel, records)
+    return {rel: len(records) for rel, records in files.items()}

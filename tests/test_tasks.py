@@ -1,0 +1,278 @@
+"""QQP/PAWS and FEVER/FEVER-Symmetric: readers on hand-made files in the upstream formats, metrics against hand-computed
+values, the built-in paraphrase and fact benchmarks, bias models, and end-to-end runs with every loss."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from srnet_cli.cli import app
+from srnet_cli.engine import synth_fact, synth_paraphrase
+from srnet_cli.engine.bias_model import bow_matrix, bow_vocabulary, overlap_features
+from srnet_cli.engine.evaluation import set_metrics
+from srnet_cli.engine.metrics import f1_score, paraphrase_report, symmetric_report
+from srnet_cli.engine.readers import load_split, read_fever, read_paws, read_qqp
+from srnet_cli.errors import DataError
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------ readers
+def test_qqp_tsv_ids_labels_and_malformed_rows(tmp_path):
+    path = write(tmp_path / "train.tsv", [
+        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+        '402\t1\t2\tHow do I learn "Python"?\tWhat is the best way to learn Python?\t1',
+        "17\t3\t4\tIs Paris big?\tIs Rome big?\t0",
+        "18\t5\t6\tonly one question\t0",  # GLUE's QQP train.tsv has rows like this
+        "19\t7\t8\tA?\tB?\t2",
+    ])  # fmt: skip
+    data = read_qqp(path, "train")
+    assert [(e.id, e.label, e.row) for e in data.examples] == [
+        ("train-402", "duplicate", 0),
+        ("train-17", "not_duplicate", 1),
+    ]
+    assert data.examples[0].text_a == 'How do I learn "Python"?'
+    assert [line for line, _ in data.malformed] == [4, 5] and data.n_rows == 4
+    assert "unknown label '2'" in data.malformed[1][1]
+    with pytest.raises(DataError, match=r"train.tsv:4: expected 6 tab-separated fields"):
+        read_qqp(path, "train", strict=True)
+
+
+def test_paws_reader_accepts_both_releases_and_bytes_literals(tmp_path):
+    root = tmp_path / "QQP"
+    write(root / "train.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate", "1\t1\t2\ta\tb\t0"])
+    # PAWS-qqp's released file is dev_and_test.tsv; its generator writes Python bytes literals.
+    write(root / "paws_qqp" / "dev_and_test.tsv", ["id\tsentence1\tsentence2\tlabel",
+                                                   "7\tb'Why do cats purr ?'\tb\"Why do purr cats ?\"\t0"])  # fmt: skip
+    write(root / "paws_wiki" / "test.tsv", ["id\tsentence1\tsentence2\tlabel", "1\tA is in B .\tB is in A .\t1"])
+    paws = load_split("qqp", "paws_qqp", tmp_path)
+    assert paws.split == "paws_qqp" and paws.source.endswith("dev_and_test.tsv")
+    assert (paws.examples[0].id, paws.examples[0].text_a, paws.examples[0].text_b, paws.examples[0].label) == (
+        "7", "Why do cats purr ?", "Why do purr cats ?", "not_duplicate")  # fmt: skip
+    assert load_split("qqp", "paws_wiki", tmp_path).examples[0].label == "duplicate"
+    assert read_paws(root / "paws_wiki" / "test.tsv", "paws_wiki").name == "paws_wiki"
+
+
+def test_fever_and_symmetric_readers(tmp_path):
+    fever = write(tmp_path / "fever" / "fever.train.jsonl", [
+        json.dumps({"claim": "A is B.", "evidence": "A is B indeed.", "gold_label": "SUPPORTS", "weight": 0.3}),
+        json.dumps({"claim": "A is C.", "evidence": "A is B.", "label": "REFUTES"}),
+        "{broken",
+        json.dumps({"claim": "A is D.", "evidence": "A is B.", "gold_label": "MAYBE"}),
+        json.dumps({"claim": "A is E.", "evidence": "A was born.", "gold_label": "NOT ENOUGH INFO"}),
+    ])  # fmt: skip
+    data = read_fever(fever, "train")
+    # ids are `{split}-{line position}`: the row key of the original row-aligned .npy
+    assert [(e.id, e.label, e.row) for e in data.examples] == [
+        ("train-0", "SUPPORTS", 0), ("train-1", "REFUTES", 1), ("train-4", "NOT ENOUGH INFO", 4)]  # fmt: skip
+    assert data.n_rows == 5 and [line for line, _ in data.malformed] == [3, 4]
+    sym1 = write(tmp_path / "fever" / "sym1" / "test.jsonl", [
+        json.dumps({"id": 91, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"})])  # fmt: skip
+    sym2 = write(tmp_path / "fever" / "sym2" / "test.jsonl", [json.dumps(
+        {"id": 5, "claim": "c", "evidence": "e", "sentence1": "c", "sentence2": "e", "gold_label": "REFUTES",
+         "label": "REFUTES", "evid": "x"})])  # fmt: skip
+    assert [(e.id, e.text_b, e.label) for e in read_fever(sym1, "fever_sym1", symmetric=True).examples] == [
+        ("91", "e", "SUPPORTS")]  # fmt: skip
+    assert load_split("fever", "fever_sym2", tmp_path).examples[0].id == "5" and sym2.is_file()
+
+
+def test_missing_task_files_name_the_synth_command(tmp_path):
+    with pytest.raises(Exception, match="fever.train.jsonl") as info:
+        load_split("fever", "train", tmp_path)
+    assert "srnet data synth --task fact" in info.value.hint
+
+
+# ------------------------------------------------------------------------------------------------------ metrics
+def test_paraphrase_metrics_by_hand():
+    gold = ["duplicate", "duplicate", "duplicate", "not_duplicate", "not_duplicate"]
+    pred = ["duplicate", "duplicate", "not_duplicate", "duplicate", "not_duplicate"]
+    # duplicate: TP 2, FP 1, FN 1 -> F1 = 4/6; not_duplicate: TP 1, FP 1, FN 1 -> F1 = 2/4
+    report = paraphrase_report(pred, gold)
+    assert report["acc"] == pytest.approx(3 / 5)
+    assert report["f1"] == pytest.approx(2 / 3) and report["non_duplicate_f1"] == pytest.approx(0.5)
+    assert report["weighted_f1"] == pytest.approx((3 * 2 / 3 + 2 * 0.5) / 5)
+    assert report["duplicate_acc"] == pytest.approx(2 / 3) and report["non_duplicate_acc"] == pytest.approx(0.5)
+    assert f1_score(["a"], ["a"], "b") == 0.0  # no positive anywhere: 0, as sklearn's zero_division=0
+
+
+def test_symmetric_accuracy_three_way_and_two_way():
+    labels = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
+    # argmax: NEI (wrong in 3-way, 2-way picks SUPPORTS), REFUTES, SUPPORTS
+    logits = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 0.5], [3.0, 0.0, 0.0]])
+    gold = ["SUPPORTS", "REFUTES", "REFUTES"]
+
+    class Data:
+        labels = gold
+
+    m = set_metrics("fever", "fever_sym1", logits, labels, Data())
+    assert m["acc"] == pytest.approx(1 / 3) and m["acc_2way"] == pytest.approx(2 / 3)
+    assert m["nei_predicted"] == pytest.approx(1 / 3) and m["refutes_acc"] == pytest.approx(0.5)
+    assert symmetric_report([], [], [])["acc"] is None
+
+
+# ------------------------------------------------------------------------------------------------------ synth
+def _read_fever_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_synth_paraphrase_plants_an_overlap_shortcut(tmp_path):
+    spec = synth_paraphrase.SynthParaphraseSpec(train_size=800, dev_size=100, challenge_size=200, seed=4)
+    synth_paraphrase.write_synth_paraphrase(tmp_path, spec)
+    train = load_split("qqp", "train", tmp_path)
+    full = [overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in train.examples]
+    dup = [e.label == "duplicate" for e in train.examples]
+    assert all(f for f, d in zip(full, dup, strict=True) if d)  # every duplicate reuses all words
+    non_full = [f for f, d in zip(full, dup, strict=True) if not d]
+    assert 0.0 < sum(non_full) / len(non_full) < 0.08  # ~3% counter-examples
+    paws = load_split("qqp", "paws_qqp", tmp_path)
+    assert all(overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in paws.examples)  # overlap is uninformative
+    assert sum(e.label == "duplicate" for e in paws.examples) == 100
+    again = tmp_path / "again"
+    synth_paraphrase.write_synth_paraphrase(again, spec)
+    assert (again / "QQP/train.tsv").read_bytes() == (tmp_path / "QQP/train.tsv").read_bytes()
+
+
+def test_synth_fact_plants_a_negation_shortcut(tmp_path):
+    spec = synth_fact.SynthFactSpec(train_size=900, dev_size=90, challenge_size=200, seed=5)
+    counts = synth_fact.write_synth_fact(tmp_path, spec)
+    assert counts["fever/sym2/dev.jsonl"] == 100
+    negated = lambda claim: any(w in claim.split() for w in ("not", "never"))  # noqa: E731
+    train = load_split("fever", "train", tmp_path)
+    refutes = [negated(e.text_a) for e in train.examples if e.label == "REFUTES"]
+    others = [negated(e.text_a) for e in train.examples if e.label != "REFUTES"]
+    assert 0.9 < sum(refutes) / len(refutes) < 1.0 and 0.0 < sum(others) / len(others) < 0.1
+    for split in ("fever_sym1", "fever_sym2"):
+        sym = load_split("fever", split, tmp_path).examples
+        for label in ("SUPPORTS", "REFUTES"):  # negation is uninformative: half of each class
+            assert sum(negated(e.text_a) for e in sym if e.label == label) == 50
+    assert "evidence_sentence" in _read_fever_jsonl(tmp_path / "fever/sym1/test.jsonl")[0]  # v1 fields
+    assert "gold_label" in _read_fever_jsonl(tmp_path / "fever/sym2/test.jsonl")[0]  # v2 fields
+
+
+# ------------------------------------------------------------------------------------------------------ bias models
+def test_bag_of_words_features():
+    vocab = bow_vocabulary(["a b", "b c", "b a", "d"], min_count=2)
+    assert vocab == {"b": 0, "a": 1}  # most frequent first; "c", "d" seen once
+    m = bow_matrix(["a a x", "b"], vocab).to_dense()
+    assert m.tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]  # presence, unknown words ignored, intercept column
+
+
+@pytest.fixture(scope="module")
+def fact_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fact")
+    synth_fact.write_synth_fact(path, synth_fact.SynthFactSpec(train_size=240, dev_size=60, challenge_size=40, seed=2))
+    return path
+
+
+@pytest.fixture(scope="module")
+def paraphrase_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("paraphrase")
+    spec = synth_paraphrase.SynthParaphraseSpec(train_size=240, dev_size=60, challenge_size=40, seed=2)
+    synth_paraphrase.write_synth_paraphrase(path, spec)
+    return path
+
+
+def test_claim_only_bias_model_ignores_the_evidence(fact_dir, tmp_path):
+    result = invoke("bias-model", "--task", "fever", "--kind", "claim-only", "--data-dir", fact_dir,
+                    "--out", tmp_path / "b", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert set(metrics) == {"train", "dev", "fever_sym1", "fever_sym2"}
+    assert metrics["fever_sym1"]["acc_2way"] <= 0.65  # negation alone is near chance on the symmetric set
+    table = json.loads((tmp_path / "b" / "bias.json").read_text())
+    assert table["labels"] == ["SUPPORTS", "REFUTES", "NOT ENOUGH INFO"] and len(table["log_probs"]) == 240
+    # Same claim, any evidence: same prediction.
+    rows = _read_fever_jsonl(fact_dir / "fever/fever.train.jsonl")
+    by_claim: dict[str, list] = {}
+    for i, r in enumerate(rows):
+        by_claim.setdefault(r["claim"], []).append(table["log_probs"][f"train-{i}"])
+    repeated = [v for v in by_claim.values() if len(v) > 1]
+    assert repeated and all(np.allclose(v[0], v[-1]) for v in repeated)
+
+
+def test_hypothesis_only_and_unknown_kinds(synth_dir, tmp_path):
+    ok = invoke("bias-model", "--task", "mnli", "--kind", "hypothesis-only", "--data-dir", synth_dir,
+                "--out", tmp_path / "h", "--json")  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    bad = invoke(
+        "bias-model", "--task", "qqp", "--kind", "claim-only", "--data-dir", synth_dir, "--out", tmp_path / "x"
+    )
+    assert bad.exit_code == 2 and "--kind 'claim-only' is not available for qqp" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------------ end to end
+STEPS = ["--set", "train.max_steps=4", "--set", "eval.every=2", "--set", "train.batch_size=8",
+         "--set", "train.warmup_steps=1", "--json"]  # fmt: skip
+
+
+def test_qqp_every_loss_and_paws_evaluation(tiny_bert_dir, paraphrase_dir, tmp_path):
+    bias = tmp_path / "bias"
+    assert invoke("bias-model", "--task", "qqp", "--data-dir", paraphrase_dir, "--out", bias).exit_code == 0
+    ce = invoke("finetune", "--task", "qqp", "--loss", "ce", "--model", tiny_bert_dir, "--data-dir", paraphrase_dir,
+                "--out", tmp_path / "ce", *STEPS)  # fmt: skip
+    assert ce.exit_code == 0, ce.output
+    results = json.loads(ce.stdout)
+    assert results["selection"] == "dev.f1"  # the preset's metric, as the original (eval_f1)
+    assert set(results["metrics"]) == {"dev", "paws_qqp", "paws_wiki"}
+    assert {"acc", "f1", "weighted_f1", "duplicate_acc", "non_duplicate_acc"} <= set(results["metrics"]["paws_qqp"])
+    config = json.loads((tmp_path / "ce" / "model" / "config.json").read_text())
+    assert config["id2label"] == {"0": "not_duplicate", "1": "duplicate"}
+
+    teacher = tmp_path / "teacher.json"
+    saved = invoke("evaluate", "--task", "qqp", "--model", tmp_path / "ce" / "model", "--data-dir", paraphrase_dir,
+                   "--split", "train", "--save-probs", teacher, "--json")  # fmt: skip
+    assert saved.exit_code == 0, saved.output
+    probs = json.loads(teacher.read_text())
+    assert probs["format"] == "srnet-probs/1" and len(probs["probs"]) == 240
+    assert all(math.isclose(sum(p), 1.0, abs_tol=1e-5) for p in probs["probs"].values())
+
+    for loss, extra in (("poe", []), ("reweight", []), ("conf-reg", ["--teacher", teacher])):
+        run = invoke("finetune", "--task", "qqp", "--loss", loss, "--model", tiny_bert_dir, "--data-dir",
+                     paraphrase_dir, "--bias", bias / "bias.json", *extra, "--out", tmp_path / loss,
+                     *STEPS)  # fmt: skip
+        assert run.exit_code == 0, (loss, run.output)
+        assert json.loads(run.stdout)["loss"] == loss
+
+
+def test_fever_poe_and_symmetric_evaluation(tiny_bert_dir, fact_dir, tmp_path):
+    assert invoke("bias-model", "--task", "fever", "--data-dir", fact_dir, "--out", tmp_path / "b").exit_code == 0
+    run = invoke("finetune", "--task", "fever", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", fact_dir,
+                 "--bias", tmp_path / "b" / "bias.json", "--out", tmp_path / "poe",
+                 "--set", "loss.anneal=[0.8, 1.0]", *STEPS)  # fmt: skip
+    assert run.exit_code == 0, run.output
+    evaluated = invoke("evaluate", "--task", "fever", "--model", tmp_path / "poe" / "model", "--data-dir", fact_dir,
+                       "--json", "--out", tmp_path / "eval")  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)["metrics"]
+    assert set(metrics) == {"dev", "fever_sym1", "fever_sym2"}
+    assert metrics["fever_sym2"]["n"] == 40 and 0 <= metrics["fever_sym2"]["acc"] <= metrics["fever_sym2"]["acc_2way"]
+    assert metrics["dev"]["acc"] == json.loads(run.stdout)["metrics"]["dev"]["acc"]
+
+
+def test_conf_reg_rejects_a_teacher_with_missing_ids(tiny_bert_dir, fact_dir, tmp_path):
+    assert invoke("bias-model", "--task", "fever", "--data-dir", fact_dir, "--out", tmp_path / "b").exit_code == 0
+    teacher = tmp_path / "t.json"
+    ids = [f"train-{i}" for i in range(239)]  # one short
+    teacher.write_text(json.dumps({"format": "srnet-probs/1", "task": "fever", "labels": ["SUPPORTS", "REFUTES",
+                                   "NOT ENOUGH INFO"], "probs": {i: [0.2, 0.3, 0.5] for i in ids}}))  # fmt: skip
+    run = invoke("finetune", "--task", "fever", "--loss", "conf-reg", "--model", tiny_bert_dir, "--data-dir", fact_dir,
+                 "--bias", tmp_path / "b" / "bias.json", "--teacher", teacher, "--out", tmp_path / "cr")  # fmt: skip
+    assert run.exit_code == 1 and "has no entry for example id 'train-239' (1 ids missing)" in run.stderr
+    assert not (tmp_path / "cr").exists()
+    no_teacher = invoke("finetune", "--task", "fever", "--loss", "conf-reg", "--model", tiny_bert_dir, "--bias",
+                        tmp_path / "b" / "bias.json", "--out", tmp_path / "cr")  # fmt: skip
+    assert no_teacher.exit_code == 2 and "needs teacher probabilities" in no_teacher.stderr
