@@ -163,6 +163,42 @@ CASES = [
         1,
         "is a file, not a directory",
     ),
+    ("metric of another task", None, ["--set", lambda t, b: "eval.metric=f1"], 2, "eval.metric 'f1' does not exist"),
+    (
+        "conf-reg without teacher",
+        None,
+        ["--loss", lambda t, b: "conf-reg", "--bias", lambda t, b: b],
+        2,
+        "needs teacher probabilities",
+    ),  # fmt: skip
+    (
+        "teacher without conf-reg",
+        None,
+        ["--teacher", lambda t, b: _made(t / "t.json", "{}")],
+        2,
+        "--teacher is used by loss conf-reg only",
+    ),  # fmt: skip
+    (
+        "teacher not probabilities",
+        None,
+        ["--loss", lambda t, b: "conf-reg", "--bias", lambda t, b: b, "--teacher", lambda t, b: b],
+        1,
+        "is not a srnet teacher file",
+    ),  # fmt: skip
+    (
+        "anneal without bias",
+        None,
+        ["--set", lambda t, b: "loss.anneal=[0.8, 1.0]"],
+        2,
+        "loss.anneal anneals bias probabilities",
+    ),  # fmt: skip
+    (
+        "anneal reversed",
+        None,
+        ["--bias", lambda t, b: b, "--set", lambda t, b: "loss.anneal=[1.0, 0.8]"],
+        2,
+        "loss.anneal must be [min, max]",
+    ),  # fmt: skip
 ]
 
 
@@ -297,3 +333,14 @@ def test_bad_sparse_input(case, data, tmp_path, tiny_bert_dir, bias_file):
     for flag, make in zip(extra[::2], extra[1::2], strict=True):
         argv += [flag, str(make(tmp_path, bias_file))]
     assert_clean_failure(runner.invoke(app, argv), code, message, tmp_path / "run")
+
+
+def test_save_probs_needs_the_train_split_and_never_overwrites(tmp_path, synth_dir, tiny_bert_dir):
+    base = ["evaluate", "--model", str(tiny_bert_dir), "--task", "mnli", "--data-dir", str(synth_dir)]
+    assert_clean_failure(runner.invoke(app, [*base, "--save-probs", str(tmp_path / "t.json")]), 2,
+                         "add --split train", tmp_path / "t.json")  # fmt: skip
+    existing = tmp_path / "old.json"
+    existing.write_text("keep me")
+    result = runner.invoke(app, [*base, "--split", "train", "--save-probs", str(existing)])
+    assert result.exit_code == 1 and "already exists" in result.stderr and "Traceback" not in result.output
+    assert existing.read_text() == "keep me"

@@ -81,7 +81,7 @@ def test_engine_never_imports_cli_libraries():
         (["finetune", "--task", "mnli", "--set", "noequals"], 2, "is not of the form dotted.key=VALUE"),
         (["finetune", "--task", "mnli", "--out", "x", "--device", "tpu"], 2, "error: --device 'tpu' is not one of"),
         (["bias-model", "--kind", "bag", "--out", "x"], 2, "error: --kind 'bag' is not available for mnli"),
-        (["data", "synth", "--task", "fact", "--out", "x"], 2, "error: --task 'fact' has no built-in benchmark yet"),
+        (["data", "synth", "--task", "speech", "--out", "x"], 2, "error: --task 'speech' has no built-in benchmark"),
     ],
 )
 def test_bad_input_gives_one_line_error_and_exit_code(args, code, message):

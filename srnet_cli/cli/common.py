@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from srnet_cli.config.loader import default_preset_name, dump_toml, load_preset
 from srnet_cli.config.schema import Section
@@ -71,11 +72,12 @@ def handles_errors(fn: F) -> F:
 
 
 def report_error(exc: SrnetError) -> None:
+    # Messages hold paths and values with brackets: print them, never parse them as markup.
     lines = exc.lines if isinstance(exc, PresetError) else [exc.message]
     for line in lines:
-        stderr.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
-        stderr.print(f"[yellow]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        stderr.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
 def check_device(device: str) -> str:
@@ -93,7 +95,7 @@ def resolve(command: str, preset: str | None, task: str | None, loss: str | None
         preset = default_preset_name(command, task, loss or "ce")
     resolved, _, notes = load_preset(command, preset, sets or [], flags)
     for note in notes:
-        stderr.print(f"[yellow]note:[/] {note}", highlight=False)
+        stderr.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     return resolved
 
 
