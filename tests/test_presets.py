@@ -13,9 +13,23 @@ from srnet_cli.errors import PresetError, UsageError
 def test_every_shipped_preset_validates_and_lives_in_its_command_folder(command, name, path):
     raw = tomllib.loads(path.read_text())
     assert raw["command"] == command == path.parent.name
-    if raw.get("loss", {}).get("kind") in ("poe", "reweight"):
+    if raw.get("loss", {}).get("kind") in ("poe", "reweight", "conf-reg"):
         raw["loss"]["bias"] = "b.json"  # debiasing presets leave the bias path to --bias
+    if raw.get("loss", {}).get("kind") == "conf-reg":
+        raw["loss"]["teacher"] = "t.json"  # ... and the teacher to --teacher
     PRESETS[command].model_validate(raw)
+
+
+@pytest.mark.parametrize("task", ["mnli", "qqp", "fever"])
+def test_finetune_presets_for_every_loss_follow_table_3(task):
+    for loss in ("ce", "poe", "reweight", "conf-reg"):
+        raw = tomllib.loads(find_preset("finetune", f"{loss}-{task}").read_text())
+        assert raw["task"] == task and raw["loss"]["kind"] == loss
+        epochs = 5 if task == "mnli" and loss in ("poe", "conf-reg") else 3
+        lr, every, metric = {"mnli": (5e-5, 1000, "acc"), "qqp": (2e-5, 1000, "f1"), "fever": (2e-5, 500, "acc")}[task]
+        assert (raw["train"]["epochs"], raw["train"]["lr"], raw["eval"]["every"], raw["eval"]["metric"]) == (
+            epochs, lr, every, metric)  # fmt: skip
+        assert raw["train"]["batch_size"] == 32 and raw["model"]["max_length"] == 128
 
 
 def test_required_presets_ship_with_paper_settings():
