@@ -276,3 +276,23 @@ def test_conf_reg_rejects_a_teacher_with_missing_ids(tiny_bert_dir, fact_dir, tm
     no_teacher = invoke("finetune", "--task", "fever", "--loss", "conf-reg", "--model", tiny_bert_dir, "--bias",
                         tmp_path / "b" / "bias.json", "--out", tmp_path / "cr")  # fmt: skip
     assert no_teacher.exit_code == 2 and "needs teacher probabilities" in no_teacher.stderr
+
+
+def test_mask_train_with_symmetric_dev_copies(tiny_bert_dir, fact_dir, tmp_path):
+    ce = invoke("finetune", "--task", "fever", "--model", tiny_bert_dir, "--data-dir", fact_dir, "--out",
+                tmp_path / "ce", *STEPS)  # fmt: skip
+    assert ce.exit_code == 0, ce.output
+    run = invoke("mask-train", "--preset", "ood-ce-fever", "--model", tmp_path / "ce" / "model", "--data-dir",
+                 fact_dir, "--out", tmp_path / "ood", *STEPS)  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["data"]["ood_train"] == {"fever_sym2_dev": 20 * 10}  # the preset's x10 copies
+
+
+def test_hub_rows_for_qqp_map_labels_by_name():
+    from srnet_cli.engine.readers import dataset_from_hub_rows
+
+    rows = [{"question1": "a?", "question2": "b?", "label": 1, "idx": 7},
+            {"question1": "c?", "question2": "d?", "label": 0, "idx": 8}]  # fmt: skip
+    data = dataset_from_hub_rows("dev", rows, "qqp")
+    assert [(e.id, e.label) for e in data.examples] == [("dev-7", "duplicate"), ("dev-8", "not_duplicate")]
+    assert data.split == "dev" and data.name == "qqp-dev"
