@@ -296,3 +296,49 @@ def test_hub_rows_for_qqp_map_labels_by_name():
     data = dataset_from_hub_rows("dev", rows, "qqp")
     assert [(e.id, e.label) for e in data.examples] == [("dev-7", "duplicate"), ("dev-8", "not_duplicate")]
     assert data.split == "dev" and data.name == "qqp-dev"
+
+
+def _upstream_qqp(root: Path) -> None:
+    """A few hand-written rows per file, in the exact released layouts (quirks included)."""
+    head = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
+    second = ("Is rome big?", "How do I get to rome from paris?")
+    rows = [f"{100 + i}\t{2 * i}\t{2 * i + 1}\tHow do I get from paris to rome?\t{second[i % 2]}\t{i % 2}"
+            for i in range(16)]  # fmt: skip
+    write(root / "QQP" / "train.tsv", [head, *rows, "999\t1\t2\tbroken row"])
+    write(root / "QQP" / "dev.tsv", [head, *rows[:6]])
+    paws = ["id\tsentence1\tsentence2\tlabel", "1\tb'How do I get from paris to rome ?'\tb'How do I get from rome to "
+            "paris ?'\t0", "2\tb'What is the difference between A and B ?'\tb'What is the difference between B and A "
+            "?'\t1"]  # fmt: skip
+    write(root / "QQP" / "paws_qqp" / "dev_and_test.tsv", paws)
+    write(root / "QQP" / "paws_wiki" / "test.tsv", [line.replace("b'", "").replace("'", "") for line in paws])
+
+
+def _upstream_fever(root: Path) -> None:
+    labels = ["SUPPORTS", "REFUTES", "NOT ENOUGH INFO"]
+    train = [json.dumps({"claim": f"Anna was born in paris {i}.", "evidence": "Anna was born in paris.",
+                         "gold_label": labels[i % 3], "weight": 0.5}) for i in range(12)]  # fmt: skip
+    write(root / "fever" / "fever.train.jsonl", train)
+    write(root / "fever" / "fever.dev.jsonl", [line.replace("gold_label", "label") for line in train[:6]])
+    write(root / "fever" / "sym1" / "test.jsonl", [json.dumps(
+        {"id": 1, "label": "SUPPORTS", "claim": "Anna was born in paris.", "evidence_sentence": "Anna was born in "
+         "paris."})])  # fmt: skip
+    write(root / "fever" / "sym2" / "test.jsonl", [json.dumps(
+        {"id": 7, "claim": "Anna was not born in paris.", "evidence": "Anna was born in paris.", "sentence1": "x",
+         "sentence2": "y", "gold_label": "REFUTES", "label": "REFUTES", "evid": "z"})])  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["qqp", "fever"])
+def test_finetune_and_evaluate_on_hand_made_upstream_files(task, tiny_bert_dir, tmp_path):
+    data = tmp_path / "data"
+    (_upstream_qqp if task == "qqp" else _upstream_fever)(data)
+    run = invoke("finetune", "--task", task, "--model", tiny_bert_dir, "--data-dir", data, "--out", tmp_path / "ce",
+                 "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.warmup_steps=0",
+                 "--json")  # fmt: skip
+    assert run.exit_code == 0, run.output
+    results = json.loads(run.stdout)
+    assert results["data"] == {"train": 16 if task == "qqp" else 12, "train_malformed": 1 if task == "qqp" else 0}
+    evaluated = invoke("evaluate", "--task", task, "--model", tmp_path / "ce" / "model", "--data-dir", data, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)["metrics"]
+    expected = {"qqp": {"dev": 6, "paws_qqp": 2, "paws_wiki": 2}, "fever": {"dev": 6, "fever_sym1": 1, "fever_sym2": 1}}
+    assert {name: m["n"] for name, m in metrics.items()} == expected[task]
