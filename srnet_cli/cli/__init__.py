@@ -6,6 +6,7 @@ import typer
 
 from srnet_cli import __version__
 from srnet_cli.cli import data, presets
+from srnet_cli.cli.bench import bench
 from srnet_cli.cli.bias_model import bias_model
 from srnet_cli.cli.demo import demo
 from srnet_cli.cli.evaluate import evaluate
@@ -30,6 +31,7 @@ app.command("export-mask")(export_mask)
 app.command("bias-model")(bias_model)
 app.add_typer(data.app, name="data")
 app.command("demo")(demo)
+app.command("bench")(bench)
 app.add_typer(presets.app, name="presets")
 
 

@@ -1,0 +1,411 @@
+"""`srnet bench` (or `python -m srnet_cli.bench`): srnet's training and evaluation speed against Hugging Face
+`Trainer` and the original project's settings, measured in one process on this machine, printed as ratios.
+
+Every comparison uses the same model weights, data, batch size and number of steps; times exclude model loading
+and the first `WARMUP` steps. Lengths follow MNLI's pair-length distribution (see `realistic_examples`), because
+padding waste depends on it.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WARMUP = 3  # steps excluded from every timing (allocator and kernel warm-up)
+ORIGINAL_PAD = 128  # run_glue.py pads every pair to --max_seq_length 128
+ORIGINAL_EVAL_BATCH = 8  # and evaluates with batch size 8
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+def realistic_examples(n: int, seed: int) -> list[Any]:
+    """Built-in NLI pairs stretched to MNLI-like lengths: premise words ~ lognormal(median 19, σ 0.55), hypothesis
+    ~ lognormal(median 9.5, σ 0.45), about 22 and 11 words on average as in MNLI's training set (premises are
+    extended with further generated sentences; the label is irrelevant to speed)."""
+    from srnet_cli.engine import synth_nli
+    from srnet_cli.engine.readers import Example, load_split
+
+    with tempfile.TemporaryDirectory() as tmp:
+        synth_nli.write_synth_nli(Path(tmp), synth_nli.SynthNliSpec(train_size=max(n, 300), dev_size=3, seed=seed))
+        base = load_split("mnli", "train", Path(tmp)).examples
+    rng = random.Random(seed)
+    sentences = [e.text_a for e in base]
+
+    def stretch(text: str, target: int) -> str:
+        words = text.split()
+        while len(words) < target:
+            words += rng.choice(sentences).split()
+        return " ".join(words[: max(target, 3)])
+
+    out = []
+    for i in range(n):
+        e = base[i % len(base)]
+        premise = stretch(e.text_a, round(rng.lognormvariate(math.log(19), 0.55)))
+        hypothesis = stretch(e.text_b, round(rng.lognormvariate(math.log(9.5), 0.45)))
+        out.append(Example(f"bench-{i}", premise, hypothesis, e.label, i))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------ probes
+class StepClock:
+    """Timestamps at the end of each optimiser step; the rate covers steps after WARMUP."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def tick(self, *_: Any) -> None:
+        self.times.append(time.perf_counter())
+
+    def seconds_per_step(self) -> float:
+        timed = self.times[WARMUP:]
+        return (timed[-1] - timed[0]) / (len(timed) - 1)
+
+
+def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
+    """Best fp32 matmul FLOP/s of this machine with torch's current thread count."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def training_flops(model: Any, real_tokens: int, mean_length: float) -> float:
+    """6 FLOPs per weight per real token for the linear layers (forward + backward), plus attention scores and
+    values (2·2·L·d·len per token forward, times 3)."""
+    import torch
+
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    config = model.config
+    attention = 3 * 4 * config.num_hidden_layers * config.hidden_size * mean_length
+    return real_tokens * (6 * linear + attention)
+
+
+# ------------------------------------------------------------------------------------------------------------ runs
+@dataclass
+class Setup:
+    model_path: str
+    tokenizer: Any
+    labels: tuple[str, ...]
+
+
+def _fresh_model(setup: Setup) -> Any:
+    import torch
+
+    from srnet_cli.engine.models import load_for_task
+
+    torch.manual_seed(0)
+    model, _ = load_for_task(setup.model_path, setup.labels)
+    return model
+
+
+def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_train: bool = False) -> dict:
+    """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW."""
+    import torch
+
+    from srnet_cli.engine.batching import BatchStream, encode
+    from srnet_cli.engine.context import NullReporter
+    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
+    from srnet_cli.engine.losses import make_loss
+    from srnet_cli.engine.masking import PAPER_TARGETS, inject_masks
+    from srnet_cli.engine.pruning import init_scores
+
+    class CpuAccelerator:  # the loop's accelerator interface, without accelerate's wrapping
+        device = torch.device("cpu")
+
+        @staticmethod
+        def backward(loss: Any) -> None:
+            loss.backward()
+
+        @staticmethod
+        def clip_grad_norm_(params: Any, norm: float) -> None:
+            torch.nn.utils.clip_grad_norm_(params, norm)
+
+    model = _fresh_model(setup)
+    if mask_train:
+        inject_masks(model, PAPER_TARGETS)
+        for param in model.parameters():
+            param.requires_grad_(False)
+        init_scores(model, 0.5, "hard")
+    data = encode(examples, setup.tokenizer, ORIGINAL_PAD, {n: i for i, n in enumerate(setup.labels)})
+    optimizer = adamw(model, 5e-5, 0.0)
+    scheduler = linear_warmup_decay(optimizer, 0, steps)
+    clock = StepClock()
+    stream = BatchStream(data.lengths, batch, seed=1)
+    seen: list[list[int]] = []
+    recording = _Recording(stream, seen)
+    gc.collect()
+    train_loop(model, data, make_loss("ce"), optimizer, scheduler, accelerator=CpuAccelerator(), stream=recording,
+               max_steps=steps, eval_every=10**9, evaluate_fn=lambda step: None, reporter=NullReporter(),
+               max_grad_norm=1.0, on_step=clock.tick)  # fmt: skip
+    timed = seen[WARMUP + 1 :]
+    real = sum(data.lengths[i] for b in timed for i in b)
+    padded = sum(max(data.lengths[i] for i in b) * len(b) for b in timed)
+    return {"seconds_per_step": clock.seconds_per_step(), "real_tokens": real, "padded_tokens": padded,
+            "model": model, "steps_timed": len(timed)}  # fmt: skip
+
+
+class _Recording:
+    """Passes batches through and remembers them (to count real and padded tokens of the timed steps)."""
+
+    def __init__(self, stream: Any, seen: list[list[int]]) -> None:
+        self.stream, self.seen = stream, seen
+
+    def __iter__(self) -> _Recording:
+        return self
+
+    def __next__(self) -> list[int]:
+        batch = next(self.stream)
+        self.seen.append(batch)
+        return batch
+
+
+def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, best: bool) -> dict:
+    """HF `Trainer`, configured like `run_glue.py` (pad to 128) or at its best (dynamic padding, group_by_length)."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    index = {n: i for i, n in enumerate(setup.labels)}
+    padding = False if best else "max_length"
+    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
+                          max_length=ORIGINAL_PAD, padding=padding)  # fmt: skip
+    columns = {k: enc[k] for k in enc.keys()} | {"labels": [index[e.label] for e in examples]}
+    dataset = Dataset.from_dict(columns)
+    clock = StepClock()
+
+    class Tick(TrainerCallback):
+        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+            clock.tick()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps, learning_rate=5e-5,
+            max_grad_norm=1.0, report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True, seed=1,
+            train_sampling_strategy="group_by_length" if best else "random",  # transformers 5: was group_by_length
+        )  # fmt: skip
+        collator = DataCollatorWithPadding(setup.tokenizer) if best else None
+        trainer = Trainer(model=_fresh_model(setup), args=args, train_dataset=dataset, data_collator=collator,
+                          callbacks=[Tick()])  # fmt: skip
+        trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout
+        gc.collect()
+        trainer.train()
+    return {"seconds_per_step": clock.seconds_per_step()}
+
+
+def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -> dict:
+    from srnet_cli.engine.batching import encode
+    from srnet_cli.engine.loop import predict_logits
+
+    data = encode(examples, setup.tokenizer, ORIGINAL_PAD, {n: i for i, n in enumerate(setup.labels)})
+    gc.collect()
+    start = time.perf_counter()
+    predict_logits(model, data, batch, "cpu")
+    return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
+
+
+def original_predict(setup: Setup, model: Any, examples: list[Any]) -> dict:
+    """The original evaluation: file order, batch 8, every pair padded to 128."""
+    import torch
+
+    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
+                          max_length=ORIGINAL_PAD, padding="max_length", return_tensors="pt")  # fmt: skip
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(examples), ORIGINAL_EVAL_BATCH):
+            model(**{k: v[i : i + ORIGINAL_EVAL_BATCH] for k, v in enc.items()})
+    return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
+
+
+def trainer_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -> dict:
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
+                          max_length=ORIGINAL_PAD)  # fmt: skip
+    dataset = Dataset.from_dict({k: enc[k] for k in enc.keys()})
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch, report_to=[], use_cpu=True,
+                                 disable_tqdm=True, dataloader_num_workers=0)  # fmt: skip
+        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(setup.tokenizer))
+        trainer.remove_callback(PrinterCallback)
+        start = time.perf_counter()
+        trainer.predict(dataset)
+    return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
+
+
+def _sized_model(base: str, tokenizer: Any, hidden: int, layers: int, where: Path) -> str:
+    """A randomly initialised BERT of the given size with the base model's tokenizer (for the size sweep)."""
+    import torch
+    from transformers import AutoConfig, BertConfig, BertForSequenceClassification
+
+    vocab = AutoConfig.from_pretrained(base).vocab_size
+    heads = max(2, hidden // 64)
+    config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=4 * hidden, num_labels=3)  # fmt: skip
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(where)
+    tokenizer.save_pretrained(where)
+    return str(where)
+
+
+def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
+    """Run one phase in this (fresh) process and return its lifetime peak RSS in bytes."""
+    import resource
+
+    from srnet_cli.engine.models import load_tokenizer, resolve_model
+    from srnet_cli.engine.tasks import task_spec
+
+    path = resolve_model(model)
+    setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
+    examples = realistic_examples(steps * batch, seed=1)
+    if phase == "evaluate":
+        srnet_predict(setup, _fresh_model(setup), examples, 128)
+    else:
+        srnet_train(setup, examples, steps, batch, mask_train=phase == "mask_train")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_rss_mb(model: str, steps: int, batch: int) -> dict[str, float]:
+    """Peak memory of finetune, mask-train and evaluate, each in its own fresh process: an allocator keeps what it
+    once held, so phases measured one after another in one process would inherit each other's peaks."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        return {phase: pool.apply(_phase_peak_rss, (phase, model, steps, batch)) / 2**20
+                for phase in ("finetune", "mask_train", "evaluate")}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_examples: int = 2000,
+              sizes: bool = True, log: Any = print) -> dict:  # fmt: skip
+    """Every measurement, as one JSON-able dict; `log` gets a line per phase."""
+    import torch
+
+    from srnet_cli.engine.models import load_tokenizer, resolve_model
+    from srnet_cli.engine.tasks import task_spec
+
+    path = resolve_model(model)
+    setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
+    examples = realistic_examples(max(steps, 2 * steps) * batch, seed=1)
+    lengths = [len(x) for x in setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples],
+                                               truncation=True, max_length=ORIGINAL_PAD)["input_ids"]]  # fmt: skip
+    out: dict[str, Any] = {
+        "model": model, "threads": torch.get_num_threads(), "batch": batch, "steps": steps, "warmup_steps": WARMUP,
+        "pair_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths),
+                        "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths)},
+    }  # fmt: skip
+    ex_per_s = lambda r: batch / r["seconds_per_step"]  # noqa: E731
+
+    log("finetune: srnet")
+    dense = srnet_train(setup, examples, steps, batch)
+    log("finetune: Trainer like run_glue.py (padding to 128)")
+    glue = trainer_train(setup, examples, steps, batch, best=False)
+    log("finetune: Trainer at its best (dynamic padding, group_by_length)")
+    best = trainer_train(setup, examples, steps, batch, best=True)
+    log("mask-train: srnet")
+    masked = srnet_train(setup, examples, steps, batch, mask_train=True)
+    out["finetune"] = {
+        "srnet_examples_per_s": ex_per_s(dense), "trainer_run_glue_examples_per_s": ex_per_s(glue),
+        "trainer_best_examples_per_s": ex_per_s(best),
+        "padding_waste": 1 - dense["real_tokens"] / dense["padded_tokens"],
+    }  # fmt: skip
+    out["mask_train"] = {"seconds_per_step": masked["seconds_per_step"], "dense_seconds_per_step":
+                         dense["seconds_per_step"]}  # fmt: skip
+    peak = matmul_peak_flops()
+    per_step_tokens = dense["real_tokens"] / dense["steps_timed"]
+    flops = training_flops(dense["model"], dense["real_tokens"], per_step_tokens / batch)
+    achieved = flops / (dense["seconds_per_step"] * dense["steps_timed"])
+    out["flops"] = {"matmul_peak": peak, "training_achieved": achieved}
+
+    log("evaluate: srnet, original settings (batch 8, padding 128), Trainer.predict")
+    eval_set = realistic_examples(eval_examples, seed=2)
+    trained = dense["model"]
+    mine = srnet_predict(setup, trained, eval_set, 128)
+    out["evaluate"] = {
+        "srnet_examples_per_s": mine["examples_per_second"],
+        "original_examples_per_s": original_predict(setup, trained, eval_set)["examples_per_second"],
+        "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
+    }
+    log("peak memory: finetune, mask-train, evaluate, each in a fresh process")
+    out["peak_rss_mb"] = peak_rss_mb(model, WARMUP + 3, batch)
+
+    log("scaling: 2x the examples")
+    double = srnet_train(setup, examples, 2 * steps, batch)
+    out["scaling_examples"] = {f"{steps * batch}": dense["seconds_per_step"] * steps,
+                               f"{2 * steps * batch}": double["seconds_per_step"] * 2 * steps}  # fmt: skip
+    if sizes:
+        out["scaling_model_size"] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, hidden, layers in (("tiny (2x128)", 128, 2), ("bert-base size (12x768, random)", 768, 12)):
+                log(f"scaling: {name}")
+                sized = Setup(_sized_model(path, setup.tokenizer, hidden, layers, Path(tmp) / name), setup.tokenizer,
+                              setup.labels)  # fmt: skip
+                result = srnet_train(sized, examples, max(WARMUP + 3, steps // 2), batch)
+                n_params = sum(p.numel() for p in result["model"].parameters())
+                out["scaling_model_size"][name] = {"params": n_params, "examples_per_s": ex_per_s(result)}
+        n_params = sum(p.numel() for p in trained.parameters())
+        out["scaling_model_size"][model] = {"params": n_params, "examples_per_s": ex_per_s(dense)}
+    out["ratios"] = ratios(out)
+    return out
+
+
+def ratios(out: dict) -> dict[str, float]:
+    """The numbers the targets are stated in."""
+    f, e, m, r = out["finetune"], out["evaluate"], out["mask_train"], out["peak_rss_mb"]
+    return {
+        "finetune_vs_trainer_run_glue": f["srnet_examples_per_s"] / f["trainer_run_glue_examples_per_s"],
+        "finetune_vs_trainer_best": f["srnet_examples_per_s"] / f["trainer_best_examples_per_s"],
+        "mask_train_step_vs_dense": m["seconds_per_step"] / m["dense_seconds_per_step"],
+        "mask_train_memory_vs_dense": r["mask_train"] / r["finetune"],
+        "evaluate_vs_original": e["srnet_examples_per_s"] / e["original_examples_per_s"],
+        "evaluate_vs_trainer_predict": e["srnet_examples_per_s"] / e["trainer_predict_examples_per_s"],
+        "training_flops_vs_matmul_peak": out["flops"]["training_achieved"] / out["flops"]["matmul_peak"],
+    }
+
+
+TARGETS = {  # (target, True if higher is better)
+    "finetune_vs_trainer_run_glue": (2.0, True),
+    "finetune_vs_trainer_best": (1.1, True),
+    "mask_train_step_vs_dense": (1.15, False),
+    "mask_train_memory_vs_dense": (1.3, False),
+    "evaluate_vs_original": (3.0, True),
+    "evaluate_vs_trainer_predict": (1.2, True),
+    "training_flops_vs_matmul_peak": (0.5, True),
+}
+
+
+def main() -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = run_bench(args.model, args.steps)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, value in result["ratios"].items():
+            target, higher = TARGETS[name]
+            ok = value >= target if higher else value <= target
+            print(f"{name:34s} {value:6.2f}  target {'>=' if higher else '<='} {target}  {'ok' if ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""`srnet bench`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from srnet_cli.cli.common import JsonOpt, ModelOpt, QuietOpt, emit, handles_errors, stderr, stdout
+
+
+def _table(result: dict) -> None:
+    from rich.table import Table
+
+    from srnet_cli.bench import TARGETS
+
+    f, e = result["finetune"], result["evaluate"]
+    table = Table(title=f"srnet bench · {result['model']} · {result['threads']} threads · batch {result['batch']} · "
+                  f"mean pair {result['pair_tokens']['mean']:.0f} tokens", title_justify="left")  # fmt: skip
+    for col in ("measure", "ratio", "target", ""):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    for name, value in result["ratios"].items():
+        target, higher = TARGETS[name]
+        ok = value >= target if higher else value <= target
+        table.add_row(name.replace("_", " "), f"{value:.2f}", f"{'≥' if higher else '≤'} {target}",
+                      "[green]ok[/]" if ok else "[red]miss[/]")  # fmt: skip
+    stdout.print(table)
+    stdout.print(f"finetune examples/s: srnet {f['srnet_examples_per_s']:.1f}, Trainer run_glue "
+                 f"{f['trainer_run_glue_examples_per_s']:.1f}, Trainer best {f['trainer_best_examples_per_s']:.1f}; "
+                 f"evaluate examples/s: srnet {e['srnet_examples_per_s']:.0f}, original "
+                 f"{e['original_examples_per_s']:.0f}, Trainer.predict "
+                 f"{e['trainer_predict_examples_per_s']:.0f}")  # fmt: skip
+    memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result["peak_rss_mb"].items())
+    stdout.print(f"peak RSS: {memory}; matmul peak {result['flops']['matmul_peak'] / 1e9:.0f} GFLOP/s")
+    for name, row in result.get("scaling_model_size", {}).items():
+        stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
+
+
+@handles_errors
+def bench(
+    model: ModelOpt = None,
+    steps: Annotated[int, typer.Option("--steps", min=8, help="Timed training steps per configuration.")] = 20,
+    sizes: Annotated[
+        bool, typer.Option("--sizes/--no-sizes", help="Also time a tiny and a BERT-base-sized model.")
+    ] = True,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Time finetune, mask-train and evaluate against HF Trainer and the original settings (ratios, one process).
+
+    Example: srnet bench --json > bench.json   (about 5 minutes on 2 CPU cores)
+    """
+    from srnet_cli.bench import run_bench
+
+    log = (lambda message: None) if quiet else (lambda message: stderr.print(f"bench: {message}", highlight=False))
+    emit(run_bench(model or "minilm", steps, sizes=sizes, log=log), json_, _table)
