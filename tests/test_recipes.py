@@ -137,3 +137,17 @@ def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["loss"] == "reweight"
     assert 'kind = "reweight"' in (tmp_path / "rw" / "preset.toml").read_text()
+
+
+def test_mixed_precision_bf16_on_cpu_and_fp16_needs_a_gpu(tiny_bert_dir, synth_dir, tmp_path):
+    import torch
+
+    args = ["finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--set",
+            "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--json"]  # fmt: skip
+    result = invoke(*args, "--mixed-precision", "bf16", "--out", tmp_path / "bf16")
+    assert result.exit_code == 0, result.output
+    assert 'mixed_precision = "bf16"' in (tmp_path / "bf16" / "preset.toml").read_text()
+    if not torch.cuda.is_available():
+        fp16 = invoke(*args, "--mixed-precision", "fp16", "--out", tmp_path / "fp16")
+        assert fp16.exit_code == 2 and "fp16 needs a CUDA device" in fp16.stderr
+        assert not (tmp_path / "fp16").exists()

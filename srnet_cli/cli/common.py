@@ -31,6 +31,9 @@ BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: sr
 TeacherOpt = Annotated[
     Path | None, typer.Option("--teacher", help="conf-reg teacher probs (`srnet evaluate --split train --save-probs`).")
 ]
+MixedPrecisionOpt = Annotated[
+    str | None, typer.Option("--mixed-precision", help="no | bf16 | fp16 (fp16 on GPUs only; train.mixed_precision).")
+]
 AllowPickleOpt = Annotated[
     bool, typer.Option("--allow-pickle", help="Allow a pickled .pkl bias file (pickle can run code: trust it).")
 ]

@@ -15,6 +15,7 @@ from srnet_cli.cli.common import (
     JsonOpt,
     LossOpt,
     MaskOpt,
+    MixedPrecisionOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -33,11 +34,12 @@ from srnet_cli.cli.common import (
 from srnet_cli.cli.tables import metrics_table, subnetwork_table
 
 
-def _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) -> dict:  # noqa: ANN001
+def _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision=None) -> dict:  # noqa: ANN001
     return {
         "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
         "loss.bias": str(bias) if bias else None, "train.seed": seed,
         "loss.teacher": str(teacher) if teacher else None, "loss.allow_pickle": allow_pickle or None,
+        "train.mixed_precision": mixed_precision,
     }  # fmt: skip
 
 
@@ -56,6 +58,7 @@ def finetune(
     bias: BiasOpt = None,
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
+    mixed_precision: MixedPrecisionOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     save_every: SaveEveryOpt = None,
@@ -70,7 +73,9 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) | {"train.save_every": save_every}
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision) | {
+        "train.save_every": save_every
+    }
     resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -91,6 +96,7 @@ def retrain(
     bias: BiasOpt = None,
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
+    mixed_precision: MixedPrecisionOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     set_: SetOpt = None,
@@ -106,7 +112,7 @@ def retrain(
     gives masks/best). The classifier is new and dense, as in the paper.
     Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle)
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
     flags |= {"mask.file": mask, "mask.sparsity": sparsity}
     resolved = resolve("retrain", preset, task, loss, set_, flags)
     if dry_run:

@@ -14,6 +14,7 @@ from srnet_cli.cli.common import (
     DryRunOpt,
     JsonOpt,
     LossOpt,
+    MixedPrecisionOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -52,6 +53,7 @@ def imp(
     bias: BiasOpt = None,
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
+    mixed_precision: MixedPrecisionOpt = None,
     sparsity: SparsityOpt = None,
     rewind: RewindOpt = None,
     out: OutOpt = None,
@@ -69,7 +71,7 @@ def imp(
     Writes masks/level-0.10.safetensors ... and one metrics line per level.
     Example: srnet imp --task mnli --loss poe --model runs/ce/model --bias B/bias.json --data-dir D --out runs/imp
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle)
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
     flags |= {"mask.sparsity": sparsity, "imp.rewind": rewind}
     resolved = resolve("imp", preset, task, loss, set_, flags)
     if dry_run:
@@ -89,6 +91,7 @@ def mask_train(
     bias: BiasOpt = None,
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
+    mixed_precision: MixedPrecisionOpt = None,
     sparsity: SparsityOpt = None,
     initial_sparsity: InitialSparsityOpt = None,
     init: InitOpt = None,
@@ -109,7 +112,7 @@ def mask_train(
     Example: srnet mask-train --task mnli --loss poe --model runs/ce/model --bias B/bias.json --sparsity 0.5 \\
     --data-dir D --out runs/mask
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle) | {
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision) | {
         "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
         "search.train_with": train_with or None,
     }  # fmt: skip

@@ -16,12 +16,15 @@ def check_device(device: str) -> None:
         raise UsageError("--device cuda but no CUDA device is visible", "use --device cpu or --device auto")
 
 
-def make_accelerator(device: str) -> Any:
-    """`auto` takes a GPU when there is one."""
+def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
+    """`auto` takes a GPU when there is one. fp16 needs a GPU; bf16 also runs on CPUs (autocast)."""
+    import torch
     from accelerate import Accelerator
 
     check_device(device)
-    return Accelerator(cpu=device == "cpu")
+    if mixed_precision == "fp16" and (device == "cpu" or not torch.cuda.is_available()):
+        raise UsageError("--mixed-precision fp16 needs a CUDA device", "use bf16, or no mixed precision on a CPU")
+    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
 
 
 def seed_everything(seed: int) -> None:

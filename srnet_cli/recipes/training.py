@@ -66,7 +66,7 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     from srnet_cli.engine.models import check_tokenizer_fits, load_for_task, load_tokenizer
 
     seed_everything(preset.train.seed)
-    accelerator = make_accelerator(ctx.device)
+    accelerator = make_accelerator(ctx.device, preset.train.mixed_precision)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
