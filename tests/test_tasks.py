@@ -135,7 +135,8 @@ def test_synth_paraphrase_plants_an_overlap_shortcut(tmp_path):
     train = load_split("qqp", "train", tmp_path)
     full = [overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in train.examples]
     dup = [e.label == "duplicate" for e in train.examples]
-    assert all(f for f, d in zip(full, dup, strict=True) if d)  # every duplicate reuses all words
+    dup_full = [f for f, d in zip(full, dup, strict=True) if d]
+    assert 0.6 < sum(dup_full) / len(dup_full) < 0.8  # 70% of duplicates reuse every word, 30% are rephrased
     non_full = [f for f, d in zip(full, dup, strict=True) if not d]
     assert 0.0 < sum(non_full) / len(non_full) < 0.08  # ~3% counter-examples
     paws = load_split("qqp", "paws_qqp", tmp_path)

@@ -2,12 +2,13 @@
 
 Questions come from templates in this file. Each template relates two slots, either symmetrically ("what is the
 difference between A and B": swapping A and B keeps the meaning) or not ("how do i get from A to B"). In training,
-duplicates almost always reuse every word of the first question (a reordering that keeps the meaning, or the same
-question with a word dropped) while non-duplicates almost always share fewer words (another question, or other slot
-fillers): word overlap is a shortcut. `shortcut` is the probability that a non-duplicate training pair follows it;
-the rest are *counter-examples*: the same words with the two slots of an asymmetric template swapped. The PAWS-format
-sets contain only such full-overlap word-swap pairs, half duplicates and half not, so overlap is uninformative there
-(the phenomenon PAWS was built to expose, Zhang et al. 2019).
+70% of duplicates reuse every word of the first question (a reordering that keeps the meaning, or the same question
+with a word dropped) and 30% are rephrased in other words, while non-duplicates almost always share fewer words
+(another question, or other slot fillers): full word overlap is a shortcut to "duplicate". `shortcut` is the
+probability that a non-duplicate training pair follows it; the rest are *counter-examples*: the same words with the
+two slots of an asymmetric template swapped. The PAWS-format sets contain only such full-overlap word-swap pairs,
+half duplicates and half not, so overlap is uninformative there (the phenomenon PAWS was built to expose, Zhang et
+al. 2019).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from srnet_cli.engine.synth_nli import write_tsv
 
-# Each template has one or two surface forms that use the same words; {a} and {b} are the slots.
+# Each template has one or two surface forms that use the same words; {a} and {b} are the slots. REPHRASE gives
+# each template a form with other words and the same meaning (a duplicate that word overlap does not reveal).
 SYMMETRIC = [
     ("what is the difference between {a} and {b} ?",),
     ("how far is it from {a} to {b} ?", "how far is it to {b} from {a} ?"),
@@ -33,6 +35,19 @@ ASYMMETRIC = [
     ("does {a} have more people than {b} ?",),
     ("can you drive from {a} to {b} in one day ?", "can you drive to {b} from {a} in one day ?"),
 ]
+REPHRASE = {
+    SYMMETRIC[0]: "how do {a} and {b} differ ?",
+    SYMMETRIC[1]: "what distance separates {a} and {b} ?",
+    SYMMETRIC[2]: "do {a} and {b} belong to one nation ?",
+    SYMMETRIC[3]: "is the climate of {a} similar to that of {b} ?",
+    ASYMMETRIC[0]: "what route takes me from {a} to {b} ?",
+    ASYMMETRIC[1]: "are flights from {a} to {b} less expensive ?",
+    ASYMMETRIC[2]: "is {a} larger than {b} ?",
+    ASYMMETRIC[3]: "what makes residents of {a} relocate to {b} ?",
+    ASYMMETRIC[4]: "is the population of {a} larger than that of {b} ?",
+    ASYMMETRIC[5]: "is a drive from {a} to {b} possible within a day ?",
+}
+REPHRASED_DUPLICATES = 0.3  # share of training duplicates that are rephrased (QQP duplicates often reword)
 FILLERS = ("really", "actually", "now", "today")  # dropped from the first question: the second reuses every word
 PLACES_QQP = [
     "paris", "london", "rome", "berlin", "madrid", "vienna", "prague", "lisbon", "dublin", "oslo",
@@ -53,6 +68,17 @@ def _template(rng: random.Random, symmetric: bool | None = None) -> tuple[tuple[
     if symmetric is None:
         symmetric = rng.random() < 0.4
     return rng.choice(SYMMETRIC if symmetric else ASYMMETRIC), symmetric
+
+
+def duplicate_rephrased(rng: random.Random, places: list[str]) -> tuple[str, str]:
+    """Same meaning in other words (the slots keep their roles; a symmetric template may swap them)."""
+    forms, symmetric = _template(rng)
+    a, b = rng.sample(places, 2)
+    q1 = _fill(rng.choice(forms), a, b)
+    if symmetric and rng.random() < 0.5:
+        a, b = b, a
+    q2 = _fill(REPHRASE[forms], a, b)
+    return (q1, q2) if rng.random() < 0.5 else (q2, q1)
 
 
 def duplicate_full_overlap(rng: random.Random, places: list[str]) -> tuple[str, str]:
@@ -88,7 +114,8 @@ def non_duplicate_swap(rng: random.Random, places: list[str]) -> tuple[str, str]
 
 def sample_pair(rng: random.Random, places: list[str], duplicate: bool, shortcut: float) -> tuple[str, str]:
     if duplicate:
-        return duplicate_full_overlap(rng, places)
+        rephrased = rng.random() < REPHRASED_DUPLICATES
+        return duplicate_rephrased(rng, places) if rephrased else duplicate_full_overlap(rng, places)
     if rng.random() < shortcut:
         return non_duplicate_low_overlap(rng, places)
     return non_duplicate_swap(rng, places)
