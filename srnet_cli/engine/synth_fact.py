@@ -1,12 +1,13 @@
 """Built-in fact-verification benchmark with a planted negation shortcut, in the FEVER and FEVER-Symmetric formats.
 
-Each example pairs a claim with one evidence sentence built from templates in this file. In training, refuted
-claims almost always contain a negation word ("not", "never") while supported and not-enough-info claims almost
-never do: the claim alone predicts the label (the claim-only bias of FEVER, Schuster et al. 2019). `shortcut` is the
-probability that a training claim follows it; the rest are *counter-examples*: a refuted claim without negation
-(another city, year or field than the evidence states) or a supported claim with one (denying a fact the evidence
-rules out). The FEVER-Symmetric-format sets are balanced so that negation is uninformative: supported and refuted,
-each half with and half without a negation word.
+Each example pairs a claim with one evidence sentence built from templates in this file. The label is decided by
+the value the claim states: the evidence's (SUPPORTS), another one (REFUTES), or a fact the evidence does not
+mention (NOT ENOUGH INFO). A claim may also deny a second value ("born in rome , not in paris"); in training,
+refuted claims almost always do and supported and not-enough-info claims almost never do, so a negation word in the
+claim alone predicts REFUTES (the claim-only bias of FEVER, Schuster et al. 2019). `shortcut` is the probability
+that a training claim follows it; the rest are *counter-examples*: a refuted claim without negation, or a supported
+(or not-enough-info) claim with one. The FEVER-Symmetric-format sets are balanced so that negation is uninformative:
+supported and refuted, each half with and half without a negation word.
 """
 
 from __future__ import annotations
@@ -25,16 +26,21 @@ CITIES = ["paris", "lisbon", "vienna", "oslo", "madrid", "prague", "dublin", "wa
 FIELDS = ["physics", "music", "painting", "law", "medicine", "poetry", "chemistry", "economics"]
 YEARS = [str(y) for y in range(1921, 1990, 3)]
 
-# Each fact kind: the evidence sentence, the claim stating a value, and the claim denying it.
+# Each fact kind: the evidence sentence, the claim stating a value {v}, and the claim stating {v} while denying
+# another value {w} (the negation word does not decide the label: the stated value does).
 FACTS = {
     "born": (
         "{p} was born in {v} and grew up there .",
         "{p} was born in {v} .",
-        "{p} was not born in {v} .",
+        "{p} was born in {v} , not in {w} .",
     ),
-    "year": ("{p} , a well known author , was born in {v} .", "{p} was born in {v} .", "{p} was never born in {v} ."),
-    "field": ("{p} studied {v} at the university of {c} .", "{p} studied {v} .", "{p} did not study {v} ."),
-    "lived": ("{p} lived in {v} for most of their life .", "{p} lived in {v} .", "{p} never lived in {v} ."),
+    "year": (
+        "{p} , a well known author , was born in {v} .",
+        "{p} was born in {v} .",
+        "{p} was born in {v} and not in {w} .",
+    ),
+    "field": ("{p} studied {v} at the university of {c} .", "{p} studied {v} .", "{p} studied {v} and never {w} ."),
+    "lived": ("{p} lived in {v} for most of their life .", "{p} lived in {v} .", "{p} lived in {v} , never in {w} ."),
 }
 VALUES = {"born": CITIES, "year": YEARS, "field": FIELDS, "lived": CITIES}
 LABELS = ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO")
@@ -51,19 +57,22 @@ def _other(rng: random.Random, kind: str, value: str) -> str:
 def claim_pair(rng: random.Random, people: list[str], label: str, negated: bool) -> tuple[str, str]:
     """(claim, evidence) with the given label; `negated` says whether the claim contains a negation word.
 
-    SUPPORTS: the evidence's value, stated (or another value, denied). REFUTES: the evidence's value, denied (or
-    another value, stated). NOT ENOUGH INFO: a claim about another fact kind than the evidence mentions."""
+    The stated value decides: SUPPORTS states the evidence's value, REFUTES another one (a negated claim also denies
+    a second value: the evidence's for REFUTES, "born in D, not in C"; another for SUPPORTS). NOT ENOUGH INFO is a
+    claim about another fact kind than the evidence mentions."""
     kind = rng.choice(list(FACTS))
     person, value = rng.choice(people), rng.choice(VALUES[kind])
     evidence = _evidence(rng, kind, person, value)
-    stated, denied = FACTS[kind][1], FACTS[kind][2]
     if label == "NOT ENOUGH INFO":
-        other_kind = rng.choice([k for k in FACTS if VALUES[k] is not VALUES[kind]])
-        form = FACTS[other_kind][2 if negated else 1]
-        return form.format(p=person, v=rng.choice(VALUES[other_kind])), evidence
-    same_value = (label == "SUPPORTS") != negated
-    claim_value = value if same_value else _other(rng, kind, value)
-    return (denied if negated else stated).format(p=person, v=claim_value), evidence
+        kind = rng.choice([k for k in FACTS if VALUES[k] is not VALUES[kind]])
+        stated = rng.choice(VALUES[kind])
+        denied = _other(rng, kind, stated)
+    elif label == "SUPPORTS":
+        stated, denied = value, _other(rng, kind, value)
+    else:
+        stated, denied = _other(rng, kind, value), value
+    form = FACTS[kind][2 if negated else 1]
+    return form.format(p=person, v=stated, w=denied), evidence
 
 
 def fever_records(rng: random.Random, n: int, people: list[str], shortcut: float) -> list[dict]:
