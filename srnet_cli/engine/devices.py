@@ -24,6 +24,12 @@ def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
     check_device(device)
     if mixed_precision == "fp16" and (device == "cpu" or not torch.cuda.is_available()):
         raise UsageError("--mixed-precision fp16 needs a CUDA device", "use bf16, or no mixed precision on a CPU")
+    from accelerate.state import AcceleratorState
+
+    # The state is a process-wide singleton; one process that runs several recipes (demo, tests) may need another
+    # precision. The per-process part (ranks, device) is kept.
+    if AcceleratorState._shared_state and AcceleratorState._shared_state.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
     return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
 
 
