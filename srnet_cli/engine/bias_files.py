@@ -32,17 +32,17 @@ HINT = "make one with `srnet bias-model --task TASK --data-dir DATA --out BIAS`"
 PICKLE_HINT = "pass --allow-pickle if you trust the file (pickle can run code when loaded), or convert it to .npy/.json"
 
 
+def write_rows_json(path: Path, header: dict, key: str, ids: list[str], rows: np.ndarray, digits: int) -> None:
+    """`header` plus `key: {example id: [values per label]}`, written atomically (bias and teacher files)."""
+    from srnet_cli.engine.rundir import write_text_atomic
+
+    table = {i: [round(float(x), digits) for x in row] for i, row in zip(ids, rows, strict=True)}
+    write_text_atomic(path, json.dumps({**header, key: table}))
+
+
 def write_bias_json(path: Path, task: str, kind: str, labels: list[str], ids: list[str], log_probs: np.ndarray) -> None:
-    payload = {
-        "format": FORMAT,
-        "task": task,
-        "kind": kind,
-        "labels": labels,
-        "log_probs": {i: [round(float(x), 6) for x in row] for i, row in zip(ids, log_probs, strict=True)},
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
+    header = {"format": FORMAT, "task": task, "kind": kind, "labels": labels}
+    write_rows_json(path, header, "log_probs", ids, log_probs, 6)
 
 
 def row_key(example_id: str) -> int:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, row_key
+from srnet_cli.engine.bias_files import NPY_COLUMNS, row_key, write_rows_json
 from srnet_cli.engine.readers import Dataset
-from srnet_cli.engine.rundir import write_text_atomic
 from srnet_cli.errors import BiasFileError
 
 FORMAT = "srnet-probs/1"
@@ -19,14 +18,7 @@ HINT = "make it from the CE model: `srnet evaluate --model CE/model --split trai
 
 
 def write_probs_json(path: Path, task: str, model: str, labels: list[str], ids: list[str], probs: np.ndarray) -> None:
-    payload = {
-        "format": FORMAT,
-        "task": task,
-        "model": model,
-        "labels": labels,
-        "probs": {i: [round(float(x), 7) for x in row] for i, row in zip(ids, probs, strict=True)},
-    }
-    write_text_atomic(path, json.dumps(payload))
+    write_rows_json(path, {"format": FORMAT, "task": task, "model": model, "labels": labels}, "probs", ids, probs, 7)
 
 
 def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset) -> np.ndarray:
