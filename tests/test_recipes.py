@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
@@ -151,3 +152,29 @@ def test_mixed_precision_bf16_on_cpu_and_fp16_needs_a_gpu(tiny_bert_dir, synth_d
         fp16 = invoke(*args, "--mixed-precision", "fp16", "--out", tmp_path / "fp16")
         assert fp16.exit_code == 2 and "fp16 needs a CUDA device" in fp16.stderr
         assert not (tmp_path / "fp16").exists()
+
+
+def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    import statistics
+
+    fast = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.warmup_steps=0"]
+    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--seeds", "3,4",
+                    "--out", tmp_path / "ce", *fast, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["seeds"] == [3, 4] and json.loads((tmp_path / "ce" / "summary.json").read_text()) == summary
+    runs = [json.loads((tmp_path / "ce" / f"seed-{s}" / "results.json").read_text()) for s in (3, 4)]
+    assert [r["seed"] for r in runs] == [3, 4]
+    values = [r["metrics"]["hans"]["acc"] for r in runs]
+    assert summary["metrics"]["hans.acc"]["mean"] == pytest.approx(statistics.fmean(values))
+    assert summary["metrics"]["hans.acc"]["std"] == pytest.approx(statistics.stdev(values))
+    # `{seed}` in a path picks each seed's own model: mask training on both CE runs.
+    masked = invoke("mask-train", "--task", "mnli", "--loss", "poe", "--bias", bias_file, "--model",
+                    tmp_path / "ce" / "seed-{seed}" / "model", "--data-dir", synth_dir, "--seeds", "3,4",
+                    "--out", tmp_path / "mt", *fast, "--json")  # fmt: skip
+    assert masked.exit_code == 0, masked.output
+    for s in (3, 4):
+        preset = (tmp_path / "mt" / f"seed-{s}" / "preset.toml").read_text()
+        assert f"seed-{s}/model" in preset and f"seed = {s}" in preset
+    both = invoke("finetune", "--task", "mnli", "--seed", "1", "--seeds", "1,2", "--out", tmp_path / "x")
+    assert both.exit_code == 2 and "--seed and --seeds both given" in both.stderr

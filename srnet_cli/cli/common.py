@@ -31,6 +31,10 @@ BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: sr
 TeacherOpt = Annotated[
     Path | None, typer.Option("--teacher", help="conf-reg teacher probs (`srnet evaluate --split train --save-probs`).")
 ]
+SeedsOpt = Annotated[
+    str | None,
+    typer.Option("--seeds", help="Comma-separated seeds: one run per seed into OUT/seed-N, then mean ± std."),
+]
 MixedPrecisionOpt = Annotated[
     str | None, typer.Option("--mixed-precision", help="no | bf16 | fp16 (fp16 on GPUs only; train.mixed_precision).")
 ]
@@ -116,14 +120,38 @@ def require_out(out: Path | None, command: str) -> Path:
 
 
 def launch(command: str, recipe: Any, resolved: Section, out: Path | None, device: str, quiet: bool,
-           overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
-    """Run a training recipe with a rich reporter and print its results."""
+           overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None],
+           seeds: str | None = None, seed_flag: int | None = None) -> None:  # fmt: skip
+    """Run a training recipe with a rich reporter and print its results; with `seeds`, once per seed into
+    OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds."""
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter, RunContext
 
-    seed = resolved.train.seed  # type: ignore[attr-defined]
-    ctx = RunContext(require_out(out, command), check_device(device), seed, NullReporter() if quiet else RichReporter())
-    emit(recipe.run(resolved, ctx, overwrite), as_json, table)
+    if seeds and seed_flag is not None:
+        raise UsageError("--seed and --seeds both given", "pass one: --seed N for one run, --seeds 1,2,3 for several")
+    out = require_out(out, command)
+    check_device(device)
+    reporter = NullReporter() if quiet else RichReporter()
+    if not seeds:
+        ctx = RunContext(out, device, resolved.train.seed, reporter)  # type: ignore[attr-defined]
+        emit(recipe.run(resolved, ctx, overwrite), as_json, table)
+        return
+    from srnet_cli.cli.seeds import parse_seeds, seed_summary, with_seed
+
+    runs = []
+    for seed in parse_seeds(seeds):
+        reporter.log(f"seed {seed}: {out / f'seed-{seed}'}")
+        runs.append(recipe.run(with_seed(resolved, seed), RunContext(out / f"seed-{seed}", device, seed, reporter),
+                               overwrite))  # fmt: skip
+    summary = seed_summary(runs, out)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        for run in runs:
+            table(run)
+        from srnet_cli.cli.tables import seeds_table
+
+        seeds_table(summary)
 
 
 def emit(results: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:

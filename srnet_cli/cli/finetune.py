@@ -22,6 +22,7 @@ from srnet_cli.cli.common import (
     PresetOpt,
     QuietOpt,
     SeedOpt,
+    SeedsOpt,
     SetOpt,
     SparsityOpt,
     TaskOpt,
@@ -61,6 +62,7 @@ def finetune(
     mixed_precision: MixedPrecisionOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
     save_every: SaveEveryOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
@@ -81,7 +83,7 @@ def finetune(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table)
+    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed)
 
 
 @handles_errors
@@ -99,6 +101,7 @@ def retrain(
     mixed_precision: MixedPrecisionOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -119,4 +122,4 @@ def retrain(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table)
+    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed)

@@ -21,6 +21,7 @@ from srnet_cli.cli.common import (
     PresetOpt,
     QuietOpt,
     SeedOpt,
+    SeedsOpt,
     SetOpt,
     SparsityOpt,
     TaskOpt,
@@ -58,6 +59,7 @@ def imp(
     rewind: RewindOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -78,7 +80,7 @@ def imp(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import imp as recipe
 
-    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table)
+    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed)
 
 
 @handles_errors
@@ -98,6 +100,7 @@ def mask_train(
     train_with: TrainWithOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
     set_: SetOpt = None,
     dry_run: DryRunOpt = False,
     json_: JsonOpt = False,
@@ -121,4 +124,4 @@ def mask_train(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import mask_train as recipe
 
-    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table)
+    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed)

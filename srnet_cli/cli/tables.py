@@ -75,3 +75,18 @@ def mask_table(info: dict[str, Any], per_layer: bool) -> None:
             table.add_row(layer["name"], "×".join(map(str, layer["shape"])), f"{layer['zeros']:,}",
                           f"{100 * layer['sparsity']:.2f}")  # fmt: skip
         stdout.print(table)
+
+
+def seeds_table(summary: dict) -> None:
+    """Mean ± std over seeds of every final metric."""
+    from rich.table import Table
+
+    seeds = ", ".join(str(s) for s in summary["seeds"])
+    table = Table(title=f"{summary['command']} · {summary['task']} · seeds {seeds} · mean ± std", title_justify="left")
+    for col in ("metric", "mean ± std (%)", "per seed (%)"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, row in summary["metrics"].items():
+        per_seed = " ".join(f"{100 * v:.1f}" for v in row["values"])
+        table.add_row(key, f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f}", per_seed)
+    stdout.print(table)
+    stdout.print(f"summary: {summary['out']}/summary.json")

@@ -1,0 +1,64 @@
+"""Multi-seed runs: `--seeds 1,2,3` runs a command once per seed into OUT/seed-N and summarises mean ± std."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from srnet_cli.config.schema import Section
+from srnet_cli.errors import UsageError
+
+SEED_PATHS = (("model", "name_or_path"), ("loss", "bias"), ("loss", "teacher"), ("mask", "file"))
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r} is not a list of integers", "e.g. --seeds 1,2,3") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise UsageError(f"--seeds {text!r} needs distinct non-negative seeds", "e.g. --seeds 1,2,3")
+    return seeds
+
+
+def with_seed(preset: Section, seed: int) -> Section:
+    """The preset with train.seed = seed and `{seed}` in its input paths replaced (per-seed models and teachers)."""
+    update: dict[str, Any] = {"train": preset.train.model_copy(update={"seed": seed})}  # type: ignore[attr-defined]
+    for section, key in SEED_PATHS:
+        part = getattr(preset, section, None)
+        value = getattr(part, key, None) if part is not None else None
+        if isinstance(value, str) and "{seed}" in value:
+            update[section] = update.get(section, part).model_copy(update={key: value.replace("{seed}", str(seed))})
+    return preset.model_copy(update=update)
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """`{"hans": {"acc": .5, "heuristics": {...}}}` -> `{"hans.acc": .5}`: the top-level numbers of each set."""
+    return {f"{name}.{key}": float(value) for name, values in metrics.items() for key, value in values.items()
+            if isinstance(value, int | float) and not isinstance(value, bool) and key != "n"}  # fmt: skip
+
+
+def run_numbers(run: dict[str, Any]) -> dict[str, float]:
+    """Final metrics of a run; for imp, every level's (`0.50/hans.acc`)."""
+    if "levels" in run:
+        return {f"{level['level']:.2f}/{key}": value for level in run["levels"]
+                for key, value in _numbers(level["metrics"]).items()}  # fmt: skip
+    return _numbers(run["metrics"])
+
+
+def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Mean and sample standard deviation of every final metric over the seeds; written to OUT/summary.json."""
+    from srnet_cli.engine.rundir import write_json
+
+    per_run = [run_numbers(run) for run in runs]
+    keys = [k for k in per_run[0] if all(k in r for r in per_run)]
+    stats = {}
+    for key in keys:
+        values = [r[key] for r in per_run]
+        stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                      "values": values}  # fmt: skip
+    summary = {"command": runs[0]["command"], "task": runs[0]["task"], "seeds": [r["seed"] for r in runs],
+               "out": str(out), "metrics": stats, "runs": [r["out"] for r in runs]}  # fmt: skip
+    write_json(out / "summary.json", summary)
+    return summary
