@@ -79,15 +79,14 @@ def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
     return 2 * size**3 / best
 
 
-def training_flops(model: Any, real_tokens: int, mean_length: float) -> float:
+def training_flops(model: Any, real_tokens: int, squared_lengths: int) -> float:
     """6 FLOPs per weight per real token for the linear layers (forward + backward), plus attention scores and
-    values (2·2·L·d·len per token forward, times 3)."""
+    values: 2·2·L·d·len² per example forward, times 3 (so Σ len² over examples, not (mean len)²)."""
     import torch
 
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
     config = model.config
-    attention = 3 * 4 * config.num_hidden_layers * config.hidden_size * mean_length
-    return real_tokens * (6 * linear + attention)
+    return 6 * linear * real_tokens + 12 * config.num_hidden_layers * config.hidden_size * squared_lengths
 
 
 # ------------------------------------------------------------------------------------------------------------ runs
@@ -149,8 +148,10 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
                max_grad_norm=1.0, on_step=clock.tick)  # fmt: skip
     timed = seen[WARMUP + 1 :]
     real = sum(data.lengths[i] for b in timed for i in b)
+    squared = sum(data.lengths[i] ** 2 for b in timed for i in b)
     padded = sum(max(data.lengths[i] for i in b) * len(b) for b in timed)
     return {"seconds_per_step": clock.seconds_per_step(), "real_tokens": real, "padded_tokens": padded,
+            "squared_lengths": squared,
             "model": model, "steps_timed": len(timed)}  # fmt: skip
 
 
@@ -326,8 +327,7 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
     out["mask_train"] = {"seconds_per_step": masked["seconds_per_step"], "dense_seconds_per_step":
                          dense["seconds_per_step"]}  # fmt: skip
     peak = matmul_peak_flops()
-    per_step_tokens = dense["real_tokens"] / dense["steps_timed"]
-    flops = training_flops(dense["model"], dense["real_tokens"], per_step_tokens / batch)
+    flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
     achieved = flops / (dense["seconds_per_step"] * dense["steps_timed"])
     out["flops"] = {"matmul_peak": peak, "training_achieved": achieved}
 

@@ -132,14 +132,17 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
     out = require_out(out, command)
     check_device(device)
     reporter = NullReporter() if quiet else RichReporter()
-    if not seeds:
-        ctx = RunContext(out, device, resolved.train.seed, reporter)  # type: ignore[attr-defined]
-        emit(recipe.run(resolved, ctx, overwrite), as_json, table)
-        return
-    from srnet_cli.cli.seeds import parse_seeds, seed_summary, with_seed
+    from srnet_cli.cli.seeds import check_seed_dirs, parse_seeds, seed_summary, with_seed
 
+    if not seeds:
+        seed = resolved.train.seed  # type: ignore[attr-defined]
+        ctx = RunContext(out, device, seed, reporter)
+        emit(recipe.run(with_seed(resolved, seed), ctx, overwrite), as_json, table)
+        return
+    seed_list = parse_seeds(seeds)
+    check_seed_dirs(out, seed_list, overwrite)  # every seed's directory, before the first run spends any time
     runs = []
-    for seed in parse_seeds(seeds):
+    for seed in seed_list:
         reporter.log(f"seed {seed}: {out / f'seed-{seed}'}")
         runs.append(recipe.run(with_seed(resolved, seed), RunContext(out / f"seed-{seed}", device, seed, reporter),
                                overwrite))  # fmt: skip

@@ -22,6 +22,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool) -> None:
+    """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts."""
+    from srnet_cli.engine.rundir import check_file_target, check_out_dir
+
+    for seed in seeds:
+        check_out_dir(out / f"seed-{seed}", overwrite)
+    check_file_target(out / "summary.json", overwrite)
+
+
 def with_seed(preset: Section, seed: int) -> Section:
     """The preset with train.seed = seed and `{seed}` in its input paths replaced (per-seed models and teachers)."""
     update: dict[str, Any] = {"train": preset.train.model_copy(update={"seed": seed})}  # type: ignore[attr-defined]

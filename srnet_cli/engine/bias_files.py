@@ -73,7 +73,8 @@ def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset, al
             array, columns = _load_pickle(path, task, train)
         else:
             array, columns = _load_json(path, task, ids)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError, pickle.UnpicklingError) as exc:
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError, KeyError, IndexError,
+            pickle.UnpicklingError) as exc:  # fmt: skip
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
         raise BiasFileError(f"{path} cannot be read as a bias file ({reason})", HINT) from exc
     _check_values(array, path, ids)
@@ -109,7 +110,9 @@ def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
         raise BiasFileError(f"{path} has shape {array.shape} ({array.dtype}); expected float (rows, classes)", HINT)
     columns = _columns_for(task, array.shape[1], path)
-    keys = [row_key(e.id) for e in train.examples]
+    # MNLI and FEVER: the first number of the id (the `index` column / line), as the original loader; QQP ids are
+    # pair ids, so a row-aligned QQP array (not an original format) is indexed by row position.
+    keys = [e.row if task == "qqp" else row_key(e.id) for e in train.examples]
     first_bad = next((e.id for e, k in zip(train.examples, keys, strict=True) if k >= array.shape[0]), None)
     if array.shape[0] != train.n_rows or first_bad is not None:
         where = f"first id without a row: {first_bad}" if first_bad else "the file has a different number of rows"
@@ -126,6 +129,7 @@ class _ArraysOnly(pickle.Unpickler):
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol-5 arrays
         ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
     }  # fmt: skip
 

@@ -193,6 +193,7 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
         row, n_rows = n_rows, n_rows + 1
         try:
             record = json.loads(line)
+            reason = "not a JSON object"
         except json.JSONDecodeError as exc:
             record, reason = None, f"not a JSON object ({exc.msg})"
         if isinstance(record, dict):
@@ -207,8 +208,6 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
                 ident = f"{record['id']}" if symmetric and "id" in record else f"{split}-{row}"
                 examples.append(Example(ident, claim, evidence, str(label), row))
                 continue
-        elif record is not None:
-            reason = "not a JSON object"
         if strict:
             raise DataError(f"{path}:{line_no}: {reason}", "fix the line, or drop --strict to skip and count it")
         malformed.append((line_no, reason))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, row_key, write_rows_json
+from srnet_cli.engine.bias_files import NPY_COLUMNS, write_rows_json
 from srnet_cli.engine.readers import Dataset
 from srnet_cli.errors import BiasFileError
 
@@ -31,7 +31,7 @@ def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset)
         raise BiasFileError(f"unsupported teacher file type {path.suffix!r}: {path}", "use srnet's .json or a .npy")
     try:
         array, columns = _load_npy(path, task, train) if path.suffix == ".npy" else _load_json(path, task, train)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError, KeyError) as exc:
+    except (ValueError, TypeError, OSError, UnicodeDecodeError, KeyError, IndexError) as exc:
         raise BiasFileError(f"{path} cannot be read as teacher probabilities ({type(exc).__name__})", HINT) from exc
     ids = [e.id for e in train.examples]
     bad = ~np.isfinite(array).all(axis=1) | (array < 0).any(axis=1) | (np.abs(array.sum(axis=1) - 1.0) > 1e-3)
@@ -73,4 +73,5 @@ def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[
     if array.shape[0] != train.n_rows:
         raise BiasFileError(f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows}",
                             "use the probs.npy made for exactly this training file")  # fmt: skip
-    return array[[row_key(e.id) for e in train.examples]].astype(np.float64), columns
+    # the original indexed teacher rows by position in the training file
+    return array[[e.row for e in train.examples]].astype(np.float64), columns

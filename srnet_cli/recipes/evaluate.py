@@ -64,7 +64,8 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         **({"mask": str(mask_path), "sparsity": sparsity_summary(mask_file.masks)} if mask_file else {}),
         "seconds": round(time.time() - started, 1),
     }
-    if probs_path is not None:
+    out = prepare_out_dir(ctx.out_dir, overwrite, inputs) if ctx.out_dir is not None else None
+    if probs_path is not None:  # after the run directory exists: --overwrite must not delete it again
         from srnet_cli.engine.teacher_files import write_probs_json
 
         train = datasets[0]
@@ -73,8 +74,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
                          probs)  # fmt: skip
         results["probs_file"] = str(probs_path)
         ctx.reporter.log(f"teacher probabilities of {len(train.examples)} examples written to {probs_path}")
-    if ctx.out_dir is not None:
-        out = prepare_out_dir(ctx.out_dir, overwrite, inputs)
+    if out is not None:
         write_text_atomic(out / "preset.toml", dump_toml(preset))
         if preset.split == "eval":
             results["predictions"] = [str(p) for p in write_predictions(out, sets, predictions)]
