@@ -343,3 +343,26 @@ def test_finetune_and_evaluate_on_hand_made_upstream_files(task, tiny_bert_dir, 
     metrics = json.loads(evaluated.stdout)["metrics"]
     expected = {"qqp": {"dev": 6, "paws_qqp": 2, "paws_wiki": 2}, "fever": {"dev": 6, "fever_sym1": 1, "fever_sym2": 1}}
     assert {name: m["n"] for name, m in metrics.items()} == expected[task]
+
+
+def test_regressions_from_review(tmp_path, tiny_bert_dir, synth_dir):
+    from srnet_cli.engine.teacher_files import load_teacher
+
+    # A FEVER line that is JSON but not an object is counted, not a crash.
+    path = write(tmp_path / "f.jsonl", ["null", json.dumps({"claim": "a", "evidence": "b", "label": "REFUTES"})])
+    data = read_fever(path, "train")
+    assert data.malformed == [(1, "not a JSON object")] and data.examples[0].id == "train-1"
+    # A row-aligned teacher .npy is indexed by row position, whatever the ids (QQP pair ids).
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    np.save(tmp_path / "probs.npy", probs)
+    qqp = write(tmp_path / "train.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+                                         "40\t1\t2\ta\tb\t0", "7\t3\t4\tc\td\t1", "999\t5\t6\te\tf\t1"])  # fmt: skip
+    got = load_teacher(tmp_path / "probs.npy", "qqp", ("duplicate", "not_duplicate"), read_qqp(qqp, "train"))
+    assert np.allclose(got, probs[:, ::-1])
+    # --seeds checks every seed directory before the first run.
+    (tmp_path / "runs" / "seed-2").mkdir(parents=True)
+    (tmp_path / "runs" / "seed-2" / "x").write_text("keep")
+    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--seeds", "1,2",
+                    "--out", tmp_path / "runs")  # fmt: skip
+    assert result.exit_code == 1 and "seed-2 is not empty" in result.stderr
+    assert not (tmp_path / "runs" / "seed-1").exists()
