@@ -1,9 +1,11 @@
 """`srnet bench` (or `python -m srnet_cli.bench`): srnet's training and evaluation speed against Hugging Face
 `Trainer` and the original project's settings, measured in one process on this machine, printed as ratios.
 
-Every comparison uses the same model weights, data, batch size and number of steps; times exclude model loading
-and the first `WARMUP` steps. Lengths follow MNLI's pair-length distribution (see `realistic_examples`), because
-padding waste depends on it.
+Every comparison uses the same model weights, data, batch size and number of steps. A training timing covers one
+whole epoch over the same examples (from the start of the first step to the end of the last), so every
+configuration processes exactly the same pairs whatever order its sampler picks; an untimed warm-up run comes
+first (kernel set-up for the shapes seen). Lengths follow MNLI's pair-length distribution (see
+`realistic_examples`), because padding waste depends on it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WARMUP = 3  # steps excluded from every timing (allocator and kernel warm-up)
+WARMUP_STEPS = 8  # the untimed run before any timing
 ORIGINAL_PAD = 128  # run_glue.py pads every pair to --max_seq_length 128
 ORIGINAL_EVAL_BATCH = 8  # and evaluates with batch size 8
 
@@ -53,17 +55,22 @@ def realistic_examples(n: int, seed: int) -> list[Any]:
 
 # ------------------------------------------------------------------------------------------------------------ probes
 class StepClock:
-    """Timestamps at the end of each optimiser step; the rate covers steps after WARMUP."""
+    """Time from the start of the first step to the end of the last, over the steps taken."""
 
     def __init__(self) -> None:
+        self.begin: float | None = None
         self.times: list[float] = []
+
+    def start(self, *_: Any) -> None:
+        if self.begin is None:
+            self.begin = time.perf_counter()
 
     def tick(self, *_: Any) -> None:
         self.times.append(time.perf_counter())
 
     def seconds_per_step(self) -> float:
-        timed = self.times[WARMUP:]
-        return (timed[-1] - timed[0]) / (len(timed) - 1)
+        assert self.begin is not None and self.times, "no step was timed"
+        return (self.times[-1] - self.begin) / len(self.times)
 
 
 def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
@@ -141,12 +148,12 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
     clock = StepClock()
     stream = BatchStream(data.lengths, batch, seed=1)
     seen: list[list[int]] = []
-    recording = _Recording(stream, seen)
+    recording = _Recording(stream, seen, clock)
     gc.collect()
     train_loop(model, data, make_loss("ce"), optimizer, scheduler, accelerator=CpuAccelerator(), stream=recording,
                max_steps=steps, eval_every=10**9, evaluate_fn=lambda step: None, reporter=NullReporter(),
                max_grad_norm=1.0, on_step=clock.tick)  # fmt: skip
-    timed = seen[WARMUP + 1 :]
+    timed = seen
     real = sum(data.lengths[i] for b in timed for i in b)
     squared = sum(data.lengths[i] ** 2 for b in timed for i in b)
     padded = sum(max(data.lengths[i] for i in b) * len(b) for b in timed)
@@ -156,15 +163,16 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
 
 
 class _Recording:
-    """Passes batches through and remembers them (to count real and padded tokens of the timed steps)."""
+    """Passes batches through and remembers them (to count real and padded tokens); starts the clock."""
 
-    def __init__(self, stream: Any, seen: list[list[int]]) -> None:
-        self.stream, self.seen = stream, seen
+    def __init__(self, stream: Any, seen: list[list[int]], clock: StepClock) -> None:
+        self.stream, self.seen, self.clock = stream, seen, clock
 
     def __iter__(self) -> _Recording:
         return self
 
     def __next__(self) -> list[int]:
+        self.clock.start()
         batch = next(self.stream)
         self.seen.append(batch)
         return batch
@@ -185,6 +193,9 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
     clock = StepClock()
 
     class Tick(TrainerCallback):
+        def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
+            clock.start()
+
         def on_step_end(self, *args: Any, **kwargs: Any) -> None:
             clock.tick()
 
@@ -262,10 +273,29 @@ def _sized_model(base: str, tokenizer: Any, hidden: int, layers: int, where: Pat
     return str(where)
 
 
-def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
-    """Run one phase in this (fresh) process and return its lifetime peak RSS in bytes."""
+def _reset_peak_rss() -> None:
+    """A spawned child starts with its parent's resident pages counted in its peak; Linux resets it on request."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
+    """Run one phase in this (fresh) process and return its peak RSS in bytes."""
+    _reset_peak_rss()
     from srnet_cli.engine.models import load_tokenizer, resolve_model
     from srnet_cli.engine.tasks import task_spec
 
@@ -276,7 +306,7 @@ def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
         srnet_predict(setup, _fresh_model(setup), examples, 128)
     else:
         srnet_train(setup, examples, steps, batch, mask_train=phase == "mask_train")
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _peak_rss_bytes()
 
 
 def peak_rss_mb(model: str, steps: int, batch: int) -> dict[str, float]:
@@ -301,24 +331,27 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
 
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
-    examples = realistic_examples(max(steps, 2 * steps) * batch, seed=1)
+    examples = realistic_examples(2 * steps * batch, seed=1)
+    epoch = examples[: steps * batch]  # every training timing: exactly one epoch over these
     lengths = [len(x) for x in setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples],
                                                truncation=True, max_length=ORIGINAL_PAD)["input_ids"]]  # fmt: skip
     out: dict[str, Any] = {
-        "model": model, "threads": torch.get_num_threads(), "batch": batch, "steps": steps, "warmup_steps": WARMUP,
+        "model": model, "threads": torch.get_num_threads(), "batch": batch, "steps": steps,
         "pair_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths),
                         "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths)},
     }  # fmt: skip
     ex_per_s = lambda r: batch / r["seconds_per_step"]  # noqa: E731
 
+    log("warm-up (untimed)")
+    srnet_train(setup, realistic_examples(WARMUP_STEPS * batch, seed=3), WARMUP_STEPS, batch)
     log("finetune: srnet")
-    dense = srnet_train(setup, examples, steps, batch)
+    dense = srnet_train(setup, epoch, steps, batch)
     log("finetune: Trainer like run_glue.py (padding to 128)")
-    glue = trainer_train(setup, examples, steps, batch, best=False)
+    glue = trainer_train(setup, epoch, steps, batch, best=False)
     log("finetune: Trainer at its best (dynamic padding, group_by_length)")
-    best = trainer_train(setup, examples, steps, batch, best=True)
+    best = trainer_train(setup, epoch, steps, batch, best=True)
     log("mask-train: srnet")
-    masked = srnet_train(setup, examples, steps, batch, mask_train=True)
+    masked = srnet_train(setup, epoch, steps, batch, mask_train=True)
     out["finetune"] = {
         "srnet_examples_per_s": ex_per_s(dense), "trainer_run_glue_examples_per_s": ex_per_s(glue),
         "trainer_best_examples_per_s": ex_per_s(best),
@@ -341,7 +374,7 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
         "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
     }
     log("peak memory: finetune, mask-train, evaluate, each in a fresh process")
-    out["peak_rss_mb"] = peak_rss_mb(model, WARMUP + 3, batch)
+    out["peak_rss_mb"] = peak_rss_mb(model, WARMUP_STEPS, batch)
 
     log("scaling: 2x the examples")
     double = srnet_train(setup, examples, 2 * steps, batch)
@@ -354,7 +387,7 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
                 log(f"scaling: {name}")
                 sized = Setup(_sized_model(path, setup.tokenizer, hidden, layers, Path(tmp) / name), setup.tokenizer,
                               setup.labels)  # fmt: skip
-                result = srnet_train(sized, examples, max(WARMUP + 3, steps // 2), batch)
+                result = srnet_train(sized, epoch[: steps // 2 * batch], steps // 2, batch)
                 n_params = sum(p.numel() for p in result["model"].parameters())
                 out["scaling_model_size"][name] = {"params": n_params, "examples_per_s": ex_per_s(result)}
         n_params = sum(p.numel() for p in trained.parameters())
