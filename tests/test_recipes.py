@@ -178,3 +178,16 @@ def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_f
         assert f"seed-{s}/model" in preset and f"seed = {s}" in preset
     both = invoke("finetune", "--task", "mnli", "--seed", "1", "--seeds", "1,2", "--out", tmp_path / "x")
     assert both.exit_code == 2 and "--seed and --seeds both given" in both.stderr
+
+
+@pytest.mark.parametrize("task,bias,ood", [("paraphrase", "overlap", "paws_qqp_f1"), ("fact", "claim-only", "sym1")])
+def test_demo_on_the_other_benchmarks(task, bias, ood, tiny_bert_dir, tmp_path):
+    spec = demo.DemoSpec(model=str(tiny_bert_dir), steps=3, train_size=60, dev_size=12, hans_per_subcase=2, task=task)
+    summary = demo.run(spec, tmp_path / "demo", "cpu", RecordingReporter())
+    assert set(summary["rows"]) == {f"bias-only ({bias})", "CE fine-tuned", "PoE fine-tuned"}
+    rows = summary["rows"]
+    assert summary["ood_gain_poe_over_ce"] == rows["PoE fine-tuned"][ood] - rows["CE fine-tuned"][ood]
+    assert all(v is not None for row in rows.values() for v in row.values())
+    evaluated = json.loads((tmp_path / "demo" / "evaluate-poe" / "results.json").read_text())
+    name, metric = summary["columns"][ood].split(".")
+    assert rows["PoE fine-tuned"][ood] == evaluated["metrics"][name][metric]
