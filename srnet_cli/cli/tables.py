@@ -13,15 +13,23 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+# Columns after accuracy, per task: the breakdowns researchers report (metric key, header).
+EXTRA_COLUMNS = {
+    "mnli": [("entailed_acc", "entailed %"), ("non_entailed_acc", "non-entailed %")],
+    "qqp": [("f1", "F1 dup %"), ("weighted_f1", "weighted F1 %"), ("duplicate_acc", "dup %"),
+            ("non_duplicate_acc", "non-dup %")],
+    "fever": [("acc_2way", "2-way acc %"), ("nei_predicted", "NEI predicted %")],
+}  # fmt: skip
+
+
 def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
     metrics = results["metrics"]
+    extra = EXTRA_COLUMNS.get(results.get("task", "mnli"), [])
     table = Table(title=title or f"{results['command']} · {results.get('model', '')}", title_justify="left")
-    for col in ("set", "n", "acc %", "entailed %", "non-entailed %"):
+    for col in ("set", "n", "acc %", *(header for _, header in extra)):
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, m in metrics.items():
-        table.add_row(
-            name, str(m.get("n", "")), _pct(m.get("acc")), _pct(m.get("entailed_acc")), _pct(m.get("non_entailed_acc"))
-        )
+        table.add_row(name, str(m.get("n", "")), _pct(m.get("acc")), *(_pct(m.get(key)) for key, _ in extra))
     stdout.print(table)
     hans = metrics.get("hans")
     if hans and "heuristics" in hans:
