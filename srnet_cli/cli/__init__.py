@@ -12,6 +12,7 @@ from srnet_cli.cli.demo import demo
 from srnet_cli.cli.evaluate import evaluate
 from srnet_cli.cli.export_mask import export_mask
 from srnet_cli.cli.finetune import finetune, retrain
+from srnet_cli.cli.report import report
 from srnet_cli.cli.sparse import imp, mask_train
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command("bias-model")(bias_model)
 app.add_typer(data.app, name="data")
 app.command("demo")(demo)
 app.command("bench")(bench)
+app.command("report")(report)
 app.add_typer(presets.app, name="presets")
 
 

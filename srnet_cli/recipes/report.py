@@ -1,0 +1,221 @@
+"""`srnet report`: collect run directories, group them by task, method and sparsity, and summarise over seeds.
+
+A run is a directory with `results.json` (finetune, retrain, mask-train, imp). Directories that hold a run's
+`env.json` or `preset.toml` but no `results.json` are incomplete or failed: listed, never averaged in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.errors import UsageError
+
+# Per task: the ID metric and the OOD metrics a report shows (set.metric of the results' `metrics`).
+REPORT_METRICS = {
+    "mnli": ("dev_matched.acc", ("hans.acc", "hans.non_entailed_acc")),
+    "qqp": ("dev.weighted_f1", ("paws_qqp.weighted_f1", "paws_wiki.weighted_f1")),
+    "fever": ("dev.acc", ("fever_sym1.acc", "fever_sym2.acc")),
+}
+TRAINING_COMMANDS = {"finetune", "retrain", "mask-train", "imp"}
+# Full-model reference lines: dashed and dotted in colours the method lines (matplotlib's C0..C6) do not use.
+REFERENCE_STYLES = [
+    {"color": "black", "linestyle": "--"}, {"color": "dimgray", "linestyle": ":"},
+    {"color": "saddlebrown", "linestyle": "-."}, {"color": "olive", "linestyle": (0, (5, 1))},
+]  # fmt: skip
+
+
+@dataclass
+class Point:
+    """One measured (task, method, sparsity) of one run: a finetune, a mask, or one IMP level."""
+
+    task: str
+    method: str
+    sparsity: float
+    seed: int | None
+    metrics: dict[str, float]
+    run: str
+
+
+@dataclass
+class Collected:
+    points: list[Point] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+
+
+def _value(metrics: dict[str, Any], dotted: str) -> float | None:
+    name, key = dotted.split(".", 1)
+    value = metrics.get(name, {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def method_of(results: dict[str, Any]) -> str:
+    """The paradigm and loss of a run, as a report row names it."""
+    command, loss = results["command"], results["loss"]
+    if command == "finetune":
+        return f"full model {loss}"
+    if command == "retrain":
+        return f"retrain {loss}"
+    if command == "imp":
+        return f"{'lottery-ticket IMP' if results.get('rewind', 'none') != 'none' else 'IMP'} {loss}"
+    if results.get("data", {}).get("ood_train"):
+        return f"mask-train {loss} + OOD data"
+    return f"mask-train {loss}{' (pre-trained)' if results.get('pretrained') else ''}"
+
+
+def points_of(results: dict[str, Any], run: str) -> list[Point]:
+    task, seed, method = results["task"], results.get("seed"), method_of(results)
+    id_metric, ood_metrics = REPORT_METRICS[task]
+
+    def numbers(metrics: dict[str, Any]) -> dict[str, float]:
+        values = {m: _value(metrics, m) for m in (id_metric, *ood_metrics)}
+        return {k: v for k, v in values.items() if v is not None}
+
+    if results["command"] == "imp":
+        return [Point(task, method, round(level["sparsity"], 2), seed, numbers(level["metrics"]), run)
+                for level in results["levels"]]  # fmt: skip
+    sparsity = results.get("sparsity")
+    measured = sparsity.get("sparsity", 0.0) if isinstance(sparsity, dict) else 0.0
+    return [Point(task, method, round(measured, 2), seed, numbers(results["metrics"]), run)]
+
+
+def collect(paths: list[Path]) -> Collected:
+    found = Collected()
+    for root in paths:
+        if not root.exists():
+            raise UsageError(f"{root} does not exist", "pass run directories (or folders that contain them)")
+        candidates = {p.parent for p in root.rglob("env.json")} | {p.parent for p in root.rglob("results.json")}
+        if (root / "results.json").is_file() or (root / "env.json").is_file():
+            candidates.add(root)
+        for run in sorted(candidates):
+            results_file = run / "results.json"
+            if not results_file.is_file():
+                found.incomplete.append(str(run))
+                continue
+            try:
+                results = json.loads(results_file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                found.incomplete.append(str(run))
+                continue
+            if results.get("command") in TRAINING_COMMANDS and results.get("task") in REPORT_METRICS:
+                found.points.extend(points_of(results, str(run)))
+    return found
+
+
+def summarise(points: list[Point]) -> list[dict[str, Any]]:
+    """One row per (task, method, sparsity): mean and sample std of each metric over the runs (seeds)."""
+    groups: dict[tuple[str, str, float], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.task, p.method, p.sparsity), []).append(p)
+    rows = []
+    for (task, method, sparsity), members in sorted(groups.items()):
+        stats = {}
+        for metric in sorted({m for p in members for m in p.metrics}):
+            values = [p.metrics[metric] for p in members if metric in p.metrics]
+            stats[metric] = {"mean": statistics.fmean(values),
+                             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}  # fmt: skip
+        rows.append({"task": task, "method": method, "sparsity": sparsity, "runs": len(members),
+                     "seeds": sorted({p.seed for p in members if p.seed is not None}), "metrics": stats})  # fmt: skip
+    return rows
+
+
+def cell(row: dict[str, Any], metric: str) -> str:
+    """`mean ± std` in %, or the single value of one run (a standard deviation of one run says nothing)."""
+    stat = row["metrics"].get(metric)
+    if stat is None:
+        return "-"
+    return f"{100 * stat['mean']:.1f}" if stat["n"] == 1 else f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
+
+
+def markdown(rows: list[dict[str, Any]], incomplete: list[str]) -> str:
+    lines = ["# srnet report", ""]
+    for task in sorted({r["task"] for r in rows}):
+        id_metric, ood_metrics = REPORT_METRICS[task]
+        columns = [id_metric, *ood_metrics]
+        lines += [f"## {task}", "", "| method | sparsity | runs | " + " | ".join(columns) + " |",
+                  "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
+        for r in (r for r in rows if r["task"] == task):
+            cells = " | ".join(cell(r, m) for m in columns)
+            lines.append(f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['runs']} | {cells} |")
+        lines += ["", "Values in %: mean ± sample standard deviation over runs (seeds); one run: its value.", ""]
+    if incomplete:
+        lines += ["## Incomplete or failed runs (not averaged)", ""] + [f"- {run}" for run in incomplete] + [""]
+    return "\n".join(lines)
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["task", "method", "sparsity", "runs", "metric", "mean", "std", "n"])
+    for r in rows:
+        for metric, stat in r["metrics"].items():
+            writer.writerow([r["task"], r["method"], r["sparsity"], r["runs"], metric, f"{stat['mean']:.6f}",
+                             f"{stat['std']:.6f}", stat["n"]])  # fmt: skip
+    return buffer.getvalue()
+
+
+def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
+    """ID and OOD metric against sparsity, one line per method; full models as horizontal reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless
+    import matplotlib.pyplot as plt
+
+    id_metric, ood_metrics = REPORT_METRICS[task]
+    panels = [id_metric, ood_metrics[0]]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    task_rows = [r for r in rows if r["task"] == task]
+    methods = sorted({r["method"] for r in task_rows if not r["method"].startswith("full model")})
+    for ax, metric in zip(axes, panels, strict=True):
+        for method in methods:
+            points = sorted((r["sparsity"], r["metrics"][metric]) for r in task_rows
+                            if r["method"] == method and metric in r["metrics"])  # fmt: skip
+            if points:
+                xs = [100 * s for s, _ in points]
+                ys = [100 * st["mean"] for _, st in points]
+                errs = [100 * st["std"] for _, st in points]
+                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=method)
+        full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
+        for r, style in zip(full, REFERENCE_STYLES, strict=False):
+            ax.axhline(100 * r["metrics"][metric]["mean"], linewidth=1.2, label=r["method"], **style)
+        ax.set_xlabel("sparsity of the masked weights (%)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_title(f"{task}: {'in-distribution' if metric == id_metric else 'out-of-distribution'} ({metric})")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:
+    if out is not None:
+        check_out_dir(out, overwrite, tuple(paths))
+    found = collect(paths)
+    if not found.points:
+        raise UsageError(
+            f"no finished srnet runs under {', '.join(map(str, paths))}", "pass run directories made by srnet"
+        )
+    rows = summarise(found.points)
+    report = {"command": "report", "rows": rows, "incomplete": found.incomplete,
+              "runs": sorted({p.run for p in found.points})}  # fmt: skip
+    if out is not None:
+        out = prepare_out_dir(out, overwrite, tuple(paths))
+        write_text_atomic(out / "report.md", markdown(rows, found.incomplete))
+        write_text_atomic(out / "report.csv", csv_text(rows))
+        plots = []
+        for task in sorted({r["task"] for r in rows}):
+            plot(rows, task, out / f"{task}.png")
+            plots.append(str(out / f"{task}.png"))
+        report |= {"out": str(out), "plots": plots}
+        write_json(out / "report.json", report)
+    return report

@@ -1,0 +1,79 @@
+"""`srnet report`: grouping, mean ± std over seeds by hand, incomplete runs, and the files it writes."""
+
+import json
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+from srnet_cli.cli import app
+from srnet_cli.recipes.report import method_of, run
+
+runner = CliRunner()
+
+
+def _run(path, results):
+    path.mkdir(parents=True)
+    (path / "env.json").write_text("{}")
+    (path / "results.json").write_text(json.dumps(results))
+
+
+def _metrics(m, h):
+    return {"dev_matched": {"acc": m, "n": 10}, "hans": {"acc": h, "non_entailed_acc": h / 2, "n": 12}}
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    for seed, (m, h) in {1: (0.9, 0.5), 2: (0.8, 0.7)}.items():
+        _run(root / "ce" / f"seed-{seed}", {"command": "finetune", "task": "mnli", "loss": "ce", "seed": seed,
+                                            "metrics": _metrics(m, h)})  # fmt: skip
+        _run(root / "mt" / f"seed-{seed}", {"command": "mask-train", "task": "mnli", "loss": "poe", "seed": seed,
+                                            "sparsity": {"sparsity": 0.5}, "data": {"ood_train": {}},
+                                            "metrics": _metrics(m - 0.1, h + 0.1)})  # fmt: skip
+    levels = [{"level": s, "sparsity": s, "metrics": _metrics(0.9 - s, 0.6)} for s in (0.1, 0.2)]
+    _run(root / "imp", {"command": "imp", "task": "mnli", "loss": "poe", "seed": 1, "rewind": "pretrained",
+                        "levels": levels})  # fmt: skip
+    (root / "crashed").mkdir()
+    (root / "crashed" / "env.json").write_text("{}")  # started, never finished
+    return root
+
+
+def test_groups_by_method_and_sparsity_with_mean_and_std_by_hand(runs, tmp_path):
+    report = run([runs], tmp_path / "report")
+    rows = {(r["method"], r["sparsity"]): r for r in report["rows"]}
+    assert set(rows) == {("full model ce", 0.0), ("mask-train poe", 0.5), ("lottery-ticket IMP poe", 0.1),
+                         ("lottery-ticket IMP poe", 0.2)}  # fmt: skip
+    hans = rows[("full model ce", 0.0)]["metrics"]["hans.acc"]
+    assert hans["mean"] == pytest.approx(0.6) and hans["std"] == pytest.approx(statistics.stdev([0.5, 0.7]))
+    assert rows[("mask-train poe", 0.5)]["metrics"]["dev_matched.acc"]["mean"] == pytest.approx(0.75)
+    assert rows[("lottery-ticket IMP poe", 0.2)]["metrics"]["dev_matched.acc"]["mean"] == pytest.approx(0.7)
+    assert report["incomplete"] == [str(runs / "crashed")]
+    out = tmp_path / "report"
+    md = (out / "report.md").read_text()
+    assert "| full model ce | 0% | 2 | 85.0 ± 7.1 | 60.0 ± 14.1 | 30.0 ± 7.1 |" in md
+    assert "crashed" in md.split("Incomplete")[1]
+    assert (out / "mnli.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "mask-train poe,0.5,2,hans.acc,0.700000" in (out / "report.csv").read_text()
+    assert json.loads((out / "report.json").read_text())["rows"] == report["rows"]
+
+
+def test_method_names():
+    assert method_of({"command": "imp", "loss": "ce", "rewind": "none"}) == "IMP ce"
+    assert method_of({"command": "mask-train", "loss": "poe", "pretrained": True, "data": {}}) == \
+        "mask-train poe (pre-trained)"  # fmt: skip
+    assert method_of({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}}) == \
+        "mask-train ce + OOD data"  # fmt: skip
+    assert method_of({"command": "retrain", "loss": "poe"}) == "retrain poe"
+
+
+def test_cli_report_and_errors(runs, tmp_path):
+    result = runner.invoke(app, ["report", str(runs), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["rows"]) == 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = runner.invoke(app, ["report", str(empty)])
+    assert none.exit_code == 2 and "no finished srnet runs" in none.stderr
+    missing = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
