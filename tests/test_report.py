@@ -77,3 +77,12 @@ def test_cli_report_and_errors(runs, tmp_path):
     assert none.exit_code == 2 and "no finished srnet runs" in none.stderr
     missing = runner.invoke(app, ["report", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_damaged_results_are_listed_not_crashing(runs, tmp_path):
+    _run(runs / "damaged", {"command": "finetune", "task": "mnli", "seed": 3})  # no loss, no metrics
+    (runs / "notjson").mkdir()
+    (runs / "notjson" / "results.json").write_text("{")
+    report = run([runs], None)
+    assert str(runs / "damaged") in report["incomplete"] and str(runs / "notjson") in report["incomplete"]
+    assert len(report["rows"]) == 4

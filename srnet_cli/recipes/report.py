@@ -103,8 +103,12 @@ def collect(paths: list[Path]) -> Collected:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 found.incomplete.append(str(run))
                 continue
-            if results.get("command") in TRAINING_COMMANDS and results.get("task") in REPORT_METRICS:
-                found.points.extend(points_of(results, str(run)))
+            if isinstance(results, dict) and results.get("command") in TRAINING_COMMANDS \
+                    and results.get("task") in REPORT_METRICS:  # fmt: skip
+                try:
+                    found.points.extend(points_of(results, str(run)))
+                except (KeyError, TypeError, ValueError, AttributeError):  # hand-edited or truncated results
+                    found.incomplete.append(str(run))
     return found
 
 
