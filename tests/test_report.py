@@ -86,3 +86,21 @@ def test_damaged_results_are_listed_not_crashing(runs, tmp_path):
     report = run([runs], None)
     assert str(runs / "damaged") in report["incomplete"] and str(runs / "notjson") in report["incomplete"]
     assert len(report["rows"]) == 4
+
+
+def test_review_regressions(runs, tmp_path):
+    # Overlapping roots count each run once.
+    report = run([runs, runs / "ce", runs / "ce" / "seed-1"], None)
+    ce = next(r for r in report["rows"] if r["method"] == "full model ce")
+    assert ce["runs"] == 2
+    # --out inside the reported runs is refused before anything is written.
+    inside = runner.invoke(app, ["report", str(runs), "--out", str(runs / "ce" / "seed-1"), "--overwrite"])
+    assert inside.exit_code == 2 and "inside the runs it reports on" in inside.stderr
+    assert (runs / "ce" / "seed-1" / "results.json").is_file()
+    # Gradual searches are their own method and grouped on the target sparsity.
+    for seed, measured in ((1, 0.89), (2, 0.9)):
+        _run(runs / "gradual" / f"seed-{seed}", {"command": "mask-train", "task": "mnli", "loss": "poe",
+             "seed": seed, "target_sparsity": 0.9, "initial_sparsity": 0.7, "sparsity": {"sparsity": measured},
+             "data": {"ood_train": {}}, "metrics": _metrics(0.8, 0.6)})  # fmt: skip
+    rows = [r for r in run([runs], None)["rows"] if "gradual" in r["method"]]
+    assert [(r["method"], r["sparsity"], r["runs"]) for r in rows] == [("mask-train poe (gradual from 70%)", 0.9, 2)]

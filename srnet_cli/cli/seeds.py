@@ -25,7 +25,11 @@ def parse_seeds(text: str) -> list[int]:
 def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool) -> None:
     """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts."""
     from srnet_cli.engine.rundir import check_file_target, check_out_dir
+    from srnet_cli.errors import RunDirError
 
+    if (out / "results.json").is_file():
+        raise RunDirError(f"--out {out} holds a single run already; seed runs would nest inside it",
+                          "choose a new --out for --seeds")  # fmt: skip
     for seed in seeds:
         check_out_dir(out / f"seed-{seed}", overwrite)
     check_file_target(out / "summary.json", overwrite)

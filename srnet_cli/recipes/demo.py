@@ -86,7 +86,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     started = time.time()
     check_device(device)
     demo = DEMO_TASKS[spec.task]
-    out = prepare_out_dir(out, overwrite)
+    out = prepare_out_dir(out, overwrite, (spec.model,))  # --overwrite never deletes the model it will load
     data, bias_dir = out / "data", out / "bias"
 
     reporter.log(f"1/5 writing the built-in {spec.task} benchmark ({demo.layout})")

@@ -125,7 +125,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     results["data"]["ood_train"] = {d.name: len(d.examples) for d in inputs.ood_train}
     results["pretrained"] = bool(loaded.new_params)  # the searched model had no trained head (paradigm c)
-    results |= {"target_sparsity": mask_cfg.sparsity, "sparsity": best["sparsity"]}
+    results |= {"target_sparsity": mask_cfg.sparsity, "initial_sparsity": initial, "sparsity": best["sparsity"]}
     results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
     write_json(out / "results.json", results)
     return results

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class Collected:
 def _value(metrics: dict[str, Any], dotted: str) -> float | None:
     name, key = dotted.split(".", 1)
     value = metrics.get(name, {}).get(key)
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def method_of(results: dict[str, Any]) -> str:
@@ -66,7 +67,12 @@ def method_of(results: dict[str, Any]) -> str:
         return f"{'lottery-ticket IMP' if results.get('rewind', 'none') != 'none' else 'IMP'} {loss}"
     if results.get("data", {}).get("ood_train"):
         return f"mask-train {loss} + OOD data"
-    return f"mask-train {loss}{' (pre-trained)' if results.get('pretrained') else ''}"
+    name = f"mask-train {loss}{' (pre-trained)' if results.get('pretrained') else ''}"
+    initial, target = results.get("initial_sparsity"), results.get("target_sparsity")
+    if initial is not None and target is not None and initial != target:
+        name += f" (gradual from {100 * initial:.0f}%)"
+    step = re.search(r"checkpoints/step-(\d+)", str(results.get("model", "")))
+    return name + (f" (from step {step.group(1)})" if step else "")
 
 
 def points_of(results: dict[str, Any], run: str) -> list[Point]:
@@ -77,16 +83,21 @@ def points_of(results: dict[str, Any], run: str) -> list[Point]:
         values = {m: _value(metrics, m) for m in (id_metric, *ood_metrics)}
         return {k: v for k, v in values.items() if v is not None}
 
-    if results["command"] == "imp":
-        return [Point(task, method, round(level["sparsity"], 2), seed, numbers(level["metrics"]), run)
+    if seed is not None and not isinstance(seed, int):
+        raise TypeError(f"seed {seed!r}")
+    if results["command"] == "imp":  # grouped by level: every seed prunes to the same schedule
+        return [Point(task, method, round(level["level"], 2), seed, numbers(level["metrics"]), run)
                 for level in results["levels"]]  # fmt: skip
     sparsity = results.get("sparsity")
     measured = sparsity.get("sparsity", 0.0) if isinstance(sparsity, dict) else 0.0
-    return [Point(task, method, round(measured, 2), seed, numbers(results["metrics"]), run)]
+    # mask-train: the target (seeds of a gradual search may stop at 0.89 and 0.90); others: measured on the weights
+    key = results.get("target_sparsity", measured)
+    return [Point(task, method, round(float(key), 2), seed, numbers(results["metrics"]), run)]
 
 
 def collect(paths: list[Path]) -> Collected:
     found = Collected()
+    seen: set[Path] = set()  # resolved run paths: overlapping or relative/absolute roots count a run once
     for root in paths:
         if not root.exists():
             raise UsageError(f"{root} does not exist", "pass run directories (or folders that contain them)")
@@ -94,13 +105,16 @@ def collect(paths: list[Path]) -> Collected:
         if (root / "results.json").is_file() or (root / "env.json").is_file():
             candidates.add(root)
         for run in sorted(candidates):
+            if run.resolve() in seen:
+                continue
+            seen.add(run.resolve())
             results_file = run / "results.json"
             if not results_file.is_file():
                 found.incomplete.append(str(run))
                 continue
             try:
                 results = json.loads(results_file.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, OSError):
                 found.incomplete.append(str(run))
                 continue
             if isinstance(results, dict) and results.get("command") in TRAINING_COMMANDS \
@@ -203,6 +217,11 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
 
 def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:
     if out is not None:
+        target = out.resolve()
+        clash = next((p for p in paths if p.exists() and (target == p.resolve() or p.resolve() in target.parents)),
+                     None)  # fmt: skip
+        if clash is not None:
+            raise UsageError(f"--out {out} is inside the runs it reports on ({clash})", "choose --out outside them")
         check_out_dir(out, overwrite, tuple(paths))
     found = collect(paths)
     if not found.points:
@@ -214,12 +233,12 @@ def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[st
               "runs": sorted({p.run for p in found.points})}  # fmt: skip
     if out is not None:
         out = prepare_out_dir(out, overwrite, tuple(paths))
-        write_text_atomic(out / "report.md", markdown(rows, found.incomplete))
-        write_text_atomic(out / "report.csv", csv_text(rows))
         plots = []
-        for task in sorted({r["task"] for r in rows}):
+        for task in sorted({r["task"] for r in rows}):  # plots first: a failure leaves no half report
             plot(rows, task, out / f"{task}.png")
             plots.append(str(out / f"{task}.png"))
+        write_text_atomic(out / "report.md", markdown(rows, found.incomplete))
+        write_text_atomic(out / "report.csv", csv_text(rows))
         report |= {"out": str(out), "plots": plots}
         write_json(out / "report.json", report)
     return report
