@@ -80,10 +80,7 @@ def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset, al
     _check_values(array, path, ids)
     if task == "mnli" and tuple(columns) == HANS_LABELS:
         array, columns = expand_two_class(array), NPY_COLUMNS["mnli"]
-    missing = [name for name in labels if name not in columns]
-    if missing:
-        raise BiasFileError(f"{path} has no column for label {missing[0]!r} (has {', '.join(columns)})", HINT)
-    return array[:, [columns.index(name) for name in labels]]
+    return select_columns(array, columns, labels, path, HINT)
 
 
 def expand_two_class(log_probs: np.ndarray) -> np.ndarray:
@@ -164,15 +161,30 @@ def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple
         raise BiasFileError(f"{path} is not a srnet bias file ({type(exc).__name__})", HINT) from exc
     if payload.get("task") not in (None, task):
         raise BiasFileError(f"{path} was made for task {payload['task']!r}, not {task!r}", HINT)
-    missing = next((i for i in ids if i not in table), None)
-    if missing is not None:
-        n_missing = sum(i not in table for i in ids)
-        raise BiasFileError(f"{path} has no entry for example id {missing!r} ({n_missing} ids missing)", HINT)
+    return rows_by_id(table, ids, len(columns), path, HINT, HINT).astype(np.float32), columns
+
+
+def rows_by_id(table: dict, ids: list[str], width: int, path: Path, missing_hint: str, hint: str) -> np.ndarray:
+    """`table[id]` for every id, in order (bias and teacher JSON files); a missing id or a row of another width is
+    an error naming the first one."""
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)",
+                            missing_hint)  # fmt: skip
     rows = [table[i] for i in ids]
-    bad = next((i for i, r in zip(ids, rows, strict=True) if len(r) != len(columns)), None)
+    bad = next((i for i, r in zip(ids, rows, strict=True) if len(r) != width), None)
     if bad is not None:
-        raise BiasFileError(f"{path}: entry {bad!r} does not have {len(columns)} values", HINT)
-    return np.asarray(rows, dtype=np.float32), columns
+        raise BiasFileError(f"{path}: entry {bad!r} does not have {width} values", hint)
+    return np.asarray(rows, dtype=np.float64)
+
+
+def select_columns(array: np.ndarray, columns: tuple[str, ...], labels: tuple[str, ...], path: Path,
+                   hint: str) -> np.ndarray:  # fmt: skip
+    """The columns of `array` (named `columns`) in the order of `labels`; a label without a column is an error."""
+    missing = [name for name in labels if name not in columns]
+    if missing:
+        raise BiasFileError(f"{path} has no column for label {missing[0]!r} (has {', '.join(columns)})", hint)
+    return array[:, [columns.index(name) for name in labels]]
 
 
 def _check_values(array: np.ndarray, path: Path, ids: list[str]) -> None:

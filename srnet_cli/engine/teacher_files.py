@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, write_rows_json
+from srnet_cli.engine.bias_files import NPY_COLUMNS, rows_by_id, select_columns, write_rows_json
 from srnet_cli.engine.readers import Dataset
 from srnet_cli.errors import BiasFileError
 
@@ -40,10 +40,7 @@ def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset)
             f"{path}: the row of example id {ids[int(np.argmax(bad))]!r} is not a probability distribution",
             "pass probabilities (the original's probs.npy, not log_probs.npy)",
         )
-    missing = [name for name in labels if name not in columns]
-    if missing:
-        raise BiasFileError(f"{path} has no column for label {missing[0]!r} (has {', '.join(columns)})", HINT)
-    return array[:, [columns.index(name) for name in labels]].astype(np.float32)
+    return select_columns(array, columns, labels, path, HINT).astype(np.float32)
 
 
 def _load_json(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -53,15 +50,10 @@ def _load_json(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple
     if payload.get("task") != task:
         raise BiasFileError(f"{path} was made for task {payload.get('task')!r}, not {task!r}", HINT)
     table, columns = payload["probs"], tuple(payload["labels"])
-    missing = [e.id for e in train.examples if e.id not in table]
-    if missing:
-        raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)",
-                            "make the teacher file from the same training data")  # fmt: skip
-    rows = [table[e.id] for e in train.examples]
-    bad = next((e.id for e, r in zip(train.examples, rows, strict=True) if len(r) != len(columns)), None)
-    if bad is not None:
-        raise BiasFileError(f"{path}: entry {bad!r} does not have {len(columns)} values", HINT)
-    return np.asarray(rows, dtype=np.float64), columns
+    ids = [e.id for e in train.examples]
+    return rows_by_id(
+        table, ids, len(columns), path, "make the teacher file from the same training data", HINT
+    ), columns
 
 
 def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
