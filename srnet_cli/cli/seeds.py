@@ -47,9 +47,11 @@ def with_seed(preset: Section, seed: int) -> Section:
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
-    """`{"hans": {"acc": .5, "heuristics": {...}}}` -> `{"hans.acc": .5}`: the top-level numbers of each set."""
-    return {f"{name}.{key}": float(value) for name, values in metrics.items() for key, value in values.items()
-            if isinstance(value, int | float) and not isinstance(value, bool) and key != "n"}  # fmt: skip
+    """The metrics.jsonl flattening (`hans.acc`), without the set sizes and flags: what a seed average means."""
+    from srnet_cli.recipes.training import flat_metrics
+
+    return {key: float(value) for key, value in flat_metrics(metrics).items()
+            if not key.endswith(".n") and not isinstance(value, bool)}  # fmt: skip
 
 
 def run_numbers(run: dict[str, Any]) -> dict[str, float]:

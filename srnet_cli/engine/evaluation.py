@@ -47,9 +47,15 @@ def encode_sets(datasets: list[Dataset], tokenizer: Any, max_length: int, labels
     return [EvalSet(d.split or d.name, d, encode(d.examples, tokenizer, max_length, index)) for d in datasets]
 
 
-def set_metrics(task: str, name: str, logits: torch.Tensor, labels: tuple[str, ...], dataset: Dataset) -> dict:
-    """The metrics researchers report for one evaluation set, from the model's logits."""
-    predicted = [labels[i] for i in logits.argmax(dim=-1).tolist()]
+def predicted_labels(logits: torch.Tensor, labels: tuple[str, ...]) -> list[str]:
+    return [labels[i] for i in logits.argmax(dim=-1).tolist()]
+
+
+def set_metrics(task: str, name: str, logits: torch.Tensor, labels: tuple[str, ...], dataset: Dataset,
+                predicted: list[str] | None = None) -> dict:  # fmt: skip
+    """The metrics researchers report for one evaluation set, from the model's logits (and its argmax labels, if
+    the caller has them already)."""
+    predicted = predicted if predicted is not None else predicted_labels(logits, labels)
     kind = report_kind(task, name)
     if kind == "hans":
         return {"n": len(predicted), **hans_report(predicted, dataset.examples)}
@@ -78,8 +84,8 @@ def evaluate_sets(
         logits = predict_logits(model, s.encoded, batch_size, device)
         if keep_logits is not None:
             keep_logits[s.name] = logits
-        predictions[s.name] = [labels[i] for i in logits.argmax(dim=-1).tolist()]
-        metrics[s.name] = set_metrics(task, s.name, logits, labels, s.dataset)
+        predictions[s.name] = predicted_labels(logits, labels)
+        metrics[s.name] = set_metrics(task, s.name, logits, labels, s.dataset, predictions[s.name])
     return metrics, predictions
 
 

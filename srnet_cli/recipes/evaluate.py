@@ -51,10 +51,11 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     labels = head_labels(model_labels(model), task, ctx.reporter)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
-    logits: dict = {}
+    logits: dict = {}  # filled only when the probabilities are written
     metrics, predictions = evaluate_sets(
-        model, sets, labels, preset.eval.batch_size, accelerator.device, task.name, keep_logits=logits
-    )
+        model, sets, labels, preset.eval.batch_size, accelerator.device, task.name,
+        keep_logits=logits if probs_path is not None else None,
+    )  # fmt: skip
     results = {
         "command": "evaluate",
         "task": task.name,
