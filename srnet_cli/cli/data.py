@@ -55,17 +55,10 @@ def synth(
 
     Example: srnet data synth --task nli --out data/synth
     """
-    if task not in ("nli", "paraphrase", "fact"):
-        raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
-    from srnet_cli.engine.synth_fact import SynthFactSpec
-    from srnet_cli.engine.synth_nli import SynthNliSpec
-    from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec
     from srnet_cli.recipes import data_synth
 
-    if task == "nli":
-        spec = SynthNliSpec(train_size, dev_size, hans_per_subcase, shortcut or 0.97, seed)
-    elif task == "paraphrase":
-        spec = SynthParaphraseSpec(train_size, dev_size, challenge_size, shortcut or 0.97, seed)
-    else:
-        spec = SynthFactSpec(train_size, dev_size, challenge_size, shortcut or 0.95, seed)
+    if task not in data_synth.SPECS:
+        raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
+    challenge = hans_per_subcase if task == "nli" else challenge_size
+    spec = data_synth.make_spec(task, train_size, dev_size, challenge, seed, shortcut)
     emit(data_synth.run(task, require_out(out, "data synth"), spec, overwrite), json_, _summary)

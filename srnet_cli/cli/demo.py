@@ -54,9 +54,9 @@ def demo(
     """
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter
-    from srnet_cli.recipes.demo import DemoSpec, run
+    from srnet_cli.recipes.demo import DEMO_TASKS, DemoSpec, run
 
-    if task not in ("nli", "paraphrase", "fact"):
+    if task not in DEMO_TASKS:
         raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
     spec = DemoSpec(model=model, steps=steps, train_size=train_size, seed=seed, task=task)
     summary = run(spec, out, check_device(device), NullReporter() if quiet else RichReporter(), overwrite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,17 @@ from srnet_cli.engine.synth_nli import SynthNliSpec, write_synth_nli
 from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec, write_synth_paraphrase
 
 Spec = SynthNliSpec | SynthParaphraseSpec | SynthFactSpec
+SPECS = {"nli": SynthNliSpec, "paraphrase": SynthParaphraseSpec, "fact": SynthFactSpec}
 WRITERS = {"nli": write_synth_nli, "paraphrase": write_synth_paraphrase, "fact": write_synth_fact}
 TASK_OF = {"nli": "mnli", "paraphrase": "qqp", "fact": "fever"}  # the srnet --task that reads each benchmark
+
+
+def make_spec(task: str, train_size: int, dev_size: int, challenge: int, seed: int,
+              shortcut: float | None = None) -> Spec:  # fmt: skip
+    """A benchmark's spec; `challenge` is HANS pairs per subcase (nli) or pairs per challenge set (paraphrase,
+    fact); `shortcut=None` keeps the benchmark's own default strength."""
+    spec = SPECS[task](train_size, dev_size, challenge, seed=seed)
+    return spec if shortcut is None else dataclasses.replace(spec, shortcut=shortcut)
 
 
 def run(task: str, out: Path, spec: Spec, overwrite: bool = False) -> dict[str, Any]:

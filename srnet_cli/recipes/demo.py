@@ -15,9 +15,6 @@ from srnet_cli.config.loader import find_preset, read_preset_file, validate
 from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device
 from srnet_cli.engine.rundir import prepare_out_dir, write_json
-from srnet_cli.engine.synth_fact import SynthFactSpec
-from srnet_cli.engine.synth_nli import SynthNliSpec
-from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec
 from srnet_cli.recipes import bias_model, data_synth, evaluate, finetune
 
 LOSS_NAMES = {"ce": "CE", "poe": "PoE"}
@@ -62,11 +59,9 @@ class DemoSpec:
 
 
 def _synth_spec(spec: DemoSpec) -> Any:
-    if spec.task == "nli":
-        return SynthNliSpec(spec.train_size, spec.dev_size, spec.hans_per_subcase, seed=spec.seed)
-    if spec.task == "paraphrase":
-        return SynthParaphraseSpec(spec.train_size, spec.dev_size, 8 * spec.hans_per_subcase, seed=spec.seed)
-    return SynthFactSpec(spec.train_size, spec.dev_size, 8 * spec.hans_per_subcase, seed=spec.seed)
+    """12 HANS subcases x `hans_per_subcase` for nli; the other challenge sets get 8 x as many pairs."""
+    challenge = spec.hans_per_subcase * (1 if spec.task == "nli" else 8)
+    return data_synth.make_spec(spec.task, spec.train_size, spec.dev_size, challenge, spec.seed)
 
 
 def _finetune_preset(loss: str, spec: DemoSpec, data: Path, bias: Path | None) -> Any:
