@@ -17,6 +17,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from srnet_cli.engine.rundir import write_text_atomic
+
 PEOPLE = [
     "anna berg", "carlos ruiz", "mei chen", "omar haddad", "lena fischer", "ivan petrov", "sara costa",
     "tom walsh", "yuki tanaka", "nadia karim", "paul meyer", "eva novak", "raj patel", "lucia romano",
@@ -102,13 +104,6 @@ def symmetric_records(rng: random.Random, n: int, people: list[str], version: in
     return records
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    tmp.replace(path)
-
-
 @dataclass(frozen=True)
 class SynthFactSpec:
     train_size: int = 8000
@@ -133,5 +128,5 @@ def write_synth_fact(out: Path, spec: SynthFactSpec) -> dict[str, int]:
     files["fever/sym2/dev.jsonl"] = symmetric_records(random.Random(spec.seed + 7919), spec.challenge_size // 2,
                                                       PEOPLE_SYMMETRIC, 2)  # fmt: skip
     for rel, records in files.items():
-        _write_jsonl(out / rel, records)
+        write_text_atomic(out / rel, "".join(json.dumps(r) + "\n" for r in records))
     return {rel: len(records) for rel, records in files.items()}
