@@ -79,7 +79,8 @@ def test_mask_train_selects_after_ratio_and_evaluate_reproduces(tiny_bert_dir, s
     assert results["best_step"] in (9, 12)  # select_after 0.7 of 12 steps: evaluations at 9 and 12 only
     assert results["sparsity"]["sparsity"] == pytest.approx(0.6, abs=2e-3)
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines] == [3, 6, 9, 12] and all(x["target_sparsity"] == 0.6 for x in lines)
+    # masks from before selection starts (steps 3, 6) cannot be chosen: they are not evaluated
+    assert [x["step"] for x in lines] == [9, 12] and all(x["target_sparsity"] == 0.6 for x in lines)
     mask = load_mask_file(out / "masks" / "best.safetensors")
     assert "classifier.weight" in mask.masks and mask.meta["step"] == results["best_step"]
     evaluated = ok(invoke("evaluate", "--model", tiny_bert_dir, "--mask", out, "--task", "mnli", "--data-dir",
@@ -114,7 +115,7 @@ def test_gradual_sparsity_follows_the_cubic_schedule(tiny_bert_dir, synth_dir, b
     out = tmp_path / "g"
     results = ok(invoke("mask-train", "--preset", "gradual-poe-mnli", "--model", tiny_bert_dir, "--data-dir",
                         synth_dir, "--bias", bias_file, "--out", out, "--set", "train.max_steps=8",
-                        "--set", "eval.every=2", *FAST, "--json"))  # fmt: skip
+                        "--set", "eval.every=2", "--set", "search.select_after=0", *FAST, "--json"))  # fmt: skip
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     expected = [0.9 - 0.2 * (1 - s / 8) ** 3 for s in (2, 4, 6, 8)]
     assert [x["target_sparsity"] for x in lines] == pytest.approx(expected, abs=1e-6)

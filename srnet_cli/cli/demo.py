@@ -20,17 +20,27 @@ TITLES = {"mnli_m": "MNLI-m", "mnli_mm": "MNLI-mm", "hans": "HANS", "hans_entail
 def _table(summary: dict) -> None:
     from rich.table import Table
 
-    title = f"SRNet demo · {summary['task']} · {summary['model']} · seed {summary['seed']} (%; F1 = weighted F1)"
+    title = f"SRNet study · {summary['task']} · {summary['model']} · seed {summary['seed']} (%; F1 = weighted F1)"
     table = Table(title=title, title_justify="left")
-    table.add_column("model")
+    table.add_column("method")
+    table.add_column("sparsity", justify="right")
     for key in summary["columns"]:
         table.add_column(TITLES.get(key, key), justify="right")
-    for name, row in summary["rows"].items():
-        table.add_row(name, *("-" if row[k] is None else f"{100 * row[k]:.1f}" for k in summary["columns"]))
+    section = None
+    for row in summary["rows"]:
+        if row["section"] != section:
+            section = row["section"]
+            if table.row_count:
+                table.add_section()
+            table.add_row(f"[bold]{section}[/bold]")
+        cells = ("-" if row[k] is None else f"{100 * row[k]:.1f}" for k in summary["columns"])
+        table.add_row(f"  {row['method']}", f"{100 * row['sparsity']:.0f}%", *cells)
     stdout.print(table)
-    ood = TITLES.get(summary["ood_metric"], summary["ood_metric"])
-    stdout.print(f"PoE - CE on {ood}: {100 * summary['ood_gain_poe_over_ce']:+.1f} points; "
-                 f"{summary['seconds']:.0f} s; summary: {summary['out']}/summary.json")  # fmt: skip
+    for finding in summary["findings"]:
+        mark = "[green]holds[/green]" if finding["holds"] else "[red]does not hold[/red]"
+        stdout.print(f"{mark}: {finding['claim']} ({finding['evidence']})")
+    stdout.print(f"{summary['seconds']:.0f} s; report: {summary['report']['markdown']}, plot: "
+                 f"{summary['report']['plot']}, summary: {summary['out']}/summary.json")  # fmt: skip
 
 
 @handles_errors
@@ -40,24 +50,37 @@ def demo(
         str, typer.Option("--task", help="Built-in benchmark: nli (MNLI/HANS), paraphrase (QQP/PAWS), fact (FEVER).")
     ] = "nli",
     model: Annotated[str, typer.Option("--model", help="Model to fine-tune.")] = "minilm",
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps per model.")] = 250,
-    train_size: Annotated[int, typer.Option("--train-size", min=3, help="Generated training pairs.")] = 8000,
+    quick: Annotated[bool, typer.Option("--quick", help="The same study, smaller and shorter (~3 minutes).")] = False,
+    dense_only: Annotated[
+        bool, typer.Option("--dense-only", help="Only the bias model and the full CE and PoE models.")
+    ] = False,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Fine-tuning and retraining steps (default 250, --quick 100).")
+    ] = None,
+    train_size: Annotated[
+        int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, bias model and training.")] = 1,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Run the study on the embedded model: synth data, bias model, CE and PoE fine-tuning, evaluation.
+    """Run the SRNet study on the embedded model: bias model, full models, subnetworks of every paradigm, report.
 
-    Example: srnet demo --out srnet-demo        (also: --task paraphrase | fact)
+    Example: srnet demo --out srnet-demo        (also: --quick, --task paraphrase | fact)
     """
+    from dataclasses import replace
+
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter
     from srnet_cli.recipes.demo import DEMO_TASKS, DemoSpec, run
+    from srnet_cli.recipes.demo import quick as quick_spec
 
     if task not in DEMO_TASKS:
         raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
-    spec = DemoSpec(model=model, steps=steps, train_size=train_size, seed=seed, task=task)
+    spec = DemoSpec(model=model, seed=seed, task=task, dense_only=dense_only)
+    spec = quick_spec(spec) if quick else spec
+    spec = replace(spec, **{k: v for k, v in {"steps": steps, "train_size": train_size}.items() if v is not None})
     summary = run(spec, out, check_device(device), NullReporter() if quiet else RichReporter(), overwrite)
     emit(summary, json_, _table)

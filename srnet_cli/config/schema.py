@@ -103,6 +103,9 @@ class ImpCfg(Section):
     rate: float = Field(0.1, gt=0, lt=1, description="sparsity added per level; levels rate, 2·rate, ... sparsity")
     rewind: str = Field("none", description="none (after fine-tuning), pretrained (lottery ticket), or a step N")
     save_models: bool = Field(False, description="also save each level's pruned model under models/level-S/")
+    evaluate_levels: list[float] | None = Field(
+        None, description="evaluate only these levels (masks of every level are saved); unset: every level"
+    )
 
     @model_validator(mode="after")
     def _rewind_value(self) -> ImpCfg:

@@ -1,21 +1,24 @@
-"""`srnet demo`: the dense half of the SRNet study on the embedded model, end to end, in a few minutes on CPU.
+"""`srnet demo`: the SRNet study (Liu et al. 2022) on the embedded model and a built-in benchmark, on a CPU.
 
-built-in benchmark (nli, paraphrase or fact) -> bias model -> fine-tune CE -> fine-tune PoE -> evaluate both ->
-summary.
+benchmark -> bias model -> full models (CE, PoE) -> subnetworks from the fine-tuned model (IMP and mask training,
+CE and PoE, each sparsity) -> subnetworks fine-tuned in isolation (lottery-ticket IMP and PoE masks, retrained) ->
+subnetworks without fine-tuning (mask training on the pre-trained model) -> OOD-data upper bound -> gradual sparsity
+-> table, findings, report.md, summary.json, plot. Every stage is an ordinary srnet run directory under OUT, made by
+the same recipe (and shipped preset) as the CLI command, only shorter.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.loader import find_preset, read_preset_file, validate
 from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device
-from srnet_cli.engine.rundir import prepare_out_dir, write_json
-from srnet_cli.recipes import bias_model, data_synth, evaluate, finetune
+from srnet_cli.engine.rundir import prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.recipes import bias_model, data_synth, finetune, imp, mask_train
 
 LOSS_NAMES = {"ce": "CE", "poe": "PoE"}
 
@@ -26,55 +29,140 @@ class DemoTask:
     bias_kind: str
     layout: str  # for the progress line
     columns: dict[str, tuple[str, str]]  # row key -> (evaluation set, metric)
-    ood: str  # the row key whose PoE - CE gain the summary reports
+    id_key: str  # the row keys the findings compare: in-distribution and out-of-distribution
+    ood: str
 
 
 DEMO_TASKS = {
     "nli": DemoTask("mnli", "overlap", "MNLI + HANS layout, planted overlap shortcut", {
         "mnli_m": ("dev_matched", "acc"), "mnli_mm": ("dev_mismatched", "acc"), "hans": ("hans", "acc"),
         "hans_entailed": ("hans", "entailed_acc"), "hans_non_entailed": ("hans", "non_entailed_acc"),
-    }, "hans"),
+    }, "mnli_m", "hans"),
     "paraphrase": DemoTask("qqp", "overlap", "QQP + PAWS layout, planted word-overlap shortcut", {
         "qqp_acc": ("dev", "acc"), "qqp_f1": ("dev", "weighted_f1"), "paws_qqp_acc": ("paws_qqp", "acc"),
         "paws_qqp_f1": ("paws_qqp", "weighted_f1"), "paws_wiki_acc": ("paws_wiki", "acc"),
         "paws_wiki_f1": ("paws_wiki", "weighted_f1"),
-    }, "paws_qqp_f1"),
+    }, "qqp_f1", "paws_qqp_f1"),
     "fact": DemoTask("fever", "claim-only", "FEVER + Symmetric layout, planted negation shortcut", {
         "fever_dev": ("dev", "acc"), "sym1": ("fever_sym1", "acc"), "sym1_2way": ("fever_sym1", "acc_2way"),
         "sym2": ("fever_sym2", "acc"), "sym2_2way": ("fever_sym2", "acc_2way"),
-    }, "sym1"),
+    }, "fever_dev", "sym1"),
 }  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DemoSpec:
     model: str = "minilm"
-    steps: int = 250  # one epoch of the 8,000 generated pairs at batch 32
-    train_size: int = 8000
-    dev_size: int = 1000
-    hans_per_subcase: int = 100
-    seed: int = 1
     task: str = "nli"  # nli | paraphrase | fact
-    lr: float = 5e-5  # the paper's MNLI lr, for every task: 2e-5 (QQP, FEVER at full scale) is too slow in 250 steps
+    seed: int = 1
+    train_size: int = 8000
+    dev_size: int = 500  # per ID dev split
+    hans_per_subcase: int = 50  # x 12 subcases; the other challenge sets get 8 x as many pairs
+    steps: int = 250  # fine-tuning and retraining: one epoch of the 8,000 pairs at batch 32
+    search_steps: int = 100  # mask training
+    imp_steps: int = 100  # IMP's t_total: one level every 10% of it
+    lr: float = 5e-5  # the paper's MNLI lr, for every task: 2e-5 (QQP, FEVER at full scale) is too slow here
+    mask_lr: float = 3e-4  # scores move ~6x faster than the paper's 5e-5 so that 100 steps can change the mask
+    sparsities: tuple[float, ...] = (0.5, 0.7)  # paradigm (a); the others use the first, gradual goes first -> last
+    dense_only: bool = False  # only the bias model and the two full models
 
 
-def _synth_spec(spec: DemoSpec) -> Any:
-    """12 HANS subcases x `hans_per_subcase` for nli; the other challenge sets get 8 x as many pairs."""
-    challenge = spec.hans_per_subcase * (1 if spec.task == "nli" else 8)
-    return data_synth.make_spec(spec.task, spec.train_size, spec.dev_size, challenge, spec.seed)
+# --quick: the same study, smaller; the numbers are noisier (smaller dev sets, shorter searches).
+QUICK = {"train_size": 3000, "dev_size": 300, "hans_per_subcase": 25, "steps": 100, "search_steps": 40,
+         "imp_steps": 50}  # fmt: skip
 
 
-def _finetune_preset(loss: str, spec: DemoSpec, data: Path, bias: Path | None) -> Any:
-    """The shipped preset at demo scale: batch, clipping, selection metric; fewer steps, 10% warm-up, 3 evaluations."""
-    raw = read_preset_file(find_preset("finetune", f"{loss}-{DEMO_TASKS[spec.task].task}"))
-    raw["model"]["name_or_path"] = spec.model
+def quick(spec: DemoSpec) -> DemoSpec:
+    return replace(spec, **QUICK)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One srnet run of the study: a shipped preset at demo scale, started from the pre-trained or the CE model."""
+
+    name: str  # its run directory under OUT
+    section: str
+    command: str  # finetune | imp | mask-train | retrain
+    preset: str  # the shipped preset's name without the task, e.g. "lt-poe"
+    label: str  # the method, as the table names it
+    start: str = "pretrained"  # "pretrained" or "finetune-ce" (the CE model's directory)
+    sparsity: float | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reported: bool = True  # the lottery-ticket search itself is not a row: its retrained mask is
+
+
+FULL = "full models"
+A = "(a) subnetworks of the fine-tuned model"
+B = "(b) subnetworks fine-tuned in isolation"
+C = "(c) subnetworks of the pre-trained model, no fine-tuning"
+OOD = "upper bound: mask training with OOD data"
+GRADUAL = "gradual sparsity"
+
+
+def stages(spec: DemoSpec) -> list[Stage]:
+    first, last = spec.sparsities[0], spec.sparsities[-1]
+    pct = {s: f"{100 * s:.0f}" for s in spec.sparsities}
+    imp_cfg = {"imp": {"rate": 0.1, "evaluate_levels": list(spec.sparsities)}, "mask": {"sparsity": last}}
+    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_NAMES[loss]} fine-tuned")
+            for loss in ("ce", "poe")]  # fmt: skip
+    if spec.dense_only:
+        return full
+    a = [Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_NAMES[loss]}", "finetune-ce", overrides=imp_cfg)
+         for loss in ("ce", "poe")]  # fmt: skip
+    a += [Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_NAMES[loss]}", "finetune-ce", s)
+          for loss in ("ce", "poe") for s in spec.sparsities]  # fmt: skip
+    lt_search = {"imp": {"rate": 0.1, "evaluate_levels": []}, "mask": {"sparsity": first}}
+    b = [
+        Stage("b-lt-imp-poe", B, "imp", "lt-poe", "lottery-ticket IMP PoE (search)", overrides=lt_search,
+              reported=False),
+        Stage(f"b-retrain-lt-poe-{pct[first]}", B, "retrain", "poe", "lottery-ticket IMP PoE, retrained PoE",
+              sparsity=first, overrides={"mask": {"file": "b-lt-imp-poe", "sparsity": first}}),
+        *(Stage(f"b-retrain-mask-poe-{pct[first]}-{loss}", B, "retrain", loss,
+                f"PoE mask (a), retrained {LOSS_NAMES[loss]}", sparsity=first,
+                overrides={"mask": {"file": f"a-mask-poe-{pct[first]}"}}) for loss in ("ce", "poe")),
+    ]  # fmt: skip
+    c = [Stage(f"c-mask-pt-poe-{pct[first]}", C, "mask-train", "pt-poe", "mask training PoE on pre-trained",
+               sparsity=first)]  # fmt: skip
+    ood = [Stage(f"ood-mask-ce-{pct[first]}", OOD, "mask-train", "ood-ce", "mask training CE + OOD train data",
+                 "finetune-ce", first)]  # fmt: skip
+    gradual = [Stage(f"gradual-mask-poe-{pct[first]}-{pct[last]}", GRADUAL, "mask-train", "gradual-poe",
+                     f"mask training PoE, gradual {pct[first]}%->{pct[last]}%", "finetune-ce", last,
+                     {"search": {"initial_sparsity": first}})]  # fmt: skip
+    return full + a + b + c + ood + gradual
+
+
+def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> Any:
+    """The shipped preset at demo scale: its loss, batch, clipping and search settings; fewer steps, 10% warm-up."""
+    task = DEMO_TASKS[spec.task].task
+    raw = read_preset_file(find_preset(stage.command, f"{stage.preset}-{task}"))
+    model = spec.model if stage.start == "pretrained" else str(out / stage.start / "model")
+    raw["model"]["name_or_path"] = model
     raw["data"] = {"dir": str(data)}
     raw["train"].pop("warmup_steps", None)
-    raw["train"].update(max_steps=spec.steps, warmup_ratio=0.1, seed=spec.seed, lr=spec.lr)
-    raw["eval"].update(every=-(-spec.steps // 3), batch_size=256)  # ceil: the last evaluation is the last step
-    if bias is not None:
+    raw["train"].pop("epochs", None)
+    raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1)
+    if raw["loss"]["kind"] != "ce":
         raw["loss"]["bias"] = str(bias)
-    return validate("finetune", raw)
+    steps = spec.steps
+    if stage.command == "mask-train":
+        steps = spec.search_steps
+        raw["train"]["lr"] = spec.mask_lr
+        raw["search"]["init"] = "soft"  # measured better than hard at this scale (README, "Subnetworks")
+        raw["mask"]["sparsity"] = stage.sparsity
+    elif stage.command == "imp":
+        steps = spec.imp_steps
+        raw["train"]["warmup_ratio"] = 0.0  # IMP restarts at peak lr every level, as the shipped presets
+    raw["train"]["max_steps"] = steps
+    # mask training selects from 70% of training: evaluate at 75% and 100%; the others at 1/3, 2/3 and the end
+    raw["eval"].update(every=max(1, steps // 4 if stage.command == "mask-train" else -(-steps // 3)), batch_size=256)
+    for section, values in stage.overrides.items():
+        raw.setdefault(section, {}).update(values)
+    if stage.command == "retrain":
+        raw["mask"]["file"] = str(out / raw["mask"]["file"])
+    return validate(stage.command, raw)
+
+
+RECIPES = {"finetune": finetune.run, "retrain": finetune.run, "mask-train": mask_train.run, "imp": imp.run}
 
 
 def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: bool = False) -> dict[str, Any]:
@@ -83,45 +171,162 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     demo = DEMO_TASKS[spec.task]
     out = prepare_out_dir(out, overwrite, (spec.model,))  # --overwrite never deletes the model it will load
     data, bias_dir = out / "data", out / "bias"
+    plan = stages(spec)
+    total = len(plan) + 2
 
-    reporter.log(f"1/5 writing the built-in {spec.task} benchmark ({demo.layout})")
+    reporter.log(f"1/{total} writing the built-in {spec.task} benchmark ({demo.layout})")
     data_synth.run(spec.task, data, _synth_spec(spec))
-    reporter.log(f"2/5 training the {demo.bias_kind} bias model")
+    reporter.log(f"2/{total} training the {demo.bias_kind} bias model")
     bias = bias_model.run(demo.task, demo.bias_kind, data, bias_dir, reporter)
 
-    runs: dict[str, dict[str, Any]] = {}
-    for i, loss in enumerate(("ce", "poe"), start=3):
-        reporter.log(f"{i}/5 fine-tuning {spec.model} with {LOSS_NAMES[loss]}")
-        preset = _finetune_preset(loss, spec, data, bias_dir / "bias.json" if loss == "poe" else None)
-        runs[loss] = finetune.run(preset, RunContext(out / f"finetune-{loss}", device, spec.seed, reporter))
+    rows = [_row(demo, "bias-only model", f"bias-only ({demo.bias_kind})", 0.0, "bias", bias["metrics"])]
+    seconds: dict[str, float] = {}
+    for i, stage in enumerate(plan, start=3):
+        reporter.log(f"{i}/{total} {stage.section}: {stage.label}"
+                     + (f" at {100 * stage.sparsity:.0f}%" if stage.sparsity is not None else ""))  # fmt: skip
+        preset = _preset(stage, spec, out, data, bias_dir / "bias.json")
+        began = time.time()
+        results = RECIPES[stage.command](preset, RunContext(out / stage.name, device, spec.seed, reporter))
+        seconds[stage.name] = round(time.time() - began, 1)
+        if stage.reported:
+            rows += _rows_of(demo, stage, results)
 
-    reporter.log("5/5 evaluating both models in and out of distribution")
-    rows = {f"bias-only ({demo.bias_kind})": bias["metrics"]}
-    for loss, result in runs.items():
-        eval_preset = validate("evaluate", {"task": demo.task, "model": {"name_or_path": result["out"] + "/model"},
-                                            "data": {"dir": str(data)}, "eval": {"batch_size": 256}})  # fmt: skip
-        evaluated = evaluate.run(eval_preset, RunContext(out / f"evaluate-{loss}", device, spec.seed, reporter))
-        rows[f"{LOSS_NAMES[loss]} fine-tuned"] = evaluated["metrics"]
-
-    table = {name: _row(demo, m) for name, m in rows.items()}
-    gain = table["PoE fine-tuned"][demo.ood] - table["CE fine-tuned"][demo.ood]
     summary = {
         "command": "demo",
         "task": spec.task,
         "model": spec.model,
         "seed": spec.seed,
-        "steps": spec.steps,
+        "spec": {k: v for k, v in spec.__dict__.items()},
         "out": str(out),
         "columns": {key: f"{name}.{metric}" for key, (name, metric) in demo.columns.items()},
-        "rows": table,
+        "id_metric": demo.id_key,
         "ood_metric": demo.ood,
-        "ood_gain_poe_over_ce": gain,
-        **({"hans_gain_poe_over_ce": gain} if spec.task == "nli" else {}),
+        "rows": rows,
+        "findings": findings(rows, demo, spec),
+        "stage_seconds": seconds,
         "seconds": round(time.time() - started, 1),
     }
+    summary["report"] = write_report(out, summary)
     write_json(out / "summary.json", summary)
     return summary
 
 
-def _row(demo: DemoTask, metrics: dict[str, Any]) -> dict[str, float | None]:
-    return {key: metrics.get(name, {}).get(metric) for key, (name, metric) in demo.columns.items()}
+def _synth_spec(spec: DemoSpec) -> Any:
+    challenge = spec.hans_per_subcase * (1 if spec.task == "nli" else 8)
+    return data_synth.make_spec(spec.task, spec.train_size, spec.dev_size, challenge, spec.seed)
+
+
+def _row(demo: DemoTask, section: str, method: str, sparsity: float, run: str, metrics: dict[str, Any]) -> dict:
+    values = {key: metrics.get(name, {}).get(metric) for key, (name, metric) in demo.columns.items()}
+    return {"section": section, "method": method, "sparsity": sparsity, "run": run, **values}
+
+
+def _rows_of(demo: DemoTask, stage: Stage, results: dict[str, Any]) -> list[dict[str, Any]]:
+    if stage.command == "imp":  # one row per evaluated level
+        return [_row(demo, stage.section, stage.label, level["level"], stage.name, level["metrics"])
+                for level in results["levels"]]  # fmt: skip
+    measured = results.get("sparsity", {}).get("sparsity", 0.0) if stage.command != "finetune" else 0.0
+    return [_row(demo, stage.section, stage.label, round(measured, 4), stage.name, results["metrics"])]
+
+
+def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list[dict[str, Any]]:
+    """The paper's qualitative claims, each checked on this run's numbers (holds: true / false)."""
+    id_, ood = demo.id_key, demo.ood
+
+    def get(method: str, sparsity: float | None = None) -> dict[str, Any] | None:
+        return next((r for r in rows if r["method"] == method
+                     and (sparsity is None or abs(r["sparsity"] - sparsity) < 0.02)), None)  # fmt: skip
+
+    ce, poe = get("CE fine-tuned"), get("PoE fine-tuned")
+    if ce is None or poe is None:
+        return []
+    out = [_finding("a debiasing loss (PoE) makes the full model more robust out of distribution",
+                    poe[ood] > ce[ood], f"{ood}: PoE {_pct(poe[ood])} vs CE {_pct(ce[ood])}")]  # fmt: skip
+    first, last = spec.sparsities[0], spec.sparsities[-1]
+    for s in spec.sparsities:
+        sub = get("mask training PoE", s)
+        if sub is None:
+            continue
+        out.append(_finding(
+            f"SRNets exist at {100 * s:.0f}%: a PoE subnetwork of the CE model keeps >= 95% of its {id_} and beats "
+            f"it on {ood}", sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
+            f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} {_pct(sub[ood])} vs "
+            f"{_pct(ce[ood])}"))  # fmt: skip
+        imp_poe = get("IMP PoE", s)
+        if imp_poe is not None:
+            out.append(
+                _finding(
+                    f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
+                    sub[ood] > imp_poe[ood],
+                    f"{ood}: mask {_pct(sub[ood])} vs IMP {_pct(imp_poe[ood])}",
+                )
+            )
+        mask_ce = get("mask training CE", s)
+        if mask_ce is not None:
+            out.append(
+                _finding(
+                    f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
+                    sub[ood] > mask_ce[ood],
+                    f"{ood}: PoE {_pct(sub[ood])} vs CE {_pct(mask_ce[ood])}",
+                )
+            )
+    for method in ("lottery-ticket IMP PoE, retrained PoE", "PoE mask (a), retrained PoE",
+                   "mask training PoE on pre-trained"):  # fmt: skip
+        r = get(method)
+        if r is not None:
+            out.append(
+                _finding(
+                    f"{method} ({100 * r['sparsity']:.0f}%) is more robust than the full CE model",
+                    r[ood] > ce[ood],
+                    f"{ood}: {_pct(r[ood])} vs {_pct(ce[ood])}; {id_} {_pct(r[id_])}",
+                )
+            )
+    upper, sub = get("mask training CE + OOD train data"), get("mask training PoE", first)
+    if upper is not None and sub is not None:
+        out.append(
+            _finding(
+                "OOD training data is an upper bound: its subnetwork beats the PoE one on OOD",
+                upper[ood] >= sub[ood],
+                f"{ood}: {_pct(upper[ood])} vs {_pct(sub[ood])}",
+            )
+        )
+    gradual = next((r for r in rows if r["section"] == GRADUAL), None)
+    fixed = get("mask training PoE", last)
+    if gradual is not None and fixed is not None and first != last:
+        out.append(_finding(f"gradual sparsity ({100 * first:.0f}%->{100 * last:.0f}%) beats a fixed "
+                            f"{100 * last:.0f}% search", gradual[ood] + gradual[id_] > fixed[ood] + fixed[id_],
+                            f"{id_}/{ood}: gradual {_pct(gradual[id_])}/{_pct(gradual[ood])} vs fixed "
+                            f"{_pct(fixed[id_])}/{_pct(fixed[ood])}"))  # fmt: skip
+    return out
+
+
+def _finding(claim: str, holds: bool, evidence: str) -> dict[str, Any]:
+    return {"claim": claim, "holds": bool(holds), "evidence": evidence}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def write_report(out: Path, summary: dict[str, Any]) -> dict[str, str]:
+    """report.md (the table in the study's order, and the findings) and a plot of the ID and OOD metric against
+    sparsity per method, from the run directories (the `srnet report` plot)."""
+    from srnet_cli.recipes import report
+
+    collected = report.collect([out])
+    plot = out / f"{summary['task']}.png"
+    report.plot(report.summarise(collected.points), DEMO_TASKS[summary["task"]].task, plot)
+    columns = list(summary["columns"])
+    lines = [f"# SRNet demo: {summary['task']} · {summary['model']} · seed {summary['seed']}", "",
+             f"Values in %. Columns: {', '.join(f'{k} = {v}' for k, v in summary['columns'].items())}.", "",
+             "| section | method | sparsity | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
+    for r in summary["rows"]:
+        cells = " | ".join(_pct(r[k]) for k in columns)
+        lines.append(f"| {r['section']} | {r['method']} | {100 * r['sparsity']:.0f}% | {cells} |")
+    lines += ["", "## The paper's findings on this run", ""]
+    lines += [f"- {'holds' if f['holds'] else 'does not hold'}: {f['claim']} ({f['evidence']})"
+              for f in summary["findings"]]  # fmt: skip
+    lines += ["", f"![{summary['task']}]({plot.name})", "", f"Total time: {summary['seconds']:.0f} s.", ""]
+    write_text_atomic(out / "report.md", "\n".join(lines))
+    return {"markdown": str(out / "report.md"), "plot": str(plot)}

@@ -87,11 +87,24 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
         from srnet_cli.engine.masking import sparsity_summary
 
         results["mask"] = str(mask_path)
+        results["mask_method"] = mask_method(mask_file.meta)
         # Measured on the saved weights, not the mask: proves the pruned weights stayed zero.
         results["sparsity"] = sparsity_summary({k: w != 0 for k, w in _named_weights(model, masks).items()})
     results["seconds"] = round(time.time() - started, 1)
     write_json(out / "results.json", results)
     return results
+
+
+def mask_method(meta: dict[str, Any]) -> str | None:
+    """How a mask was found, from its metadata: "lottery-ticket IMP poe", "mask-train poe (pre-trained)", ..."""
+    command, loss = meta.get("command"), meta.get("loss")
+    if command == "imp":
+        name = "lottery-ticket IMP" if meta.get("rewind", "none") != "none" else "IMP"
+    elif command == "mask-train":
+        name = "mask-train" + (" (pre-trained)" if meta.get("pretrained") else "")
+    else:
+        return None
+    return f"{name} {loss}" if loss else name
 
 
 def _named_weights(model: Any, masks: dict[str, Any]) -> dict[str, Any]:

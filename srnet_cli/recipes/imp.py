@@ -33,6 +33,11 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
     if not schedule:
         raise UsageError(f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
                          "pass --sparsity of at least imp.rate (e.g. 0.9)")  # fmt: skip
+    wanted = preset.imp.evaluate_levels
+    unknown = [x for x in wanted or () if not any(abs(x - level) < 1e-6 for level in schedule)]
+    if unknown:
+        raise UsageError(f"imp.evaluate_levels {unknown} are not levels of this schedule ({schedule})",
+                         "pick levels that are multiples of imp.rate up to --sparsity")  # fmt: skip
     inputs = training.load_inputs(preset, ctx, overwrite)
     plan = training.budget(preset, len(inputs.train.examples), ctx)
     interval = max(1, int(plan.max_steps * preset.imp.rate + 1e-9))
@@ -74,17 +79,21 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False) -> dict[str
 
     def evaluate_fn(step: int) -> None:
         level, sparsity = state["level"], state["sparsity"]
+        save_mask_file(out / "masks" / level_name(level), MaskFile(state["masks"], {}, {
+            "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
+            "command": "imp", "loss": preset.loss.kind, "rewind": rewind_mode, "level": level,
+            "step": step}))  # fmt: skip
+        if preset.imp.save_models:
+            bare = accelerator.unwrap_model(state["model"])
+            save_model_atomic(bare, tokenizer, out / "models" / f"level-{level:.2f}")
+        if wanted is not None and not any(abs(level - x) < 1e-6 for x in wanted):
+            log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask saved, not evaluated")
+            return
         metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
                                    task.name)  # fmt: skip
         rows.append({"level": level, "step": step, **sparsity, "metrics": metrics})
         append_jsonl(out / "metrics.jsonl", {"level": level, "step": step, "sparsity": sparsity["sparsity"],
                                              **training.flat_metrics(metrics)})  # fmt: skip
-        save_mask_file(out / "masks" / level_name(level), MaskFile(state["masks"], {}, {
-            "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-            "command": "imp", "level": level, "step": step}))  # fmt: skip
-        if preset.imp.save_models:
-            bare = accelerator.unwrap_model(state["model"])
-            save_model_atomic(bare, tokenizer, out / "models" / f"level-{level:.2f}")
         log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
                 + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in eval_sets))  # fmt: skip
 

@@ -84,6 +84,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
             recalibrate(accelerator.unwrap_model(model), target["sparsity"], mask_cfg.scope)
 
     def evaluate_fn(step: int) -> None:
+        if step < select_from:  # a mask from before selection starts can never be chosen: evaluating it is waste
+            return
         masks = masks_state(accelerator.unwrap_model(model))
         summary = sparsity_summary(masks)
         metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
@@ -97,7 +99,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
             best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
             save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
                 "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-                "command": "mask-train", "step": step, "target_sparsity": target["sparsity"],
+                "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+                "step": step, "target_sparsity": target["sparsity"],
                 "selection": f"{selection_set.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
         log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "
                 f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
@@ -111,7 +114,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     bare = accelerator.unwrap_model(model)
     save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
         "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-        "command": "mask-train", "step": plan.max_steps}))  # fmt: skip
+        "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+        "step": plan.max_steps}))  # fmt: skip
 
     # Final evaluation: the selected mask, fixed, with the weights it was selected with.
     from srnet_cli.recipes.masks import load_weights_into

@@ -61,8 +61,9 @@ def method_of(results: dict[str, Any]) -> str:
     command, loss = results["command"], results["loss"]
     if command == "finetune":
         return f"full model {loss}"
-    if command == "retrain":
-        return f"retrain {loss}"
+    if command == "retrain":  # retrained masks of different searches are different methods
+        source = results.get("mask_method")
+        return f"retrain {loss}" + (f" ({source} mask)" if source else "")
     if command == "imp":
         return f"{'lottery-ticket IMP' if results.get('rewind', 'none') != 'none' else 'IMP'} {loss}"
     if results.get("data", {}).get("ood_train"):
