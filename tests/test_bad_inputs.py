@@ -320,6 +320,13 @@ SPARSE_CASES = [
     ),  # fmt: skip
     ("imp run without level", "retrain", ["--mask", _imp_run_dir], 1, "no mask found in"),
     ("imp below first level", "imp", ["--sparsity", lambda t, b: "0.04"], 2, "is below the first level"),
+    (
+        "imp evaluate a level it never reaches",
+        "imp",
+        ["--set", lambda t, b: "imp.evaluate_levels=[0.5, 0.55]"],
+        2,
+        "imp.evaluate_levels [0.55] are not levels of this schedule",
+    ),
     ("unknown ood set", "mask-train", ["--train-with", lambda t, b: "paws"], 2, "paws is not OOD data of mnli"),
     ("unknown ood name", "mask-train", ["--train-with", lambda t, b: "mnli"], 2, "train_with.0: Input should be"),
 ]

@@ -179,6 +179,15 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
+LOSS_DISPLAY = {"ce": "CE", "poe": "PoE", "reweight": "reweighting", "conf-reg": "conf-reg"}
+
+
+def display(method: str) -> str:
+    """A method's legend label: loss names as papers write them (CE, PoE)."""
+    return re.sub(r"\b(ce|poe)\b", lambda m: LOSS_DISPLAY[m.group(1)], method)
+
+
 def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
     """ID and OOD metric against sparsity, one line per method; full models as horizontal reference lines."""
     import matplotlib
@@ -191,18 +200,23 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     task_rows = [r for r in rows if r["task"] == task]
     methods = sorted({r["method"] for r in task_rows if not r["method"].startswith("full model")})
+    sparsities = sorted({100 * r["sparsity"] for r in task_rows if not r["method"].startswith("full model")})
     for ax, metric in zip(axes, panels, strict=True):
-        for method in methods:
+        for i, method in enumerate(methods):
             points = sorted((r["sparsity"], r["metrics"][metric]) for r in task_rows
                             if r["method"] == method and metric in r["metrics"])  # fmt: skip
             if points:
                 xs = [100 * s for s, _ in points]
                 ys = [100 * st["mean"] for _, st in points]
                 errs = [100 * st["std"] for _, st in points]
-                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=method)
+                # colour, marker and line style all differ, so ten methods stay apart in grey print too
+                ax.errorbar(xs, ys, yerr=errs, marker=MARKERS[i % len(MARKERS)], capsize=3, label=display(method),
+                            linestyle="--" if re.search(r"\bce\b", method.split("(")[0]) else "-")  # fmt: skip
         full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
         for r, style in zip(full, REFERENCE_STYLES, strict=False):
-            ax.axhline(100 * r["metrics"][metric]["mean"], linewidth=1.2, label=r["method"], **style)
+            ax.axhline(100 * r["metrics"][metric]["mean"], linewidth=1.2, label=display(r["method"]), **style)
+        if sparsities:
+            ax.set_xticks(sparsities)
         ax.set_xlabel("sparsity of the masked weights (%)")
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(f"{task}: {'in-distribution' if metric == id_metric else 'out-of-distribution'} ({metric})")
