@@ -64,12 +64,13 @@ class DemoSpec:
     lr: float = 5e-5  # the paper's MNLI lr, for every task: 2e-5 (QQP, FEVER at full scale) is too slow here
     mask_lr: float = 3e-4  # scores move ~6x faster than the paper's 5e-5 so that 100 steps can change the mask
     sparsities: tuple[float, ...] = (0.5, 0.7)  # paradigm (a); the others use the first, gradual goes first -> last
+    batch_size: int = 32  # the presets' (the paper's)
     dense_only: bool = False  # only the bias model and the two full models
 
 
 # --quick: the same study, smaller; the numbers are noisier (smaller dev sets, shorter searches).
 QUICK = {"train_size": 3000, "dev_size": 200, "hans_per_subcase": 20, "steps": 60, "search_steps": 40,
-         "imp_steps": 30}  # fmt: skip
+         "imp_steps": 30, "batch_size": 16}  # fmt: skip
 
 
 def quick(spec: DemoSpec) -> DemoSpec:
@@ -141,7 +142,7 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     raw["data"] = {"dir": str(data)}
     raw["train"].pop("warmup_steps", None)
     raw["train"].pop("epochs", None)
-    raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1)
+    raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1, batch_size=spec.batch_size)
     if raw["loss"]["kind"] != "ce":
         raw["loss"]["bias"] = str(bias)
     steps = spec.steps
