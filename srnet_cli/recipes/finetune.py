@@ -17,7 +17,7 @@ from srnet_cli.recipes.masks import load_mask_input
 
 
 def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = training.finished_run(ctx, resume)
+    done = training.finished_run(preset, ctx, resume)
     if done is not None:
         return done
     started = time.time()

@@ -128,13 +128,15 @@ def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
                              "resume with the command and options that started the run")  # fmt: skip
 
 
-def finished_run(ctx: RunContext, resume: bool) -> dict[str, Any] | None:
-    """--resume on a run that finished: its results, nothing recomputed (a re-submitted job is a no-op)."""
+def finished_run(preset: FinetunePreset, ctx: RunContext, resume: bool) -> dict[str, Any] | None:
+    """--resume on a run that finished (with these options): its results, nothing recomputed, so a re-submitted
+    job is a no-op."""
     import json
 
     results = ctx.out_dir / "results.json" if ctx.out_dir is not None else None
     if not resume or results is None or not results.is_file():
         return None
+    check_resume_dir(results.parent, preset)
     ctx.reporter.log(f"{ctx.out_dir} is complete (results.json); nothing to resume")
     return json.loads(results.read_text(encoding="utf-8"))
 
