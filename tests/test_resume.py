@@ -40,7 +40,8 @@ def killed(args: list, fault: str) -> None:
 def assert_same_run(a: Path, b: Path, results_a: dict, results_b: dict) -> None:
     """Same results (but the time and directory), metrics lines, masks and final trained state, bit for bit."""
     drop = {"seconds", "out", "mask"}
-    assert {k: v for k, v in results_a.items() if k not in drop} == {k: v for k, v in results_b.items() if k not in drop}
+    same = {k: v for k, v in results_a.items() if k not in drop}
+    assert same == {k: v for k, v in results_b.items() if k not in drop}
     assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
     masks_a = sorted(p.relative_to(a) for p in a.glob("masks/*.safetensors"))
     assert masks_a == sorted(p.relative_to(b) for p in b.glob("masks/*.safetensors"))
@@ -54,8 +55,9 @@ def assert_same_run(a: Path, b: Path, results_a: dict, results_b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def finetune_args(tiny_bert_dir, synth_dir, bias_file):
-    return ["finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias",
-            bias_file, "--set", "train.max_steps=24", "--set", "eval.every=6", "--set", "train.lr=3e-3", *FAST]  # fmt: skip
+    return ["finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+            "--bias", bias_file, "--set", "train.max_steps=24", "--set", "eval.every=6", "--set", "train.lr=3e-3",
+            *FAST]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,8 @@ def test_finetune_resumes_after_kill_mid_evaluation(finetune_args, finetune_ref,
 @pytest.fixture(scope="module")
 def imp_args(tiny_bert_dir, synth_dir, bias_file):
     return ["imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias",
-            bias_file, "--rewind", "3", "--sparsity", "0.5", "--set", "train.max_steps=30", "--set", "train.checkpoint_every=4",
-            "--set", "train.lr=3e-3", *FAST]  # fmt: skip
+            bias_file, "--rewind", "3", "--sparsity", "0.5", "--set", "train.max_steps=30",
+            "--set", "train.checkpoint_every=4", "--set", "train.lr=3e-3", *FAST]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
