@@ -80,10 +80,13 @@ def test_finetune_resumes_after_kill_from_outside(finetune_args, finetune_ref, t
     assert_same_run(finetune_ref[0], out, finetune_ref[1], invoke(*finetune_args, "--out", out, "--resume"))
 
 
-def test_finetune_resumes_after_kill_mid_evaluation(finetune_args, finetune_ref, tmp_path):
+@pytest.mark.parametrize(("batch", "state_step"), [(6, 6), (20, 24)])
+def test_finetune_resumes_after_kill_mid_evaluation(finetune_args, finetune_ref, tmp_path, batch, state_step):
+    """4 batches per evaluation during training: batch 6 is inside the second one; batch 20 is inside the final
+    evaluation on every set, after the last state (step 24)."""
     out = tmp_path / "run"
-    killed([*finetune_args, "--out", out], "kill@eval-batch:6")  # 4 batches per evaluation: inside the second
-    assert json.loads((out / "resume" / "state" / "state.json").read_text())["step"] == 6
+    killed([*finetune_args, "--out", out], f"kill@eval-batch:{batch}")
+    assert json.loads((out / "resume" / "state" / "state.json").read_text())["step"] == state_step
     assert_same_run(finetune_ref[0], out, finetune_ref[1], invoke(*finetune_args, "--out", out, "--resume"))
 
 
