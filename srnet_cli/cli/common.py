@@ -50,6 +50,9 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate and print t
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the final result as one JSON object on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing srnet run in --out.")]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its last saved state (same command/options).")
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
 SparsityOpt = Annotated[
     float | None, typer.Option("--sparsity", help="Sparsity of the masked matrices (mask.sparsity).")
@@ -121,31 +124,42 @@ def require_out(out: Path | None, command: str) -> Path:
 
 def launch(command: str, recipe: Any, resolved: Section, out: Path | None, device: str, quiet: bool,
            overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None],
-           seeds: str | None = None, seed_flag: int | None = None) -> None:  # fmt: skip
+           seeds: str | None = None, seed_flag: int | None = None, resume: bool = False) -> None:  # fmt: skip
     """Run a training recipe with a rich reporter and print its results; with `seeds`, once per seed into
-    OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds."""
+    OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds. Under torchrun or
+    accelerate launch only the first process reports and prints."""
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter, RunContext
 
     if seeds and seed_flag is not None:
         raise UsageError("--seed and --seeds both given", "pass one: --seed N for one run, --seeds 1,2,3 for several")
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite both given", "--resume continues the run in --out; --overwrite "
+                         "replaces it: pass one")  # fmt: skip
     out = require_out(out, command)
     check_device(device)
-    reporter = NullReporter() if quiet else RichReporter()
+    main = os.environ.get("RANK", "0") == "0"
+    reporter = NullReporter() if quiet or not main else RichReporter()
     from srnet_cli.cli.seeds import check_seed_dirs, parse_seeds, seed_summary, with_seed
 
     if not seeds:
         seed = resolved.train.seed  # type: ignore[attr-defined]
         ctx = RunContext(out, device, seed, reporter)
-        emit(recipe.run(with_seed(resolved, seed), ctx, overwrite), as_json, table)
+        results = recipe.run(with_seed(resolved, seed), ctx, overwrite, resume)
+        if main:
+            emit(results, as_json, table)
         return
     seed_list = parse_seeds(seeds)
-    check_seed_dirs(out, seed_list, overwrite)  # every seed's directory, before the first run spends any time
+    check_seed_dirs(out, seed_list, overwrite, resume)  # every seed's directory, before the first run spends time
     runs = []
     for seed in seed_list:
-        reporter.log(f"seed {seed}: {out / f'seed-{seed}'}")
-        runs.append(recipe.run(with_seed(resolved, seed), RunContext(out / f"seed-{seed}", device, seed, reporter),
-                               overwrite))  # fmt: skip
+        seed_out = out / f"seed-{seed}"
+        reporter.log(f"seed {seed}: {seed_out}")
+        started = resume and seed_out.is_dir() and any(seed_out.iterdir())  # seeds not begun yet start afresh
+        runs.append(recipe.run(with_seed(resolved, seed), RunContext(seed_out, device, seed, reporter), overwrite,
+                               started))  # fmt: skip
+    if not main:
+        return
     summary = seed_summary(runs, out)
     if as_json:
         print(json.dumps(summary))

@@ -21,6 +21,7 @@ from srnet_cli.cli.common import (
     OverwriteOpt,
     PresetOpt,
     QuietOpt,
+    ResumeOpt,
     SeedOpt,
     SeedsOpt,
     SetOpt,
@@ -69,6 +70,7 @@ def finetune(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
     """Fine-tune the full model with cross-entropy or a debiasing loss (PoE); keep the best checkpoint.
@@ -83,7 +85,7 @@ def finetune(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed)
+    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed, resume)
 
 
 @handles_errors
@@ -107,6 +109,7 @@ def retrain(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
     """Fine-tune the pre-trained weights of a masked subnetwork; pruned weights stay exactly zero.
@@ -122,4 +125,4 @@ def retrain(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed)
+    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed, resume)

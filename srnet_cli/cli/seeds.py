@@ -22,14 +22,17 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool) -> None:
-    """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts."""
+def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool, resume: bool = False) -> None:
+    """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts.
+    With --resume each seed's run checks its own directory (and one not started yet starts)."""
     from srnet_cli.engine.rundir import check_file_target, check_out_dir
     from srnet_cli.errors import RunDirError
 
     if (out / "results.json").is_file():
         raise RunDirError(f"--out {out} holds a single run already; seed runs would nest inside it",
                           "choose a new --out for --seeds")  # fmt: skip
+    if resume:
+        return
     for seed in seeds:
         check_out_dir(out / f"seed-{seed}", overwrite)
     check_file_target(out / "summary.json", overwrite)

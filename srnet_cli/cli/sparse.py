@@ -20,6 +20,7 @@ from srnet_cli.cli.common import (
     OverwriteOpt,
     PresetOpt,
     QuietOpt,
+    ResumeOpt,
     SeedOpt,
     SeedsOpt,
     SetOpt,
@@ -65,6 +66,7 @@ def imp(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
     """Iterative magnitude pruning: prune 10% more every tenth of training, to --sparsity (default 0.9).
@@ -80,7 +82,7 @@ def imp(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import imp as recipe
 
-    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed)
+    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed, resume)
 
 
 @handles_errors
@@ -106,6 +108,7 @@ def mask_train(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
     """Learn a binary mask over frozen weights (fine-tuned: paradigm a; pre-trained: paradigm c).
@@ -124,4 +127,4 @@ def mask_train(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import mask_train as recipe
 
-    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed)
+    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed, resume)

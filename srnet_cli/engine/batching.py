@@ -87,7 +87,21 @@ class BatchStream:
         self.lengths, self.batch_size = lengths, batch_size
         self.rng = random.Random(seed)
         self.epoch, self.position = 0, 0
-        self._batches = train_batches(lengths, batch_size, self.rng)
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._epoch_rng = self.rng.getstate()  # enough to rebuild this epoch's batches on resume
+        self._batches = train_batches(self.lengths, self.batch_size, self.rng)
+
+    def state(self) -> dict:
+        """Where the stream is: the RNG state its current epoch was drawn from, the epoch, the position in it."""
+        return {"rng": self._epoch_rng, "epoch": self.epoch, "position": self.position}
+
+    def restore(self, state: dict) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self._new_epoch()
+        self.epoch, self.position = state["epoch"], state["position"]
 
     def __iter__(self) -> BatchStream:
         return self
@@ -95,7 +109,7 @@ class BatchStream:
     def __next__(self) -> list[int]:
         if self.position >= len(self._batches):
             self.epoch, self.position = self.epoch + 1, 0
-            self._batches = train_batches(self.lengths, self.batch_size, self.rng)
+            self._new_epoch()
         self.position += 1
         return self._batches[self.position - 1]
 

@@ -9,6 +9,8 @@ import torch
 
 from srnet_cli.engine.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.context import Reporter
+from srnet_cli.engine.distributed import gather_objects, rank_share, rank_world
+from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.losses import StepLoss
 
 
@@ -52,20 +54,27 @@ def train_loop(
     max_grad_norm: float | None,
     first_step: int = 0,
     on_step: Callable[[int], None] | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_fn: Callable[[int], None] | None = None,
 ) -> None:
     """Train from `first_step` to `max_steps` (global step numbers) over batches drawn from `stream`.
 
     After each optimiser step, `on_step(step)` runs (mask recalibration, rewind snapshots), then
     `evaluate_fn(step)` every `eval_every` steps and at `max_steps`; `evaluate_fn` owns checkpoint selection.
+    Then `checkpoint_fn(step)` every `checkpoint_every` steps and at `max_steps`: after the evaluation, so a
+    resumed run starts with the same best-so-far. With several processes each rank trains on its share of
+    every global batch (the same examples per step as one process).
     """
+    rank, world = rank_world(accelerator)
     reporter.start(max_steps - first_step, "train")
     running = 0.0
     for step in range(first_step + 1, max_steps + 1):
-        batch = collate(data, next(stream), accelerator.device)
+        indices, weight = rank_share(next(stream), rank, world)
+        batch = collate(data, indices, accelerator.device)
         labels, bias, teacher = batch.pop("labels"), batch.pop("bias", None), batch.pop("teacher", None)
         model.train()
         loss = loss_fn(model(**batch).logits, labels, bias, teacher, step)
-        accelerator.backward(loss)
+        accelerator.backward(loss * weight if world > 1 else loss)
         if max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
         optimizer.step()
@@ -75,8 +84,12 @@ def train_loop(
         reporter.advance(1, loss=running, lr=scheduler.get_last_lr()[0])
         if on_step is not None:
             on_step(step)
+        fault_point("step")
         if step % eval_every == 0 or step == max_steps:
             evaluate_fn(step)
+            fault_point("evaluated")  # metrics and best model written, no checkpoint yet
+        if checkpoint_fn is not None and checkpoint_every and (step % checkpoint_every == 0 or step == max_steps):
+            checkpoint_fn(step)
     reporter.end()
 
 
@@ -87,18 +100,39 @@ CPU_EVAL_BATCH = 64
 
 @torch.inference_mode()  # cheaper than no_grad: no version counters or view tracking
 def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, device: torch.device | str) -> torch.Tensor:
-    """Logits for every example, in dataset order (batches are length-sorted, results scattered back)."""
+    """Logits for every example, in dataset order (batches are length-sorted, results scattered back).
+
+    With several processes each rank predicts every world-th batch and the parts are gathered to every rank;
+    each example must come back exactly once (checked), so no metric counts an example twice or misses one."""
     if torch.device(device).type == "cpu":
         batch_size = min(batch_size, CPU_EVAL_BATCH)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module  # ranks see different batches: no collective calls in the forward pass
     model.eval()
-    out: torch.Tensor | None = None
-    for indices in eval_batches(data.lengths, batch_size):
+    rank, world = _process_group()
+    parts = []
+    for indices in eval_batches(data.lengths, batch_size)[rank::world]:
         batch = collate(data, indices, device)
         for key in ("labels", "bias", "teacher"):
             batch.pop(key, None)
-        logits = model(**batch).logits.float().cpu()
-        if out is None:
-            out = torch.empty(len(data), logits.shape[1])
+        parts.append((indices, model(**batch).logits.float().cpu()))
+        fault_point("eval-batch")
+    if world > 1:
+        parts = [part for rank_parts in gather_objects(parts) for part in rank_parts]
+    assert parts, "empty dataset"
+    out = torch.empty(len(data), parts[0][1].shape[1])
+    seen = torch.zeros(len(data), dtype=torch.long)
+    for indices, logits in parts:
         out[indices] = logits
-    assert out is not None, "empty dataset"
+        seen[indices] += 1
+    if not bool((seen == 1).all()):
+        raise RuntimeError(f"evaluation gathered {int(seen.sum())} predictions for {len(data)} examples")
     return out
+
+
+def _process_group() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

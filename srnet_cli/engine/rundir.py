@@ -114,6 +114,26 @@ def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def recover_dir(target: Path) -> None:
+    """After a kill inside `save_model_atomic`: put back the previous directory if the swap was half done, and
+    drop the temp copy."""
+    old, tmp = target.with_name(f".{target.name}.old"), target.with_name(f".{target.name}.tmp")
+    if not target.exists() and old.exists():
+        old.rename(target)
+    for stale in (old, tmp):
+        if stale.exists():
+            shutil.rmtree(stale)
+
+
+def truncate_lines(path: Path, keep: int) -> None:
+    """Keep the first `keep` lines (atomically): lines written after the last resumable state are redone."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if len(lines) != keep or (lines and not lines[-1].endswith("\n")):
+        write_text_atomic(path, "".join(line for line in lines[:keep]))
+
+
 def _git_sha() -> str | None:
     """srnet's own commit when it runs from a checkout (not the commit of a repository it is installed into)."""
     package = Path(__file__).resolve().parents[1]

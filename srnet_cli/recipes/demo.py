@@ -199,7 +199,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
         "task": spec.task,
         "model": spec.model,
         "seed": spec.seed,
-        "spec": {k: v for k, v in spec.__dict__.items()},
+        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.__dict__.items()},  # as JSON reads it
         "out": str(out),
         "columns": {key: f"{name}.{metric}" for key, (name, metric) in demo.columns.items()},
         "id_metric": demo.id_key,

@@ -10,18 +10,22 @@ from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
 from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.distributed import barrier, is_main
 from srnet_cli.engine.rundir import append_jsonl, save_model_atomic, write_json
 from srnet_cli.recipes import training
 from srnet_cli.recipes.masks import load_mask_input
 
 
-def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
+def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+    done = training.finished_run(preset, ctx, resume)
+    if done is not None:
+        return done
     started = time.time()
     log = ctx.reporter
     mask_cfg = preset.mask if isinstance(preset, RetrainPreset) else None
     mask_path, mask_file = load_mask_input(mask_cfg.file, mask_cfg.sparsity) if mask_cfg else (None, None)
 
-    inputs = training.load_inputs(preset, ctx, overwrite, extra=(mask_path,))
+    inputs = training.load_inputs(preset, ctx, overwrite, extra=(mask_path,), resume=resume)
     loaded = training.load_model(preset, inputs, ctx)
     model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
     masks = None
@@ -29,11 +33,15 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
         from srnet_cli.recipes.masks import inject_mask_file
 
         masks = inject_mask_file(model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=log)
-    out = training.start_run(preset, ctx, overwrite, inputs)
+    out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
+    main = is_main(accelerator)
     if masks is not None:
+        from srnet_cli.engine.distributed import check_same_masks
         from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 
-        save_mask_file(out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
+        log.log(f"mask hash {check_same_masks(masks)} (equal on every process)")
+        if main:
+            save_mask_file(out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
 
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
@@ -51,37 +59,51 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
     log.log(f"training {plan.max_steps} steps ({epochs:.2f} epochs of {len(train_enc)} examples), "
             f"loss {preset.loss.kind}, warmup {plan.warmup}, device {accelerator.device}")  # fmt: skip
     best: dict[str, Any] = {"value": -math.inf, "step": 0}
+    stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
+    checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
+    saved = checkpoints.load() if resume else None
+    if saved is not None:
+        checkpoints.restore(saved, model, optimizer, scheduler)
+        best.update(saved.meta["best"])
 
     def evaluate_fn(step: int) -> None:
         metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
         value = metrics[selection_set.name][preset.eval.metric]
-        append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
-                                             **training.flat_metrics(metrics)})  # fmt: skip
+        if main:
+            append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
+                                                 **training.flat_metrics(metrics)})  # fmt: skip
         improved = value > best["value"]
         if improved:
             best.update(value=value, step=step)
-            save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "model")
+            if main:
+                save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "model")
         log.log(f"step {step}: {selection_set.name} {preset.eval.metric} {value:.4f}"
                 + (" (best, saved)" if improved else ""))  # fmt: skip
 
     def on_step(step: int) -> None:
-        if cfg.save_every and step % cfg.save_every == 0:
+        if main and cfg.save_every and step % cfg.save_every == 0:
             save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "checkpoints" / f"step-{step}")
+
+    def checkpoint_fn(step: int) -> None:
+        checkpoints.save(step, model, optimizer, scheduler, {"best": best})
 
     train_loop(
         model, train_enc, loss_fn, optimizer, scheduler,
-        accelerator=accelerator, stream=BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed),
+        accelerator=accelerator, stream=stream, first_step=saved.meta["step"] if saved else 0,
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
+        checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
     )  # fmt: skip
 
     # Final evaluation of the selected checkpoint on every ID split and OOD set.
+    barrier(accelerator)  # the main process has written the best model
     if best["step"] != plan.max_steps:
         model = load_classifier(str(out / "model")).to(accelerator.device)
     metrics, predictions = evaluate_sets(
         model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
     )
-    write_predictions(out, eval_sets, predictions)
+    if main:
+        write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     if masks is not None:
         from srnet_cli.engine.masking import sparsity_summary
@@ -91,7 +113,8 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False) -> dic
         # Measured on the saved weights, not the mask: proves the pruned weights stayed zero.
         results["sparsity"] = sparsity_summary({k: w != 0 for k, w in _named_weights(model, masks).items()})
     results["seconds"] = round(time.time() - started, 1)
-    write_json(out / "results.json", results)
+    if main:
+        write_json(out / "results.json", results)
     return results
 
 

@@ -16,15 +16,19 @@ from typing import Any
 
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.distributed import check_same_masks, is_main
 from srnet_cli.engine.rundir import append_jsonl, write_json
 from srnet_cli.recipes import training
 
 
-def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
+def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+    done = training.finished_run(preset, ctx, resume)
+    if done is not None:
+        return done
     started = time.time()
     log = ctx.reporter
     search, mask_cfg = preset.search, preset.mask
-    inputs = training.load_inputs(preset, ctx, overwrite)
+    inputs = training.load_inputs(preset, ctx, overwrite, resume=resume)
     if search.train_with:
         data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
         inputs.ood_train = training.load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir,
@@ -51,7 +55,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
             if name.startswith("classifier."):
                 param.requires_grad_(True)
                 stored.add(name)
-    out = training.start_run(preset, ctx, overwrite, inputs)
+    out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
+    main = is_main(accelerator)
 
     from srnet_cli.engine.batching import BatchStream
     from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
@@ -73,6 +78,19 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
             f"{select_from}")  # fmt: skip
     target = {"sparsity": initial}
     best: dict[str, Any] = {"value": -math.inf, "step": None}
+    stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
+    checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
+    saved = checkpoints.load() if resume else None
+    if saved is not None:
+        from srnet_cli.engine.resume import unprefixed
+
+        checkpoints.restore(saved, model, optimizer, scheduler)
+        target["sparsity"] = saved.meta["target_sparsity"]
+        best.update(saved.meta["best"])
+        if best["step"] is not None:
+            best.update(
+                masks=unprefixed("best_mask.", saved.tensors), weights=unprefixed("best_weight.", saved.tensors)
+            )
 
     def current_weights() -> dict[str, Any]:
         params = dict(accelerator.unwrap_model(model).named_parameters())
@@ -88,15 +106,19 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
             return
         masks = masks_state(accelerator.unwrap_model(model))
         summary = sparsity_summary(masks)
+        digest = check_same_masks(masks)  # every process must hold the same mask
         metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
         value = metrics[selection_set.name][preset.eval.metric]
         line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
-                "target_sparsity": round(target["sparsity"], 6), **training.flat_metrics(metrics)}  # fmt: skip
-        append_jsonl(out / "metrics.jsonl", line)
+                "target_sparsity": round(target["sparsity"], 6), "mask_hash": digest,
+                **training.flat_metrics(metrics)}  # fmt: skip
+        if main:
+            append_jsonl(out / "metrics.jsonl", line)
         improved = step >= select_from and value > best["value"]
         if improved:
             weights = current_weights()
             best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
+        if improved and main:
             save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
                 "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
                 "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
@@ -105,17 +127,29 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
         log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "
                 f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
 
+    def checkpoint_fn(step: int) -> None:
+        from srnet_cli.engine.resume import prefixed
+
+        kept = {k: best[k] for k in ("value", "step", "sparsity") if k in best}
+        tensors = (
+            prefixed("best_mask.", best["masks"]) | prefixed("best_weight.", best["weights"]) if "masks" in best else {}
+        )
+        checkpoints.save(step, model, optimizer, scheduler, {"best": kept, "target_sparsity": target["sparsity"]},
+                         tensors)  # fmt: skip
+
     train_loop(
         model, train_enc, loss_fn, optimizer, scheduler,
-        accelerator=accelerator, stream=BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed),
+        accelerator=accelerator, stream=stream, first_step=saved.meta["step"] if saved else 0,
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
+        checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
     )  # fmt: skip
     bare = accelerator.unwrap_model(model)
-    save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
-        "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-        "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
-        "step": plan.max_steps}))  # fmt: skip
+    if main:
+        save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
+            "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
+            "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+            "step": plan.max_steps}))  # fmt: skip
 
     # Final evaluation: the selected mask, fixed, with the weights it was selected with.
     from srnet_cli.recipes.masks import load_weights_into
@@ -125,11 +159,13 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False) -> di
     metrics, predictions = evaluate_sets(
         bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
     )
-    write_predictions(out, eval_sets, predictions)
+    if main:
+        write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
     results["data"]["ood_train"] = {d.name: len(d.examples) for d in inputs.ood_train}
     results["pretrained"] = bool(loaded.new_params)  # the searched model had no trained head (paradigm c)
     results |= {"target_sparsity": mask_cfg.sparsity, "initial_sparsity": initial, "sparsity": best["sparsity"]}
     results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
-    write_json(out / "results.json", results)
+    if main:
+        write_json(out / "results.json", results)
     return results

@@ -32,13 +32,17 @@ class Inputs:
     ood_train: list[Dataset] = field(default_factory=list)  # OOD training data added (upper-bound study)
 
 
-def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = ()) -> Inputs:
+def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = (),
+                resume: bool = False) -> Inputs:  # fmt: skip
     """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
     task = task_spec(preset.task)
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
     paths = (data_dir, preset.loss.bias, preset.loss.teacher, preset.model.name_or_path, *extra)
     assert ctx.out_dir is not None
-    check_out_dir(ctx.out_dir, overwrite, paths)
+    if resume:
+        check_resume_dir(ctx.out_dir, preset)
+    else:
+        check_out_dir(ctx.out_dir, overwrite, paths)
     train = load_split(task.name, "train", data_dir, preset.data.strict)
     if preset.data.train_limit:
         train.examples = train.examples[: preset.data.train_limit]
@@ -73,13 +77,150 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     return Loaded(accelerator, tokenizer, model.to(accelerator.device), new_params)
 
 
-def start_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, inputs: Inputs) -> Path:
-    """Create the run directory (only after every check passed) and record how the run was made."""
+def start_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, inputs: Inputs, accelerator: Any = None,
+              resume: bool = False) -> Path:  # fmt: skip
+    """Create the run directory (only after every check passed) and record how the run was made; on --resume,
+    repair what a kill may have left half-written instead. Only the main process writes; the others wait."""
+    from srnet_cli.engine.distributed import barrier, is_main
+
     assert ctx.out_dir is not None
-    out = prepare_out_dir(ctx.out_dir, overwrite, inputs.paths)
-    write_text_atomic(out / "preset.toml", dump_toml(preset))
-    write_json(out / "env.json", environment(ctx.device, preset.train.seed))
+    out = ctx.out_dir
+    barrier(accelerator)  # every rank has passed its checks before the directory changes
+    if is_main(accelerator):
+        if resume:
+            repair_run(out, ctx)
+        else:
+            prepare_out_dir(out, overwrite, inputs.paths)
+            write_text_atomic(out / "preset.toml", dump_toml(preset))
+            write_json(out / "env.json", environment(ctx.device, preset.train.seed))
+    barrier(accelerator)
     return out
+
+
+def _flat(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
+    """--resume needs a run of this command with this exact preset in OUT (its preset.toml)."""
+    import tomllib
+
+    from srnet_cli.engine.rundir import MARKER
+    from srnet_cli.errors import RunDirError, UsageError
+
+    if not out.is_dir() or not any(out.iterdir()):
+        raise RunDirError(f"--resume: {out} holds no run to resume", "start the run without --resume")
+    saved = out / "preset.toml"
+    if not (out / MARKER).is_file() or not saved.is_file():
+        raise RunDirError(f"--resume: {out} is not an srnet run directory", "pass the --out of the run to resume")
+    before = _flat(tomllib.loads(saved.read_text(encoding="utf-8")))
+    now = _flat(tomllib.loads(dump_toml(preset)))
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            was, new = before.get(key, "unset"), now.get(key, "unset")
+            raise UsageError(f"--resume: {key} is {was!r} in {saved} but {new!r} now",
+                             "resume with the command and options that started the run")  # fmt: skip
+
+
+def finished_run(preset: FinetunePreset, ctx: RunContext, resume: bool) -> dict[str, Any] | None:
+    """--resume on a run that finished (with these options): its results, nothing recomputed, so a re-submitted
+    job is a no-op."""
+    import json
+
+    results = ctx.out_dir / "results.json" if ctx.out_dir is not None else None
+    if not resume or results is None or not results.is_file():
+        return None
+    check_resume_dir(results.parent, preset)
+    ctx.reporter.log(f"{ctx.out_dir} is complete (results.json); nothing to resume")
+    return json.loads(results.read_text(encoding="utf-8"))
+
+
+def repair_run(out: Path, ctx: RunContext) -> None:
+    """Undo what a kill left half-done: an interrupted state or model swap, metrics lines after the last state."""
+    from srnet_cli.engine import resume
+    from srnet_cli.engine.rundir import recover_dir, truncate_lines
+
+    state = resume.recover(out)
+    recover_dir(out / "model")
+    lines = 0
+    if state is not None:
+        import json
+
+        meta = json.loads((state / "state.json").read_text(encoding="utf-8"))
+        lines = meta["metrics_lines"]
+        ctx.reporter.log(f"resuming {out} from step {meta['step']}")
+    else:
+        ctx.reporter.log(f"{out} has no resumable state yet; starting again from step 0")
+    truncate_lines(out / "metrics.jsonl", lines)
+
+
+@dataclass
+class Checkpointer:
+    """Writes and restores OUT/resume/state (see engine.resume); `save` is collective (RNG states of all ranks),
+    the main process writes."""
+
+    out: Path
+    command: str
+    accelerator: Any
+    stream: Any  # BatchStream
+
+    def save(self, step: int, model: Any, optimizer: Any, scheduler: Any, meta: dict[str, Any],
+             tensors: dict[str, Any] | None = None) -> None:  # fmt: skip
+        from srnet_cli.engine import resume
+        from srnet_cli.engine.distributed import barrier, gather_objects, is_main
+
+        rngs = gather_objects(resume.rng_state())
+        if is_main(self.accelerator):
+            metrics = self.out / "metrics.jsonl"
+            lines = len(metrics.read_text(encoding="utf-8").splitlines()) if metrics.is_file() else 0
+            bare = self.accelerator.unwrap_model(model)
+            objects = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                       "stream": self.stream.state(), "rng": rngs}  # fmt: skip
+            info = {"command": self.command, "step": step, "processes": len(rngs), "metrics_lines": lines, **meta}
+            resume.write_state(self.out, resume.model_tensors(bare) | (tensors or {}), objects, info)
+        barrier(self.accelerator)
+
+    def load(self) -> Any:
+        """The saved state (None before the first checkpoint), checked against this launch."""
+        from srnet_cli.engine import resume
+        from srnet_cli.engine.distributed import rank_world
+        from srnet_cli.errors import UsageError
+
+        state = resume.read_state(self.out)
+        if state is None:
+            return None
+        world = rank_world(self.accelerator)[1]
+        if state.meta["command"] != self.command:
+            raise UsageError(f"--resume: {self.out} holds a {state.meta['command']} run, not {self.command}",
+                             f"resume it with srnet {state.meta['command']}")  # fmt: skip
+        if state.meta["processes"] != world:
+            raise UsageError(f"--resume: the run was saved by {state.meta['processes']} processes, this launch has "
+                             f"{world}", "resume with the same number of processes")  # fmt: skip
+        return state
+
+    def restore(self, state: Any, model: Any, optimizer: Any | None, scheduler: Any | None) -> None:
+        """Weights/scores/masks, optimiser and schedule, data order, then RNG last (nothing may draw after it)."""
+        from srnet_cli.engine import resume
+        from srnet_cli.engine.distributed import rank_world
+
+        resume.restore_model(self.accelerator.unwrap_model(model), state.tensors)
+        if optimizer is not None:
+            optimizer.load_state_dict(state.objects["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state.objects["scheduler"])
+        self.stream.restore(state.objects["stream"])
+        resume.set_rng_state(state.objects["rng"][rank_world(self.accelerator)[0]])
+
+
+def checkpoint_every(preset: FinetunePreset, eval_every: int) -> int:
+    """train.checkpoint_every, or at every evaluation: the state then holds the best-so-far just computed."""
+    return preset.train.checkpoint_every or eval_every
 
 
 def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path | None, strict: bool,

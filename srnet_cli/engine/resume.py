@@ -1,0 +1,138 @@
+"""Resumable training state in OUT/resume/state/: tensors (safetensors), optimiser, scheduler, data order and RNG
+(torch.save, read back with weights_only=True), and state.json (step, best so far, recipe bookkeeping).
+
+A state is written into a temp directory and renamed into place, so OUT/resume/state is always complete: a kill
+before the rename leaves the previous state (and a stale temp directory that `recover` removes); a kill between
+the two renames leaves `.state.old`, which `recover` puts back.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srnet_cli.engine.faults import fault_point
+from srnet_cli.engine.masking import masked_modules
+from srnet_cli.engine.rundir import write_json
+
+
+def state_dir(out: Path) -> Path:
+    return out / "resume" / "state"
+
+
+def _aside(out: Path) -> tuple[Path, Path]:
+    state = state_dir(out)
+    return state.with_name(".state.tmp"), state.with_name(".state.old")
+
+
+def recover(out: Path) -> Path | None:
+    """Finish or drop an interrupted state write (main process only); the usable state directory, if any."""
+    state = state_dir(out)
+    tmp, old = _aside(out)
+    if not state.exists() and old.exists():
+        old.rename(state)  # killed between the two renames: the old state is the last complete one
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    return state if (state / "state.json").is_file() else None
+
+
+def write_state(out: Path, tensors: dict[str, torch.Tensor], objects: dict[str, Any], meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    state = state_dir(out)
+    tmp, old = _aside(out)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+    torch.save(objects, tmp / "objects.pt")
+    write_json(tmp / "state.json", meta)
+    fault_point("checkpoint-write")  # a complete temp state, not yet in place
+    if state.exists():
+        state.rename(old)
+    tmp.rename(state)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+@dataclass
+class SavedState:
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    objects: dict[str, Any]
+
+
+def read_state(out: Path) -> SavedState | None:
+    from safetensors.torch import load_file
+
+    state = state_dir(out)
+    if not (state / "state.json").is_file():
+        return None
+    meta = json.loads((state / "state.json").read_text(encoding="utf-8"))
+    tensors = load_file(str(state / "tensors.safetensors"))
+    objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run directory
+    return SavedState(meta, tensors, objects)
+
+
+def rng_state() -> dict[str, Any]:
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
+                             "torch": torch.get_rng_state()}  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What training changes: trainable parameters (weights, or mask scores) and each masked layer's fixed mask or
+    score threshold. Frozen weights are not stored: the command reloads them from its model."""
+    tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+    for name, module in masked_modules(model).items():
+        if module.scores is None:
+            tensors[f"mask.{name}"] = module.mask.detach().cpu().clone()
+        else:
+            tensors[f"threshold.{name}"] = module.threshold.detach().cpu().reshape(1).clone()
+    return tensors
+
+
+def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    modules = masked_modules(model)
+    with torch.no_grad():
+        for key, value in tensors.items():
+            kind, _, name = key.partition(".")
+            if kind == "param":
+                params[name].copy_(value)
+            elif kind == "mask":
+                modules[name].set_mask(value)
+            elif kind == "threshold":
+                modules[name].threshold = value.reshape(()).to(modules[name].weight.device)
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{k}": v for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
