@@ -68,7 +68,9 @@ def assert_equivalent(one: Path, two: Path, results_one: dict, results_two: dict
     assert (one / "metrics.jsonl").read_text() == (two / "metrics.jsonl").read_text()
     for tsv in (one / "predictions").iterdir():
         assert tsv.read_text() == (two / "predictions" / tsv.name).read_text()
-    a, b = (load_file(d / "resume" / "state" / "tensors.safetensors") for d in (one, two))
+    # the saved artefacts: the best model (finetune) or the last mask with its stored weights (mask-train)
+    rel = Path("model/model.safetensors") if (one / "model").is_dir() else Path("masks/last.safetensors")
+    a, b = load_file(one / rel), load_file(two / rel)
     assert a.keys() == b.keys()
     for key in a:
         if a[key].dtype == torch.bool:

@@ -38,14 +38,17 @@ def killed(args: list, fault: str) -> None:
 
 
 def assert_same_run(a: Path, b: Path, results_a: dict, results_b: dict) -> None:
-    """Same results (but the time and directory), metrics lines, masks and final trained state, bit for bit."""
+    """Same results (but the time and directory), metrics lines, masks and saved model, bit for bit."""
     drop = {"seconds", "out", "mask"}
     same = {k: v for k, v in results_a.items() if k not in drop}
     assert same == {k: v for k, v in results_b.items() if k not in drop}
     assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
     masks_a = sorted(p.relative_to(a) for p in a.glob("masks/*.safetensors"))
     assert masks_a == sorted(p.relative_to(b) for p in b.glob("masks/*.safetensors"))
-    for rel in masks_a + [Path("resume/state/tensors.safetensors")]:
+    # A finished run drops its resumable state (OUT/resume); the final weights show in the last metrics line, the
+    # saved model and masks/last (mask-train).
+    assert not (a / "resume").exists() and not (b / "resume").exists()
+    for rel in masks_a:
         ta, tb = load_file(a / rel), load_file(b / rel)
         assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), rel
     if (a / "model").is_dir():
@@ -172,3 +175,12 @@ def test_interrupted_state_writes_leave_the_last_complete_state(tmp_path):
     loaded = resume.read_state(tmp_path)
     assert loaded is not None and loaded.meta == {"step": 1} and torch.equal(loaded.tensors["w"], torch.ones(2))
     assert sorted(p.name for p in state.parent.iterdir()) == ["state"]
+
+
+def test_checkpoint_every_zero_writes_no_state_and_resume_starts_over(finetune_args, finetune_ref, tmp_path):
+    out = tmp_path / "run"
+    args = [*finetune_args, "--set", "train.checkpoint_every=0", "--out", out]
+    killed(args, "kill@evaluated:2")  # two evaluations done, never a state
+    assert (out / "metrics.jsonl").is_file() and not (out / "resume").exists()
+    # starts again from step 0: the same run as the reference (whose states were written, then dropped at the end)
+    assert_same_run(finetune_ref[0], out, finetune_ref[1], invoke(*args, "--resume"))

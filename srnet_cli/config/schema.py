@@ -70,8 +70,9 @@ class TrainCfg(Section):
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping by global norm; 0 disables it")
     seed: int = Field(1, ge=0)
     save_every: int | None = Field(None, ge=1, description="also save checkpoints/step-N/ every N steps (timing study)")
-    checkpoint_every: int | None = Field(None, ge=1, description="save the resumable state (OUT/resume) every N "
-                                         "steps; unset: at every evaluation (imp: every level)")  # fmt: skip
+    checkpoint_every: int | None = Field(None, ge=0, description="save the resumable state (OUT/resume) every N "
+                                         "steps; unset: at every evaluation (imp: every level); 0: never (no "
+                                         "--resume)")  # fmt: skip
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="autocast through accelerate (GPU; "
                                                            "bf16 also on CPU)")  # fmt: skip
 

@@ -142,7 +142,8 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     raw["data"] = {"dir": str(data)}
     raw["train"].pop("warmup_steps", None)
     raw["train"].pop("epochs", None)
-    raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1, batch_size=spec.batch_size)
+    # no resumable state: the demo is not resumed, and each state write costs a second or more
+    raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1, batch_size=spec.batch_size, checkpoint_every=0)
     if raw["loss"]["kind"] != "ce":
         raw["loss"]["bias"] = str(bias)
     steps = spec.steps

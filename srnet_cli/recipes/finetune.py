@@ -11,7 +11,7 @@ from typing import Any
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import barrier, is_main
-from srnet_cli.engine.rundir import append_jsonl, save_model_atomic, write_json
+from srnet_cli.engine.rundir import append_jsonl, save_model_atomic
 from srnet_cli.recipes import training
 from srnet_cli.recipes.masks import load_mask_input
 
@@ -114,7 +114,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         results["sparsity"] = sparsity_summary({k: w != 0 for k, w in _named_weights(model, masks).items()})
     results["seconds"] = round(time.time() - started, 1)
     if main:
-        write_json(out / "results.json", results)
+        training.finish_run(out, results)
     return results
 
 

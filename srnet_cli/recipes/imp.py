@@ -16,7 +16,7 @@ from srnet_cli.config.schema import ImpPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
 from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.rundir import append_jsonl, save_model_atomic, write_json
+from srnet_cli.engine.rundir import append_jsonl, save_model_atomic
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import training
 from srnet_cli.recipes.masks import level_name
@@ -173,5 +173,5 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
         "seconds": round(time.time() - started, 1),
     }
     if main:
-        write_json(out / "results.json", results)
+        training.finish_run(out, results)
     return results

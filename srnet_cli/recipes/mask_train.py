@@ -17,7 +17,7 @@ from typing import Any
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
-from srnet_cli.engine.rundir import append_jsonl, write_json
+from srnet_cli.engine.rundir import append_jsonl
 from srnet_cli.recipes import training
 
 
@@ -167,5 +167,5 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     results |= {"target_sparsity": mask_cfg.sparsity, "initial_sparsity": initial, "sparsity": best["sparsity"]}
     results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
     if main:
-        write_json(out / "results.json", results)
+        training.finish_run(out, results)
     return results
