@@ -206,7 +206,11 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
             points = sorted((r["sparsity"], r["metrics"][metric]) for r in task_rows
                             if r["method"] == method and metric in r["metrics"])  # fmt: skip
             if points:
-                xs = [100 * s for s, _ in points]
+                # methods at the same sparsity are drawn side by side (a dodge of a few tenths of a point), not on
+                # top of each other
+                span = (max(sparsities) - min(sparsities)) if len(sparsities) > 1 else 10.0
+                dodge = (i - (len(methods) - 1) / 2) * span * 0.008
+                xs = [100 * s + dodge for s, _ in points]
                 ys = [100 * st["mean"] for _, st in points]
                 errs = [100 * st["std"] for _, st in points]
                 # colour, marker and line style all differ, so ten methods stay apart in grey print too
@@ -217,7 +221,7 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
             ax.axhline(100 * r["metrics"][metric]["mean"], linewidth=1.2, label=display(r["method"]), **style)
         if sparsities:
             ax.set_xticks(sparsities)
-        ax.set_xlabel("sparsity of the masked weights (%)")
+        ax.set_xlabel("sparsity of the masked weights (%; methods drawn side by side)")
         ax.set_ylabel(f"{metric} (%)")
         ax.set_title(f"{task}: {'in-distribution' if metric == id_metric else 'out-of-distribution'} ({metric})")
         ax.grid(alpha=0.3)
