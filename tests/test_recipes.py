@@ -151,7 +151,7 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path):
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "| (b) subnetworks fine-tuned in isolation | PoE mask (a), retrained CE | 50% |" in text
     assert (tmp_path / "demo" / "mnli.png").stat().st_size > 10_000
-    assert len(summary["findings"]) == 12 and all(f["claim"] in text for f in summary["findings"])
+    assert len(summary["findings"]) == 13 and all(f["claim"] in text for f in summary["findings"])
 
 
 def test_demo_findings_are_checked_against_the_numbers():

@@ -275,7 +275,7 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
                     f"{ood}: PoE {_pct(sub[ood])} vs CE {_pct(mask_ce[ood])}",
                 )
             )
-    for method in ("lottery-ticket IMP PoE, retrained PoE", "PoE mask (a), retrained PoE",
+    for method in ("lottery-ticket IMP PoE, retrained PoE", "PoE mask (a), retrained PoE", "PoE mask (a), retrained CE",
                    "mask training PoE on pre-trained"):  # fmt: skip
         r = get(method)
         if r is not None:
