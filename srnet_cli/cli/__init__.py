@@ -51,4 +51,20 @@ def _root(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under torchrun/accelerate launch: tear down the process group before the interpreter exits; left to exit,
+    gloo's threads can abort the process ("terminate called without an active exception", exit -6)."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:  # never imported: one process, nothing to close (and no import cost)
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
