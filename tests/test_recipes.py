@@ -55,7 +55,10 @@ def test_finetune_poe_then_evaluate(tiny_bert_dir, synth_dir, bias_file, tmp_pat
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(evaluated.stdout)["metrics"]
     assert set(metrics) == {"dev_matched", "dev_mismatched", "hans"}
-    assert metrics["dev_matched"]["acc"] == results["metrics"]["dev_matched"]["acc"]  # same checkpoint, same numbers
+    # same checkpoint, same numbers: the run reused the selection-time dev_matched numbers, evaluate recomputed them
+    assert metrics == results["metrics"]
+    for name in ("dev_matched.tsv", "hans_preds.txt"):
+        assert (run / "predictions" / name).read_text() == (tmp_path / "eval" / "predictions" / name).read_text()
     assert set(metrics["hans"]["heuristics"]) == {"lexical_overlap", "subsequence", "constituent"}
     assert (tmp_path / "eval" / "predictions" / "hans_preds.txt").is_file()
 
@@ -245,3 +248,34 @@ def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_f
         assert f"seed-{s}/model" in preset and f"seed = {s}" in preset
     both = invoke("finetune", "--task", "mnli", "--seed", "1", "--seeds", "1,2", "--out", tmp_path / "x")
     assert both.exit_code == 2 and "--seed and --seeds both given" in both.stderr
+
+
+def test_evaluate_sets_reuses_known_sets_and_predicts_the_others():
+    import torch
+
+    from srnet_cli.engine.batching import Encoded
+    from srnet_cli.engine.evaluation import EvalSet, evaluate_sets
+    from srnet_cli.engine.readers import Dataset, Example
+
+    class Counting(torch.nn.Module):
+        calls = 0
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            Counting.calls += 1
+            from types import SimpleNamespace
+
+            return SimpleNamespace(logits=torch.tensor([[0.0, 1.0, 0.0]]).repeat(len(input_ids), 1))
+
+    examples = [Example(str(i), "a", "b", "entailment", i) for i in range(4)]
+
+    def eval_set(name):
+        encoded = Encoded([[1, 2]] * 4, None, torch.zeros(4, dtype=torch.long), 0)
+        return EvalSet(name, Dataset(name, "synthetic", examples, split=name), encoded)
+
+    sets = [eval_set("dev_matched"), eval_set("dev_mismatched")]
+    known = ({"dev_matched": {"acc": 0.25, "n": 4}}, {"dev_matched": ["neutral"] * 4})
+    metrics, predictions = evaluate_sets(Counting(), sets, ("entailment", "neutral", "contradiction"), 8, "cpu",
+                                         "mnli", known=known)  # fmt: skip
+    assert Counting.calls == 1  # only dev_mismatched was predicted
+    assert metrics["dev_matched"] == {"acc": 0.25, "n": 4} and predictions["dev_matched"] == ["neutral"] * 4
+    assert metrics["dev_mismatched"]["acc"] == 0.0 and predictions["dev_mismatched"] == ["neutral"] * 4

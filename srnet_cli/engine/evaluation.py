@@ -76,11 +76,19 @@ def evaluate_sets(
     device: Any,
     task: str,
     keep_logits: dict[str, torch.Tensor] | None = None,
+    known: tuple[dict[str, Any], dict[str, list[str]]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Metrics per set and the predicted label names per set (and each set's logits into `keep_logits`)."""
+    """Metrics per set and the predicted label names per set (and each set's logits into `keep_logits`).
+
+    `known`: (metrics, predictions) this very model already had on some sets (the selected checkpoint on the
+    selection set); those sets are not predicted again, since the same weights on the same batches give the same
+    numbers."""
     metrics: dict[str, Any] = {}
     predictions: dict[str, list[str]] = {}
     for s in sets:
+        if known is not None and s.name in known[0] and keep_logits is None:
+            metrics[s.name], predictions[s.name] = known[0][s.name], known[1][s.name]
+            continue
         logits = predict_logits(model, s.encoded, batch_size, device)
         if keep_logits is not None:
             keep_logits[s.name] = logits

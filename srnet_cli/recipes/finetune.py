@@ -66,8 +66,11 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         checkpoints.restore(saved, model, optimizer, scheduler)
         best.update(saved.meta["best"])
 
+    selected: dict[str, Any] = {}  # the best checkpoint's (metrics, predictions): not recomputed at the end
+
     def evaluate_fn(step: int) -> None:
-        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
+        metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
+                                             task.name)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
         if main:
             append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
@@ -75,6 +78,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         improved = value > best["value"]
         if improved:
             best.update(value=value, step=step)
+            selected["known"] = (metrics, predictions)
             if main:
                 save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "model")
         log.log(f"step {step}: {selection_set.name} {preset.eval.metric} {value:.4f}"
@@ -99,9 +103,8 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     barrier(accelerator)  # the main process has written the best model
     if best["step"] != plan.max_steps:
         model = load_classifier(str(out / "model")).to(accelerator.device)
-    metrics, predictions = evaluate_sets(
-        model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
-    )
+    metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
+                                         task.name, known=selected.get("known"))  # fmt: skip
     if main:
         write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)

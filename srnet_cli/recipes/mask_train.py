@@ -78,6 +78,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             f"{select_from}")  # fmt: skip
     target = {"sparsity": initial}
     best: dict[str, Any] = {"value": -math.inf, "step": None}
+    selected: dict[str, Any] = {}  # the best mask's (metrics, predictions): not recomputed at the end
     stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
     checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
     saved = checkpoints.load() if resume else None
@@ -107,7 +108,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
         masks = masks_state(accelerator.unwrap_model(model))
         summary = sparsity_summary(masks)
         digest = check_same_masks(masks)  # every process must hold the same mask
-        metrics, _ = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device, task.name)
+        metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
+                                             task.name)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
         line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
                 "target_sparsity": round(target["sparsity"], 6), "mask_hash": digest,
@@ -118,6 +120,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
         if improved:
             weights = current_weights()
             best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
+            # score-mode forward multiplies by an exact 0/1 mask: the fixed mask below gives the same numbers
+            selected["known"] = (metrics, predictions)
         if improved and main:
             save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
                 "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
@@ -156,9 +160,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
 
     load_weights_into(bare, best["weights"], out / "masks" / "best.safetensors")
     apply_masks(bare, best["masks"])
-    metrics, predictions = evaluate_sets(
-        bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device, task.name
-    )
+    metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
+                                         task.name, known=selected.get("known"))  # fmt: skip
     if main:
         write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
