@@ -80,6 +80,8 @@ def test_finetune_resumes_after_kill_from_outside(finetune_args, finetune_ref, t
     assert json.loads((out / "resume" / "state" / "state.json").read_text())["step"] == 12
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
+    again = runner.invoke(app, [str(a) for a in [*finetune_args, "--out", out]])  # forgot --resume
+    assert again.exit_code == 1 and "holds an interrupted run" in again.stderr and "pass --resume" in again.stderr
     assert_same_run(finetune_ref[0], out, finetune_ref[1], invoke(*finetune_args, "--out", out, "--resume"))
 
 

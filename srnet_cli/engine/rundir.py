@@ -44,6 +44,9 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
     if not (out.is_dir() and any(out.iterdir())):
         return
     if not overwrite:
+        if (out / "resume" / "state").is_dir():  # an interrupted training run: continuing it is the likely wish
+            raise RunDirError(f"--out {out} holds an interrupted run",
+                              "pass --resume to continue it, --overwrite to replace it, or a new --out")  # fmt: skip
         raise RunDirError(
             f"--out {out} is not empty", "pass --overwrite to replace the srnet run there, or a new --out"
         )
