@@ -257,24 +257,20 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
             f"it on {ood}", sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
             f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} {_pct(sub[ood])} vs "
             f"{_pct(ce[ood])}"))  # fmt: skip
-        imp_poe = get("IMP PoE", s)
-        if imp_poe is not None:
-            out.append(
-                _finding(
-                    f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
-                    sub[ood] > imp_poe[ood],
-                    f"{ood}: mask {_pct(sub[ood])} vs IMP {_pct(imp_poe[ood])}",
+        rivals = {
+            "IMP PoE": f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
+            "mask training CE": f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
+        }
+        for other, claim in rivals.items():
+            rival = get(other, s)
+            if rival is not None:
+                out.append(
+                    _finding(
+                        claim,
+                        sub[ood] > rival[ood],
+                        f"{ood}: mask training PoE {_pct(sub[ood])} vs {other} {_pct(rival[ood])}",
+                    )
                 )
-            )
-        mask_ce = get("mask training CE", s)
-        if mask_ce is not None:
-            out.append(
-                _finding(
-                    f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
-                    sub[ood] > mask_ce[ood],
-                    f"{ood}: PoE {_pct(sub[ood])} vs CE {_pct(mask_ce[ood])}",
-                )
-            )
     for method in ("lottery-ticket IMP PoE, retrained PoE", "PoE mask (a), retrained PoE", "PoE mask (a), retrained CE",
                    "mask training PoE on pre-trained"):  # fmt: skip
         r = get(method)
