@@ -219,3 +219,17 @@ def test_same_seed_same_machine_gives_identical_masks_and_metrics(tiny_bert_dir,
     assert first["metrics"] == second["metrics"]
     weights = [load_file(tmp_path / f"f{i}" / "model" / "model.safetensors") for i in range(2)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_retrain_names_the_search_that_found_its_mask():
+    from srnet_cli.recipes.finetune import mask_method
+    from srnet_cli.recipes.report import method_of
+
+    base = {"command": "mask-train", "loss": "ce", "target_sparsity": 0.5}
+    assert mask_method(base | {"initial_sparsity": 0.5}) == "mask-train ce"
+    assert mask_method(base | {"initial_sparsity": 0.3}) == "mask-train ce (gradual from 30%)"
+    assert mask_method(base | {"ood_train": True, "initial_sparsity": 0.5}) == "mask-train ce + OOD data"
+    assert mask_method({"command": "imp", "loss": "poe", "rewind": "pretrained"}) == "lottery-ticket IMP poe"
+    assert mask_method({}) is None  # a mask from the original project: no provenance
+    retrained = {"command": "retrain", "loss": "ce", "mask_method": "mask-train ce + OOD data"}
+    assert method_of(retrained) == "retrain ce (mask-train ce + OOD data mask)"

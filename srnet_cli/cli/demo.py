@@ -55,10 +55,10 @@ def demo(
         bool, typer.Option("--dense-only", help="Only the bias model and the full CE and PoE models.")
     ] = False,
     steps: Annotated[
-        int | None, typer.Option("--steps", min=1, help="Fine-tuning and retraining steps (default 250, --quick 100).")
+        int | None, typer.Option("--steps", min=1, help="Fine-tuning and retraining steps (default 200, --quick 80).")
     ] = None,
     train_size: Annotated[
-        int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000).")
+        int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000, --quick 3000).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, bias model and training.")] = 1,
     json_: JsonOpt = False,

@@ -44,7 +44,8 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
     if not (out.is_dir() and any(out.iterdir())):
         return
     if not overwrite:
-        if (out / "resume" / "state").is_dir():  # an interrupted training run: continuing it is the likely wish
+        # an interrupted training run (a finished one has results.json): continuing it is the likely wish
+        if (out / "resume" / "state").is_dir() and not (out / "results.json").is_file():
             raise RunDirError(f"--out {out} holds an interrupted run",
                               "pass --resume to continue it, --overwrite to replace it, or a new --out")  # fmt: skip
         raise RunDirError(

@@ -288,7 +288,7 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
         out.append(
             _finding(
                 "OOD training data is an upper bound: its subnetwork beats the PoE one on OOD",
-                upper[ood] >= sub[ood],
+                upper[ood] > sub[ood],
                 f"{ood}: {_pct(upper[ood])} vs {_pct(sub[ood])}",
             )
         )

@@ -101,10 +101,12 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
     # Final evaluation of the selected checkpoint on every ID split and OOD set.
     barrier(accelerator)  # the main process has written the best model
+    # The selection-time numbers stand for the final model unless it is reloaded in fp32 after autocast training.
+    reusable = selected.get("known") if preset.train.mixed_precision == "no" or best["step"] == plan.max_steps else None
     if best["step"] != plan.max_steps:
         model = load_classifier(str(out / "model")).to(accelerator.device)
     metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                         task.name, known=selected.get("known"))  # fmt: skip
+                                         task.name, known=reusable)  # fmt: skip
     if main:
         write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
@@ -122,15 +124,22 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
 
 def mask_method(meta: dict[str, Any]) -> str | None:
-    """How a mask was found, from its metadata: "lottery-ticket IMP poe", "mask-train poe (pre-trained)", ..."""
+    """How a mask was found, from its metadata, named as `srnet report` names the search: "lottery-ticket IMP poe",
+    "mask-train poe (pre-trained)", "mask-train ce + OOD data", "mask-train poe (gradual from 70%)"."""
     command, loss = meta.get("command"), meta.get("loss")
+    if command not in ("imp", "mask-train"):
+        return None
     if command == "imp":
         name = "lottery-ticket IMP" if meta.get("rewind", "none") != "none" else "IMP"
-    elif command == "mask-train":
-        name = "mask-train" + (" (pre-trained)" if meta.get("pretrained") else "")
-    else:
-        return None
-    return f"{name} {loss}" if loss else name
+        return f"{name} {loss}" if loss else name
+    name = f"mask-train {loss}" if loss else "mask-train"
+    if meta.get("ood_train"):
+        return name + " + OOD data"
+    name += " (pre-trained)" if meta.get("pretrained") else ""
+    initial, target = meta.get("initial_sparsity"), meta.get("target_sparsity")
+    if initial is not None and target is not None and abs(initial - target) > 1e-9:
+        name += f" (gradual from {100 * initial:.0f}%)"
+    return name
 
 
 def _named_weights(model: Any, masks: dict[str, Any]) -> dict[str, Any]:

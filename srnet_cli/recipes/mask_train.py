@@ -103,11 +103,11 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             recalibrate(accelerator.unwrap_model(model), target["sparsity"], mask_cfg.scope)
 
     def evaluate_fn(step: int) -> None:
+        masks = masks_state(accelerator.unwrap_model(model))
+        digest = check_same_masks(masks)  # every process must hold the same mask, at every evaluation point
         if step < select_from:  # a mask from before selection starts can never be chosen: evaluating it is waste
             return
-        masks = masks_state(accelerator.unwrap_model(model))
         summary = sparsity_summary(masks)
-        digest = check_same_masks(masks)  # every process must hold the same mask
         metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
                                              task.name)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
@@ -116,7 +116,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
                 **training.flat_metrics(metrics)}  # fmt: skip
         if main:
             append_jsonl(out / "metrics.jsonl", line)
-        improved = step >= select_from and value > best["value"]
+        improved = value > best["value"]
         if improved:
             weights = current_weights()
             best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
@@ -126,6 +126,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
                 "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
                 "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+                "ood_train": bool(search.train_with), "initial_sparsity": initial,
                 "step": step, "target_sparsity": target["sparsity"],
                 "selection": f"{selection_set.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
         log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "

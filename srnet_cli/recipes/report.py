@@ -180,7 +180,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
-LOSS_DISPLAY = {"ce": "CE", "poe": "PoE", "reweight": "reweighting", "conf-reg": "conf-reg"}
+LOSS_DISPLAY = {"ce": "CE", "poe": "PoE"}
 
 
 def display(method: str) -> str:
