@@ -3,14 +3,13 @@
 
 A state is written into a temp directory and renamed into place, so OUT/resume/state is always complete: a kill
 before the rename leaves the previous state (and a stale temp directory that `recover` removes); a kill between
-the two renames leaves `.state.old`, which `recover` puts back.
+the two renames leaves `.state.old`, which `recover` puts back (`rundir.replace_dir` / `recover_dir`, as for models).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,47 +18,30 @@ import torch
 
 from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.masking import masked_modules
-from srnet_cli.engine.rundir import write_json
+from srnet_cli.engine.rundir import recover_dir, replace_dir, write_json
 
 
 def state_dir(out: Path) -> Path:
     return out / "resume" / "state"
 
 
-def _aside(out: Path) -> tuple[Path, Path]:
-    state = state_dir(out)
-    return state.with_name(".state.tmp"), state.with_name(".state.old")
-
-
 def recover(out: Path) -> Path | None:
     """Finish or drop an interrupted state write (main process only); the usable state directory, if any."""
     state = state_dir(out)
-    tmp, old = _aside(out)
-    if not state.exists() and old.exists():
-        old.rename(state)  # killed between the two renames: the old state is the last complete one
-    for stale in (tmp, old):
-        if stale.exists():
-            shutil.rmtree(stale)
+    recover_dir(state)
     return state if (state / "state.json").is_file() else None
 
 
 def write_state(out: Path, tensors: dict[str, torch.Tensor], objects: dict[str, Any], meta: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
-    state = state_dir(out)
-    tmp, old = _aside(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
-    torch.save(objects, tmp / "objects.pt")
-    write_json(tmp / "state.json", meta)
-    fault_point("checkpoint-write")  # a complete temp state, not yet in place
-    if state.exists():
-        state.rename(old)
-    tmp.rename(state)
-    if old.exists():
-        shutil.rmtree(old)
+    def fill(tmp: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / "tensors.safetensors"))
+        torch.save(objects, tmp / "objects.pt")
+        write_json(tmp / "state.json", meta)
+        fault_point("checkpoint-write")  # a complete temp state, not yet in place
+
+    replace_dir(state_dir(out), fill)
 
 
 @dataclass

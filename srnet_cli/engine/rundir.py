@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +104,19 @@ def append_jsonl(path: Path, obj: Any) -> None:
         f.flush()
 
 
-def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
-    """save_pretrained into a temp dir, then swap it in: `target` is always a complete model or absent."""
-    tmp = target.with_name(f".{target.name}.tmp")
+def _aside(target: Path) -> tuple[Path, Path]:
+    """Where `replace_dir` builds the new copy and parks the old one."""
+    return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
+
+
+def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
+    """Build a directory with `fill(tmp)`, then swap it in: `target` is always complete, or absent before the first
+    swap; `recover_dir` finishes a swap a kill interrupted."""
+    tmp, old = _aside(target)
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    old = target.with_name(f".{target.name}.old")
+    tmp.mkdir(parents=True)
+    fill(tmp)
     if target.exists():
         target.rename(old)
     tmp.rename(target)
@@ -119,14 +125,24 @@ def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
 
 
 def recover_dir(target: Path) -> None:
-    """After a kill inside `save_model_atomic`: put back the previous directory if the swap was half done, and
-    drop the temp copy."""
-    old, tmp = target.with_name(f".{target.name}.old"), target.with_name(f".{target.name}.tmp")
+    """After a kill inside `replace_dir`: put back the previous directory if the swap was half done, and drop the
+    temp copy."""
+    tmp, old = _aside(target)
     if not target.exists() and old.exists():
         old.rename(target)
     for stale in (old, tmp):
         if stale.exists():
             shutil.rmtree(stale)
+
+
+def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
+    """save_pretrained into a temp dir, then swap it in: `target` is always a complete model or absent."""
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    replace_dir(target, fill)
 
 
 def truncate_lines(path: Path, keep: int) -> None:
