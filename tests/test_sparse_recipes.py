@@ -86,7 +86,11 @@ def test_mask_train_selects_after_ratio_and_evaluate_reproduces(tiny_bert_dir, s
     evaluated = ok(invoke("evaluate", "--model", tiny_bert_dir, "--mask", out, "--task", "mnli", "--data-dir",
                           synth_dir, "--json"))  # fmt: skip
     assert evaluated["metrics"] == results["metrics"]
-    assert (out / "masks" / "last.safetensors").is_file()
+    # both mask files of the search say how it was found, so a retrain of either is named alike
+    from srnet_cli.recipes.finetune import mask_method
+
+    last = load_mask_file(out / "masks" / "last.safetensors")
+    assert mask_method(last.meta) == mask_method(mask.meta) == "mask-train poe"
 
 
 def test_mask_train_on_pretrained_model_stores_the_random_head(tiny_bert_dir, synth_dir, tmp_path):
@@ -231,5 +235,7 @@ def test_retrain_names_the_search_that_found_its_mask():
     assert mask_method(base | {"ood_train": True, "initial_sparsity": 0.5}) == "mask-train ce + OOD data"
     assert mask_method({"command": "imp", "loss": "poe", "rewind": "pretrained"}) == "lottery-ticket IMP poe"
     assert mask_method({}) is None  # a mask from the original project: no provenance
+    checkpoint = base | {"initial_sparsity": 0.5, "model": "runs/ce/checkpoints/step-2000"}  # the timing study
+    assert mask_method(checkpoint) == "mask-train ce (from step 2000)"
     retrained = {"command": "retrain", "loss": "ce", "mask_method": "mask-train ce + OOD data"}
     assert method_of(retrained) == "retrain ce (mask-train ce + OOD data mask)"

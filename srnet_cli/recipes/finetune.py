@@ -124,22 +124,16 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
 
 def mask_method(meta: dict[str, Any]) -> str | None:
-    """How a mask was found, from its metadata, named as `srnet report` names the search: "lottery-ticket IMP poe",
-    "mask-train poe (pre-trained)", "mask-train ce + OOD data", "mask-train poe (gradual from 70%)"."""
-    command, loss = meta.get("command"), meta.get("loss")
-    if command not in ("imp", "mask-train"):
+    """How a mask was found, from its metadata, named as `srnet report` names that search ("lottery-ticket IMP poe",
+    "mask-train ce + OOD data", ...); None for a mask without srnet provenance (the original project's)."""
+    from srnet_cli.recipes.report import search_name
+
+    if meta.get("command") not in ("imp", "mask-train"):
         return None
-    if command == "imp":
-        name = "lottery-ticket IMP" if meta.get("rewind", "none") != "none" else "IMP"
-        return f"{name} {loss}" if loss else name
-    name = f"mask-train {loss}" if loss else "mask-train"
-    if meta.get("ood_train"):
-        return name + " + OOD data"
-    name += " (pre-trained)" if meta.get("pretrained") else ""
-    initial, target = meta.get("initial_sparsity"), meta.get("target_sparsity")
-    if initial is not None and target is not None and abs(initial - target) > 1e-9:
-        name += f" (gradual from {100 * initial:.0f}%)"
-    return name
+    return search_name(meta["command"], meta.get("loss"), rewind=meta.get("rewind", "none"),
+                       ood_data=bool(meta.get("ood_train")), pretrained=bool(meta.get("pretrained")),
+                       initial=meta.get("initial_sparsity"), target=meta.get("target_sparsity"),
+                       model=str(meta.get("model", "")))  # fmt: skip
 
 
 def _named_weights(model: Any, masks: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,10 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     target = {"sparsity": initial}
     best: dict[str, Any] = {"value": -math.inf, "step": None}
     selected: dict[str, Any] = {}  # the best mask's (metrics, predictions): not recomputed at the end
+    # what every mask file of this search records of how it was found (`srnet retrain` names its mask by it)
+    provenance = {"source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
+                  "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+                  "ood_train": bool(search.train_with), "initial_sparsity": initial}  # fmt: skip
     stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
     checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
     saved = checkpoints.load() if resume else None
@@ -124,10 +128,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             selected["known"] = (metrics, predictions)
         if improved and main:
             save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
-                "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-                "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
-                "ood_train": bool(search.train_with), "initial_sparsity": initial,
-                "step": step, "target_sparsity": target["sparsity"],
+                **provenance, "step": step, "target_sparsity": target["sparsity"],
                 "selection": f"{selection_set.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
         log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "
                 f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
@@ -152,9 +153,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     bare = accelerator.unwrap_model(model)
     if main:
         save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
-            "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-            "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
-            "step": plan.max_steps}))  # fmt: skip
+            **provenance, "step": plan.max_steps, "target_sparsity": target["sparsity"]}))  # fmt: skip
 
     # Final evaluation: the selected mask, fixed, with the weights it was selected with.
     from srnet_cli.recipes.masks import load_weights_into

@@ -56,6 +56,22 @@ def _value(metrics: dict[str, Any], dotted: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def search_name(command: str, loss: str | None, *, rewind: str = "none", ood_data: bool = False,
+                pretrained: bool = False, initial: float | None = None, target: float | None = None,
+                model: str = "") -> str:  # fmt: skip
+    """How a subnetwork was searched (imp, mask-train): the one naming that report rows and retrained masks share."""
+    loss_part = f" {loss}" if loss else ""
+    if command == "imp":
+        return f"{'lottery-ticket IMP' if rewind != 'none' else 'IMP'}{loss_part}"
+    if ood_data:
+        return f"mask-train{loss_part} + OOD data"
+    name = f"mask-train{loss_part}{' (pre-trained)' if pretrained else ''}"
+    if initial is not None and target is not None and initial != target:
+        name += f" (gradual from {100 * initial:.0f}%)"
+    step = re.search(r"checkpoints/step-(\d+)", model)
+    return name + (f" (from step {step.group(1)})" if step else "")
+
+
 def method_of(results: dict[str, Any]) -> str:
     """The paradigm and loss of a run, as a report row names it."""
     command, loss = results["command"], results["loss"]
@@ -64,16 +80,10 @@ def method_of(results: dict[str, Any]) -> str:
     if command == "retrain":  # retrained masks of different searches are different methods
         source = results.get("mask_method")
         return f"retrain {loss}" + (f" ({source} mask)" if source else "")
-    if command == "imp":
-        return f"{'lottery-ticket IMP' if results.get('rewind', 'none') != 'none' else 'IMP'} {loss}"
-    if results.get("data", {}).get("ood_train"):
-        return f"mask-train {loss} + OOD data"
-    name = f"mask-train {loss}{' (pre-trained)' if results.get('pretrained') else ''}"
-    initial, target = results.get("initial_sparsity"), results.get("target_sparsity")
-    if initial is not None and target is not None and initial != target:
-        name += f" (gradual from {100 * initial:.0f}%)"
-    step = re.search(r"checkpoints/step-(\d+)", str(results.get("model", "")))
-    return name + (f" (from step {step.group(1)})" if step else "")
+    return search_name(command, loss, rewind=results.get("rewind", "none"),
+                       ood_data=bool(results.get("data", {}).get("ood_train")),
+                       pretrained=bool(results.get("pretrained")), initial=results.get("initial_sparsity"),
+                       target=results.get("target_sparsity"), model=str(results.get("model", "")))  # fmt: skip
 
 
 def points_of(results: dict[str, Any], run: str) -> list[Point]:
