@@ -38,8 +38,9 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
     if not schedule:
         raise UsageError(f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
                          "pass --sparsity of at least imp.rate (e.g. 0.9)")  # fmt: skip
-    wanted = preset.imp.evaluate_levels
-    unknown = [x for x in wanted or () if not any(abs(x - level) < 1e-6 for level in schedule)]
+    # levels are rounded to 6 digits (`levels`): so are the ones to evaluate, and then compare exactly
+    wanted = None if preset.imp.evaluate_levels is None else {round(x, 6) for x in preset.imp.evaluate_levels}
+    unknown = sorted(wanted - set(schedule)) if wanted else []
     if unknown:
         raise UsageError(f"imp.evaluate_levels {unknown} are not levels of this schedule ({schedule})",
                          "pick levels that are multiples of imp.rate up to --sparsity")  # fmt: skip
@@ -108,7 +109,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
             if preset.imp.save_models:
                 bare = accelerator.unwrap_model(state["model"])
                 save_model_atomic(bare, tokenizer, out / "models" / f"level-{level:.2f}")
-        if wanted is not None and not any(abs(level - x) < 1e-6 for x in wanted):
+        if wanted is not None and level not in wanted:
             log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask saved, not evaluated")
             return
         metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
