@@ -23,13 +23,24 @@ def barrier(accelerator: Any) -> None:
         accelerator.wait_for_everyone()
 
 
+def group_rank_world() -> tuple[int, int]:
+    """(rank, number of processes) of the torch.distributed group, for code that has no accelerator (prediction);
+    (0, 1) when there is no group."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def gather_objects(obj: Any) -> list[Any]:
     """Every rank's `obj`, in rank order, on every rank."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = group_rank_world()[1]
+    if world == 1:
         return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
+    out: list[Any] = [None] * world
     dist.all_gather_object(out, obj)
     return out
 

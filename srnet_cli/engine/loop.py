@@ -9,7 +9,7 @@ import torch
 
 from srnet_cli.engine.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.distributed import gather_objects, rank_share, rank_world
+from srnet_cli.engine.distributed import gather_objects, group_rank_world, rank_share, rank_world
 from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.losses import StepLoss
 
@@ -109,7 +109,7 @@ def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, devic
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
         model = model.module  # ranks see different batches: no collective calls in the forward pass
     model.eval()
-    rank, world = _process_group()
+    rank, world = group_rank_world()
     parts = []
     for indices in eval_batches(data.lengths, batch_size)[rank::world]:
         batch = collate(data, indices, device)
@@ -128,11 +128,3 @@ def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, devic
     if not bool((seen == 1).all()):
         raise RuntimeError(f"evaluation gathered {int(seen.sum())} predictions for {len(data)} examples")
     return out
-
-
-def _process_group() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
