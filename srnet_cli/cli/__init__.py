@@ -51,15 +51,22 @@ def _root(
 
 
 def main() -> None:
+    succeeded = False
     try:
         app()
+        succeeded = True
+    except SystemExit as exc:  # click ends every run with sys.exit
+        succeeded = exc.code in (0, None)
+        raise
     finally:
-        _close_process_group()
+        _close_process_group(succeeded)
 
 
-def _close_process_group() -> None:
+def _close_process_group(succeeded: bool) -> None:
     """Under torchrun/accelerate launch: tear down the process group before the interpreter exits; left to exit,
-    gloo's threads can abort the process ("terminate called without an active exception", exit -6)."""
+    gloo's threads can abort the process ("terminate called without an active exception", exit -6). After a
+    successful run every rank first waits for the others: a rank that tears its connections down while a peer is
+    still finishing aborts that peer the same way. (A failed run does not wait: its peers may never arrive.)"""
     import sys
 
     if "torch.distributed" not in sys.modules:  # never imported: one process, nothing to close (and no import cost)
@@ -67,4 +74,6 @@ def _close_process_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if succeeded:
+            dist.barrier()
         dist.destroy_process_group()
