@@ -5,6 +5,9 @@ The CLI prints `error: <message>` and `hint: <hint>` and exits with `exit_code`;
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class SrnetError(Exception):
     """A domain error: bad data, missing files, mismatched bias file... Exit code 1."""
@@ -55,3 +58,36 @@ class RunDirError(SrnetError):
 
 class MaskError(SrnetError):
     """A mask that does not fit the model, or a mask file that cannot be read."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (a batch scheduler's stop) or SIGINT: a BaseException like KeyboardInterrupt, so that no
+    `except Exception` on the way up swallows it."""
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+@contextmanager
+def touching(path: object, verb: str = "reading") -> Iterator[None]:
+    """Tag an unexpected exception with the file being read or written, for the CLI's one-line report."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "srnet_file", None) is None:
+            try:
+                exc.srnet_file = (verb, str(path))  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type without a __dict__: report it without the file
+                pass
+        raise
+
+
+def file_of(exc: BaseException) -> tuple[str, str] | None:
+    """(verb, path) of the innermost file an exception was raised while touching, if known."""
+    tagged = getattr(exc, "srnet_file", None)
+    if tagged is not None:
+        return tagged
+    filename = getattr(exc, "filename", None)
+    return ("using", str(filename)) if filename else None

@@ -138,10 +138,11 @@ def test_retrain_resumes_after_kill_during_state_write(tiny_bert_dir, synth_dir,
     ref = invoke(*args, "--out", tmp_path / "ref")
     out = tmp_path / "run"
     killed([*args, "--out", out], "kill@checkpoint-write:2")  # the step-8 state complete in a temp dir, not in place
-    assert (out / "resume" / ".state.tmp" / "state.json").is_file()
+    [temp] = (out / "resume").glob(".state.tmp-*")  # named by the writing process
+    assert (temp / "state.json").is_file()
     assert json.loads((out / "resume" / "state" / "state.json").read_text())["step"] == 4
     assert_same_run(tmp_path / "ref", out, ref, invoke(*args, "--out", out, "--resume"))
-    assert not (out / "resume" / ".state.tmp").exists()
+    assert not list((out / "resume").glob(".state.tmp*"))
 
 
 def test_resume_of_a_finished_run_returns_its_results(finetune_args, finetune_ref):
@@ -168,14 +169,16 @@ def test_resume_refuses_what_it_cannot_continue(finetune_args, finetune_ref, tmp
 def test_interrupted_state_writes_leave_the_last_complete_state(tmp_path):
     from srnet_cli.engine import resume
 
-    resume.write_state(tmp_path, {"w": torch.ones(2)}, {"x": 1}, {"step": 1})
+    meta = {"command": "finetune", "step": 1, "processes": 1, "metrics_lines": 0}
+    objects = {"optimizer": {}, "scheduler": {}, "stream": {}, "rng": []}
+    resume.write_state(tmp_path, {"w": torch.ones(2)}, objects, meta)
     state = resume.state_dir(tmp_path)
     # killed after the old state moved aside, before the new one moved in: the old one is put back
-    state.rename(state.with_name(".state.old"))
-    (state.with_name(".state.tmp")).mkdir()  # and a half-written temp state, which is dropped
+    state.rename(state.with_name(".state.old-123"))
+    (state.with_name(".state.tmp-123")).mkdir()  # and a half-written temp state, which is dropped
     assert resume.recover(tmp_path) == state
     loaded = resume.read_state(tmp_path)
-    assert loaded is not None and loaded.meta == {"step": 1} and torch.equal(loaded.tensors["w"], torch.ones(2))
+    assert loaded is not None and loaded.meta == meta and torch.equal(loaded.tensors["w"], torch.ones(2))
     assert sorted(p.name for p in state.parent.iterdir()) == ["state"]
 
 

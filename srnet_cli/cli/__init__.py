@@ -8,6 +8,7 @@ from srnet_cli import __version__
 from srnet_cli.cli import data, presets
 from srnet_cli.cli.bench import bench
 from srnet_cli.cli.bias_model import bias_model
+from srnet_cli.cli.boundary import SrnetGroup
 from srnet_cli.cli.demo import demo
 from srnet_cli.cli.evaluate import evaluate
 from srnet_cli.cli.export_mask import export_mask
@@ -17,6 +18,7 @@ from srnet_cli.cli.sparse import imp, mask_train
 
 app = typer.Typer(
     name="srnet",
+    cls=SrnetGroup,  # the one error boundary of every command
     help="Find sparse and robust subnetworks (SRNets) of pre-trained language models.",
     no_args_is_help=True,
     add_completion=False,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import JsonOpt, ModelOpt, QuietOpt, emit, handles_errors, stderr, stdout
+from srnet_cli.cli.common import JsonOpt, ModelOpt, QuietOpt, emit, stderr, stdout
 
 
 def _table(result: dict) -> None:
@@ -36,7 +36,6 @@ def _table(result: dict) -> None:
         stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
 
 
-@handles_errors
 def bench(
     model: ModelOpt = None,
     steps: Annotated[int, typer.Option("--steps", min=8, help="Timed training steps per configuration.")] = 20,

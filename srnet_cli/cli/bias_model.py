@@ -13,7 +13,6 @@ from srnet_cli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     emit,
-    handles_errors,
     require_out,
     stdout,
 )
@@ -40,7 +39,6 @@ def _table(results: dict) -> None:
     stdout.print(f"bias file: {results['bias_file']}  (pass it to finetune with --bias)")
 
 
-@handles_errors
 def bias_model(
     task: Annotated[str, typer.Option("--task", help="Task: mnli | qqp | fever.")] = "mnli",
     kind: Annotated[

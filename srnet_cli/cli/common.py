@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +15,7 @@ from rich.markup import escape
 
 from srnet_cli.config.loader import default_preset_name, dump_toml, load_preset
 from srnet_cli.config.schema import Section
-from srnet_cli.errors import PresetError, SrnetError, UsageError
+from srnet_cli.errors import UsageError
 
 stderr = Console(stderr=True, soft_wrap=True)
 # Outside a terminal (logs, pipes) rich would wrap tables at 80 columns; layer names need more.
@@ -57,37 +56,12 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
 SparsityOpt = Annotated[
     float | None, typer.Option("--sparsity", help="Sparsity of the masked matrices (mask.sparsity).")
 ]
+UseMaskWeightsOpt = Annotated[
+    bool,
+    typer.Option("--use-mask-weights", help="A torch-pruned mask file (the original IMP's pytorch_model.bin): use "
+                 "its trained weights (weight_orig) instead of --model's."),
+]  # fmt: skip
 MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handles_errors(fn: F) -> F:
-    """Domain and preset errors become `error:`/`hint:` lines on stderr and an exit code; no traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SrnetError as exc:
-            if os.environ.get("SRNET_DEBUG"):
-                raise
-            report_error(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            stderr.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def report_error(exc: SrnetError) -> None:
-    # Messages hold paths and values with brackets: print them, never parse them as markup.
-    lines = exc.lines if isinstance(exc, PresetError) else [exc.message]
-    for line in lines:
-        stderr.print(f"[bold red]error:[/] {escape(line)}", highlight=False, markup=True, soft_wrap=True)
-    if exc.hint:
-        stderr.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
 def check_device(device: str) -> str:
@@ -131,7 +105,7 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter, RunContext
 
-    if seeds and seed_flag is not None:
+    if seeds is not None and seed_flag is not None:
         raise UsageError("--seed and --seeds both given", "pass one: --seed N for one run, --seeds 1,2,3 for several")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite both given", "--resume continues the run in --out; --overwrite "
@@ -141,8 +115,9 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
     main = os.environ.get("RANK", "0") == "0"
     reporter = NullReporter() if quiet or not main else RichReporter()
     from srnet_cli.cli.seeds import check_seed_dirs, parse_seeds, seed_summary, with_seed
+    from srnet_cli.engine.runlock import entries
 
-    if not seeds:
+    if seeds is None:
         seed = resolved.train.seed  # type: ignore[attr-defined]
         ctx = RunContext(out, device, seed, reporter)
         results = recipe.run(with_seed(resolved, seed), ctx, overwrite, resume)
@@ -155,7 +130,7 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
     for seed in seed_list:
         seed_out = out / f"seed-{seed}"
         reporter.log(f"seed {seed}: {seed_out}")
-        started = resume and seed_out.is_dir() and any(seed_out.iterdir())  # seeds not begun yet start afresh
+        started = resume and seed_out.is_dir() and bool(entries(seed_out))  # seeds not begun yet start afresh
         runs.append(recipe.run(with_seed(resolved, seed), RunContext(seed_out, device, seed, reporter), overwrite,
                                started))  # fmt: skip
     if not main:

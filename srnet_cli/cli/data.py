@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, handles_errors, require_out, stdout
+from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, require_out, stdout
 from srnet_cli.errors import UsageError
 
 app = typer.Typer(help="Built-in benchmarks in the upstream file formats.", no_args_is_help=True)
@@ -23,7 +23,6 @@ def _summary(info: dict) -> None:
 
 
 @app.command("synth")
-@handles_errors
 def synth(
     task: Annotated[
         str,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, check_device, emit, handles_errors, stdout
+from srnet_cli.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, check_device, emit, stdout
 from srnet_cli.errors import UsageError
 
 TITLES = {"mnli_m": "MNLI-m", "mnli_mm": "MNLI-mm", "hans": "HANS", "hans_entailed": "HANS ent",
@@ -43,7 +43,6 @@ def _table(summary: dict) -> None:
                  f"{summary['report']['plot']}, summary: {summary['out']}/summary.json")  # fmt: skip
 
 
-@handles_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("srnet-demo"),
     task: Annotated[

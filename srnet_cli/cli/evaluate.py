@@ -20,9 +20,9 @@ from srnet_cli.cli.common import (
     QuietOpt,
     SetOpt,
     TaskOpt,
+    UseMaskWeightsOpt,
     check_device,
     emit,
-    handles_errors,
     print_dry_run,
     resolve,
 )  # fmt: skip
@@ -36,12 +36,12 @@ SaveProbsOpt = Annotated[
 ]
 
 
-@handles_errors
 def evaluate(
     model: ModelOpt = None,
     task: TaskOpt = None,
     data_dir: DataDirOpt = None,
     mask: MaskOpt = None,
+    use_mask_weights: UseMaskWeightsOpt = False,
     split: SplitOpt = None,
     save_probs: SaveProbsOpt = None,
     preset: PresetOpt = None,
@@ -61,7 +61,8 @@ def evaluate(
     Teacher for conf-reg: srnet evaluate --model runs/ce/model --split train --save-probs teacher.json --data-dir D
     """
     flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-             "mask_file": mask, "split": split, "save_probs": str(save_probs) if save_probs else None}  # fmt: skip
+             "mask_file": mask, "use_mask_weights": use_mask_weights or None, "split": split,
+             "save_probs": str(save_probs) if save_probs else None}  # fmt: skip
     resolved = resolve("evaluate", preset, task, None, set_, flags)
     if dry_run:
         print_dry_run(resolved, json_)

@@ -8,12 +8,19 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import JsonOpt, ModelOpt, OutOpt, OverwriteOpt, QuietOpt, SparsityOpt, handles_errors
+from srnet_cli.cli.common import (
+    JsonOpt,
+    ModelOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SparsityOpt,
+    UseMaskWeightsOpt,
+)  # fmt: skip
 from srnet_cli.cli.tables import mask_table
 from srnet_cli.errors import UsageError
 
 
-@handles_errors
 def export_mask(
     mask: Annotated[str, typer.Argument(help="Mask file (.safetensors, original mask.pt) or a run directory.")],
     sparsity: SparsityOpt = None,
@@ -21,6 +28,7 @@ def export_mask(
     format_: Annotated[str | None, typer.Option("--format", help="srnet (packed bits) | bool | original.")] = None,
     bake: Annotated[bool, typer.Option("--bake", help="Write a plain HF checkpoint with zeros in place.")] = False,
     model: ModelOpt = None,
+    use_mask_weights: UseMaskWeightsOpt = False,
     out: OutOpt = None,
     layers: Annotated[bool, typer.Option("--layers", help="Print the per-layer sparsity table.")] = False,
     json_: JsonOpt = False,
@@ -37,8 +45,9 @@ def export_mask(
     if bake and (model is None or out is None):
         raise UsageError("--bake needs --model (the weights the mask applies to) and --out DIR",
                          "e.g. --bake --model runs/ce/model --out runs/baked")  # fmt: skip
-    if (model is not None or out is not None) and not bake:
-        raise UsageError("--model and --out are only used with --bake", "add --bake, or use --to FILE to convert")
+    if (model is not None or out is not None or use_mask_weights) and not bake:
+        raise UsageError("--model, --out and --use-mask-weights are only used with --bake",
+                         "add --bake, or use --to FILE to convert")  # fmt: skip
     from srnet_cli.recipes import export_mask as recipe
     from srnet_cli.recipes.masks import load_mask_input
 
@@ -47,7 +56,8 @@ def export_mask(
         from srnet_cli.engine.context import NullReporter
 
         assert model is not None and out is not None
-        results = recipe.bake(mask, model, out, overwrite, NullReporter() if quiet else RichReporter())
+        results = recipe.bake(mask, model, out, overwrite, NullReporter() if quiet else RichReporter(),
+                              use_mask_weights)  # fmt: skip
         if json_:
             print(json.dumps(results))
         else:

@@ -28,7 +28,6 @@ from srnet_cli.cli.common import (
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
-    handles_errors,
     launch,
     print_dry_run,
     resolve,
@@ -50,7 +49,6 @@ SaveEveryOpt = Annotated[
 ]
 
 
-@handles_errors
 def finetune(
     preset: PresetOpt = None,
     task: TaskOpt = None,
@@ -88,7 +86,6 @@ def finetune(
     launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed, resume)
 
 
-@handles_errors
 def retrain(
     mask: MaskOpt = None,
     sparsity: SparsityOpt = None,

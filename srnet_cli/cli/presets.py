@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import JsonOpt, handles_errors, stdout
+from srnet_cli.cli.common import JsonOpt, stdout
 from srnet_cli.config.loader import list_presets, presets_root, read_preset_file
 from srnet_cli.errors import UsageError
 
@@ -14,7 +14,6 @@ app = typer.Typer(help="The shipped presets.", no_args_is_help=True)
 
 
 @app.command("list")
-@handles_errors
 def list_(json_: JsonOpt = False) -> None:
     """List shipped presets as COMMAND/NAME with their description."""
     rows = [(c, n, read_preset_file(p).get("description", "")) for c, n, p in list_presets()]
@@ -34,7 +33,6 @@ def list_(json_: JsonOpt = False) -> None:
 
 
 @app.command("show")
-@handles_errors
 def show(name: Annotated[str, typer.Argument(help="COMMAND/NAME, e.g. finetune/poe-mnli.")]) -> None:
     """Print a shipped preset file."""
     matches = [p for c, n, p in list_presets() if f"{c}/{n}" == name or n == name]

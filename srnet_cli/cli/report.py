@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import JsonOpt, OverwriteOpt, emit, handles_errors, stdout
+from srnet_cli.cli.common import JsonOpt, OverwriteOpt, emit, stdout
 
 
 def _table(report: dict) -> None:
@@ -31,7 +31,6 @@ def _table(report: dict) -> None:
         stdout.print(f"written: {report['out']}/report.md, report.csv, report.json, {len(report['plots'])} plot(s)")
 
 
-@handles_errors
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders that contain them.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write report.md/.csv/.json and PNG plots here.")] = None,

@@ -6,19 +6,24 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.config.schema import Section
+from srnet_cli.config.schema import SEED_MAX, Section
 from srnet_cli.errors import UsageError
 
 SEED_PATHS = (("model", "name_or_path"), ("loss", "bias"), ("loss", "teacher"), ("mask", "file"))
 
 
 def parse_seeds(text: str) -> list[int]:
+    """Every seed is checked before the first run starts: a bad last seed must not cost the earlier runs' time."""
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UsageError(f"--seeds {text!r} is not a list of integers", "e.g. --seeds 1,2,3") from None
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    if not seeds:
+        raise UsageError(f"--seeds {text!r} lists no seed", "e.g. --seeds 1,2,3, or --seed N for one run")
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UsageError(f"--seeds {text!r} needs distinct non-negative seeds", "e.g. --seeds 1,2,3")
+    if max(seeds) > SEED_MAX:
+        raise UsageError(f"--seeds: seed {max(seeds)} is above {SEED_MAX} (seeds are 32-bit)", "e.g. --seeds 1,2,3")
     return seeds
 
 
@@ -26,8 +31,12 @@ def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool, resume: bool =
     """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts.
     With --resume each seed's run checks its own directory (and one not started yet starts)."""
     from srnet_cli.engine.rundir import check_file_target, check_out_dir
+    from srnet_cli.engine.runlock import lock_run_dir
     from srnet_cli.errors import RunDirError
 
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file, not a directory", "choose a directory path for --out")
+    lock_run_dir(out)  # the whole multi-seed job owns OUT (and each seed's run its OUT/seed-N)
     if (out / "results.json").is_file():
         raise RunDirError(f"--out {out} holds a single run already; seed runs would nest inside it",
                           "choose a new --out for --seeds")  # fmt: skip

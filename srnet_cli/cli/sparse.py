@@ -27,7 +27,6 @@ from srnet_cli.cli.common import (
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
-    handles_errors,
     launch,
     print_dry_run,
     resolve,
@@ -45,7 +44,6 @@ TrainWithOpt = Annotated[
 InitOpt = Annotated[str | None, typer.Option("--init", help="Score initialisation: hard | soft.")]
 
 
-@handles_errors
 def imp(
     preset: PresetOpt = None,
     task: TaskOpt = None,
@@ -85,7 +83,6 @@ def imp(
     launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed, resume)
 
 
-@handles_errors
 def mask_train(
     preset: PresetOpt = None,
     task: TaskOpt = None,

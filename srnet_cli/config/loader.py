@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from srnet_cli.config.schema import PRESETS, Section
 from srnet_cli.errors import PresetError, UsageError
+from srnet_cli.parsing import NestingError, toml_loads
 
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
 # Keys that exclude each other: an override of one drops the other from the preset file (TOML has no null).
@@ -51,10 +52,12 @@ def find_preset(command: str, name_or_path: str) -> Path:
     return shipped
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str = "") -> Any:
     """A TOML literal (`5e-5`, `true`, `[1, 2]`, `"x"`); anything else is taken as a plain string."""
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return toml_loads(f"v = {text}")["v"]
+    except NestingError as exc:
+        raise UsageError(f"--set {key}: the value is {exc}", "pass a number, string, boolean or flat list") from None
     except tomllib.TOMLDecodeError:
         return text
 
@@ -65,7 +68,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {item!r} is not of the form dotted.key=VALUE", "e.g. --set train.lr=3e-5")
-        pairs[key.strip()] = parse_value(value.strip())
+        pairs[key.strip()] = parse_value(value.strip(), key.strip())
     return pairs
 
 
@@ -75,7 +78,9 @@ def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     for part in parents:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise PresetError([f"{dotted}: {part!r} is a value, not a section"])
+            section = dotted[: dotted.index(part) + len(part)]
+            raise PresetError([f"{dotted}: {part!r} is a value, not a section"],
+                              f"set the value itself, e.g. --set {section}=VALUE")  # fmt: skip
         node = child
     node[leaf] = value
 
@@ -92,9 +97,16 @@ def _deep_pop(raw: dict[str, Any], dotted: str) -> None:
 
 def read_preset_file(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return toml_loads(path.read_text(encoding="utf-8"))
+    except NestingError as exc:
+        raise PresetError([f"{path}: {exc}"], "a preset holds flat TOML tables (README, 'Preset format')") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PresetError([f"{path}: invalid TOML: {exc}"], "fix the syntax (see README, 'Preset format')") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read preset {path}: {exc.strerror}", "check the path and its permissions") from exc
+
+
+TYPE_ERRORS = ("int_type", "float_type", "bool_type", "string_type", "int_from_float", "list_type", "tuple_type")
 
 
 def format_validation_error(exc: ValidationError) -> list[str]:
@@ -102,7 +114,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "preset"
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] in ("literal_error", "enum") and "input" in err:
+        if err["type"] in ("literal_error", "enum", *TYPE_ERRORS) and "input" in err:
             msg += f" (got {err['input']!r})"
         lines.append(f"{loc}: {msg}")
     return lines

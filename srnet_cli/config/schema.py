@@ -16,8 +16,12 @@ LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg")
 SELECTION_METRICS = {"mnli": ("acc",), "qqp": ("f1", "weighted_f1", "acc"), "fever": ("acc",)}  # = engine.tasks
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: `max_steps = true` is an error, not 1 (lax pydantic reads a bool as an int and "1" as 1)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class ModelCfg(Section):
@@ -36,8 +40,8 @@ class LossCfg(Section):
     bias: str | None = Field(None, description="bias-model log-probs: srnet .json, the original .npy, or .pkl")
     teacher: str | None = Field(None, description="conf-reg: teacher probabilities (`evaluate --save-probs`)")
     anneal: tuple[float, float] | None = Field(
-        None, description="[min, max]: bias probabilities raised to a power decaying linearly from max to min, "
-        "renormalised (the annealed losses of Utama et al. 2020); unset: no annealing",
+        None, strict=False, description="[min, max]: bias probabilities raised to a power decaying linearly from max "
+        "to min, renormalised (the annealed losses of Utama et al. 2020); unset: no annealing",
     )  # fmt: skip
     allow_pickle: bool = Field(False, description="allow a pickled (.pkl) bias file; pickle can run code: trust it")
 
@@ -68,7 +72,7 @@ class TrainCfg(Section):
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping by global norm; 0 disables it")
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=SEED_MAX)
     save_every: int | None = Field(None, ge=1, description="also save checkpoints/step-N/ every N steps (timing study)")
     checkpoint_every: int | None = Field(None, ge=0, description="save the resumable state (OUT/resume) every N "
                                          "steps; unset: at every evaluation (imp: every level); 0: never (no "
@@ -165,6 +169,8 @@ class EvaluatePreset(Section):
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
     mask_file: str | None = Field(None, description="evaluate the model with this mask applied")
+    use_mask_weights: bool = Field(False, description="a torch-pruned mask file (the original IMP's "
+                                   "pytorch_model.bin): use its trained weight_orig, not the model's")  # fmt: skip
     split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
     save_probs: str | None = Field(None, description="with split=train: write class probabilities by example id "
                                    "(the conf-reg teacher file)")  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 from srnet_cli.engine.readers import Dataset
 from srnet_cli.engine.tasks import HANS_LABELS
 from srnet_cli.errors import BiasFileError
+from srnet_cli.parsing import NestingError, json_loads
 
 FORMAT = "srnet-bias/1"
 NPY_COLUMNS = {
@@ -154,11 +155,15 @@ def _load_pickle(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tup
 
 def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     try:
-        payload = json.loads(path.read_text())
+        payload = json_loads(path.read_text(encoding="utf-8"))
         table = payload["log_probs"]
         columns = tuple(payload["labels"])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+    except NestingError as exc:
+        raise BiasFileError(f"{path} is not a srnet bias file (JSON {exc})", HINT) from exc
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise BiasFileError(f"{path} is not a srnet bias file ({type(exc).__name__})", HINT) from exc
+    if not isinstance(table, dict):
+        raise BiasFileError(f"{path} is not a srnet bias file (log_probs is not an object of example ids)", HINT)
     if payload.get("task") not in (None, task):
         raise BiasFileError(f"{path} was made for task {payload['task']!r}, not {task!r}", HINT)
     return rows_by_id(table, ids, len(columns), path, HINT, HINT).astype(np.float32), columns

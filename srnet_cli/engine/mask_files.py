@@ -11,7 +11,6 @@ reproduces the search's numbers).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 import torch
 
 from srnet_cli.engine.masking import mask_sparsity, sparsity_summary
+from srnet_cli.engine.rundir import write_atomic
 from srnet_cli.errors import MaskError
+from srnet_cli.parsing import json_loads
 
 FORMAT = "srnet-mask/1"
 WEIGHTS_PREFIX = "weights/"
@@ -32,6 +33,9 @@ class MaskFile:
     masks: dict[str, torch.Tensor]  # weight name -> bool tensor of the weight's shape
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # extra parameters to load before masking
     meta: dict[str, Any] = field(default_factory=dict)
+    # trained weights of the masked layers stored beside the masks (`*.weight_orig` of a torch-pruned checkpoint,
+    # the original IMP's pytorch_model.bin): applied only on request, since srnet applies masks to --model's weights
+    trained: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def pack(mask: torch.Tensor) -> torch.Tensor:
@@ -59,10 +63,7 @@ def save_mask_file(path: Path, mask_file: MaskFile) -> None:
     }
     tensors = {name: pack(m) for name, m in masks.items()}
     tensors |= {WEIGHTS_PREFIX + name: w.detach().cpu().contiguous() for name, w in mask_file.weights.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"srnet": json.dumps(meta)})
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"srnet": json.dumps(meta)}))
 
 
 def load_mask_file(path: Path) -> MaskFile:
@@ -86,9 +87,10 @@ def _load_safetensors(path: Path) -> MaskFile:
     except (SafetensorError, OSError, ValueError) as exc:
         raise MaskError(f"{path} is not a readable safetensors file ({exc})", "re-export the mask") from exc
     try:
-        meta = json.loads(raw_meta) if raw_meta else {}
-    except json.JSONDecodeError as exc:
-        raise MaskError(f"{path}: its srnet metadata is not valid JSON", "re-export the mask") from exc
+        meta = json_loads(raw_meta) if raw_meta else {}
+    except ValueError as exc:
+        raise MaskError(f"{path}: its srnet metadata is not valid JSON ({exc})", "re-export the mask") from exc
+    _check_meta(meta, path)
     weights = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in tensors.items() if k.startswith(WEIGHTS_PREFIX)}
     masks = {}
     for name, tensor in tensors.items():
@@ -104,6 +106,24 @@ def _load_safetensors(path: Path) -> MaskFile:
     if not masks:
         raise MaskError(f"{path} holds no masks", "pass a mask file written by srnet or the original project")
     return MaskFile(masks, weights, meta)
+
+
+def _check_meta(meta: Any, path: Path) -> None:
+    """The `srnet` metadata is an object, and its `shapes` maps names to lists of non-negative integers."""
+    if not isinstance(meta, dict):
+        raise MaskError(f"{path}: its srnet metadata is a {type(meta).__name__}, not an object", "re-export the mask")
+    shapes = meta.get("shapes", {})
+    if not isinstance(shapes, dict):
+        raise MaskError(f"{path}: its recorded shapes are a {type(shapes).__name__}, not an object of layer names",
+                        "re-export the mask")  # fmt: skip
+    for name, shape in shapes.items():
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):  # fmt: skip
+            raise MaskError(f"{path}: the recorded shape of {name} is not a list of sizes ({shape!r})",
+                            "re-export the mask")  # fmt: skip
+    labels = meta.get("labels")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+        raise MaskError(f"{path}: its recorded labels are not a list of names ({labels!r})", "re-export the mask")
 
 
 def _load_torch(path: Path) -> MaskFile:
@@ -122,8 +142,10 @@ def _load_torch(path: Path) -> MaskFile:
     # A torch-pruned checkpoint holds `*.weight_orig` and `*.weight_mask`; a mask.pt holds `*.weight` or
     # `*.weight_mask` 0/1 tensors.
     has_mask_keys = any(k.endswith(".weight_mask") for k in state)
-    masks = {}
+    masks, trained = {}, {}
     for key, value in state.items():
+        if has_mask_keys and key.endswith(".weight_orig") and isinstance(value, torch.Tensor):
+            trained[key.removesuffix("_orig")] = value
         if has_mask_keys and not key.endswith(".weight_mask"):
             continue
         if not key.endswith((".weight", ".weight_mask")):
@@ -132,7 +154,7 @@ def _load_torch(path: Path) -> MaskFile:
         masks[key.removesuffix("_mask")] = _as_bool(value, key, path)
     if not masks:
         raise MaskError(f"{path} holds no masks", "pass the original project's mask.pt")
-    return MaskFile(masks, {}, {"source": str(path), "imported_from": "mask.pt"})
+    return MaskFile(masks, {}, {"source": str(path), "imported_from": "mask.pt"}, trained)
 
 
 def _as_bool(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
@@ -148,15 +170,9 @@ def _as_bool(tensor: torch.Tensor, key: str, path: Path) -> torch.Tensor:
 def save_bool_safetensors(path: Path, masks: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in masks.items()}, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in masks.items()}, str(tmp)))
 
 
 def save_original_pt(path: Path, masks: dict[str, torch.Tensor]) -> None:
     """The original project's format: `{name}.weight` -> float 0/1 tensor, via torch.save."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({k: v.float() for k, v in masks.items()}, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save({k: v.float() for k, v in masks.items()}, str(tmp)))

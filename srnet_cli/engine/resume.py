@@ -8,7 +8,6 @@ the two renames leaves `.state.old`, which `recover` puts back (`rundir.replace_
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ import torch
 from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.masking import masked_modules
 from srnet_cli.engine.rundir import recover_dir, replace_dir, write_json
+from srnet_cli.errors import RunDirError
+from srnet_cli.parsing import json_loads
 
 
 def state_dir(out: Path) -> Path:
@@ -51,15 +52,49 @@ class SavedState:
     objects: dict[str, Any]
 
 
+META_KEYS = ("command", "step", "processes", "metrics_lines")
+OBJECT_KEYS = ("optimizer", "scheduler", "stream", "rng")
+
+
+def _damaged(out: Path, what: str) -> RunDirError:
+    return RunDirError(f"--resume: the saved state in {state_dir(out)} is damaged ({what})",
+                       f"delete {out / 'resume'} to restart the run from step 0 with --resume, or start it again "
+                       "with --overwrite")  # fmt: skip
+
+
+def read_meta(out: Path) -> dict[str, Any]:
+    """state.json, checked: a tampered or truncated file is a RunDirError, not a traceback mid-resume."""
+    path = state_dir(out) / "state.json"
+    try:
+        meta = json_loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _damaged(out, f"state.json: {exc}") from exc
+    if not isinstance(meta, dict) or any(k not in meta for k in META_KEYS):
+        raise _damaged(out, f"state.json lacks {', '.join(META_KEYS)}")
+    if not all(isinstance(meta[k], int) and not isinstance(meta[k], bool) for k in META_KEYS[1:]):
+        raise _damaged(out, "state.json: step, processes and metrics_lines must be integers")
+    return meta
+
+
 def read_state(out: Path) -> SavedState | None:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     state = state_dir(out)
     if not (state / "state.json").is_file():
         return None
-    meta = json.loads((state / "state.json").read_text(encoding="utf-8"))
-    tensors = load_file(str(state / "tensors.safetensors"))
-    objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run directory
+    meta = read_meta(out)
+    try:
+        tensors = load_file(str(state / "tensors.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _damaged(out, f"tensors.safetensors: {first}") from exc
+    try:
+        objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run directory
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or unsafe files
+        raise _damaged(out, f"objects.pt cannot be read safely: {type(exc).__name__}") from exc
+    if not isinstance(objects, dict) or any(k not in objects for k in OBJECT_KEYS):
+        raise _damaged(out, f"objects.pt does not hold {', '.join(OBJECT_KEYS)}")
     return SavedState(meta, tensors, objects)
 
 

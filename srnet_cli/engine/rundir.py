@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.errors import RunDirError
+from srnet_cli.engine.runlock import entries, lock_run_dir
+from srnet_cli.errors import RunDirError, touching
 
 MARKER = ".srnet-run"  # written into every directory srnet creates; --overwrite replaces only such directories
 
@@ -42,7 +43,8 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
     parent = _writable_parent(target.parent)
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {out} is not writable (no write permission on {parent})", "choose another --out")
-    if not (out.is_dir() and any(out.iterdir())):
+    lock_run_dir(out)  # before the emptiness check: a second run into OUT is refused, not interleaved
+    if not entries(out):
         return
     if not overwrite:
         # an interrupted training run (a finished one has results.json): continuing it is the likely wish
@@ -66,10 +68,14 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
 def prepare_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, ...] = ()) -> Path:
     check_out_dir(out, overwrite, inputs)
     target = out.resolve()
-    if target.is_dir() and any(target.iterdir()) and overwrite:
-        # Only a directory srnet made (checked above) is cleared; the old one is removed after the rename.
+    old = entries(target) if target.is_dir() else []
+    if old and overwrite:
+        # Only a directory srnet made (checked above) is cleared, around the lock this process holds; the marker
+        # goes last, so a kill midway leaves a directory --overwrite still recognises.
         trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(trash)
+        trash.mkdir()
+        for item in sorted(old, key=lambda p: p.name == MARKER):
+            item.rename(trash / item.name)
         shutil.rmtree(trash)
     target.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target / MARKER, " ".join(sys.argv) + "\n")
@@ -87,11 +93,27 @@ def check_file_target(path: Path, overwrite: bool) -> None:
         raise RunDirError(f"{path} is not writable (no write permission on {parent})", "choose another path")
 
 
+def temp_name(path: Path) -> Path:
+    """A temp file beside `path`, unique to this process (two processes never write the same temp file)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)`, then rename over `path`: `path` is the old file or the complete new one, never half of one.
+    A failure (a full disk, an interrupt) removes the temp file and leaves `path` as it was."""
+    with touching(path, "writing"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(path)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -99,40 +121,46 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def append_jsonl(path: Path, obj: Any) -> None:
-    with path.open("a", encoding="utf-8") as f:
+    with touching(path, "writing"), path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(obj) + "\n")
         f.flush()
 
 
 def _aside(target: Path) -> tuple[Path, Path]:
-    """Where `replace_dir` builds the new copy and parks the old one."""
-    return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
+    """Where `replace_dir` builds the new copy and parks the old one (names unique to this process)."""
+    pid = os.getpid()
+    return target.with_name(f".{target.name}.tmp-{pid}"), target.with_name(f".{target.name}.old-{pid}")
 
 
 def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
     """Build a directory with `fill(tmp)`, then swap it in: `target` is always complete, or absent before the first
-    swap; `recover_dir` finishes a swap a kill interrupted."""
+    swap; `recover_dir` finishes a swap a kill interrupted. A failure while filling (a full disk, an interrupt)
+    drops the temp copy and leaves `target` as it was."""
     tmp, old = _aside(target)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    fill(tmp)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
+    with touching(target, "writing"):
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        try:
+            fill(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        if old.exists():
+            shutil.rmtree(old)
 
 
 def recover_dir(target: Path) -> None:
-    """After a kill inside `replace_dir`: put back the previous directory if the swap was half done, and drop the
-    temp copy."""
-    tmp, old = _aside(target)
-    if not target.exists() and old.exists():
-        old.rename(target)
-    for stale in (old, tmp):
-        if stale.exists():
-            shutil.rmtree(stale)
+    """After a kill inside `replace_dir` (by any process: the run directory's lock says no other one is writing):
+    put back the previous directory if the swap was half done, and drop temp copies."""
+    olds = sorted(target.parent.glob(f".{target.name}.old*"), key=lambda p: p.stat().st_mtime)
+    if not target.exists() and olds:
+        olds.pop().rename(target)
+    for stale in olds + list(target.parent.glob(f".{target.name}.tmp*")):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
@@ -149,7 +177,8 @@ def truncate_lines(path: Path, keep: int) -> None:
     """Keep the first `keep` lines (atomically): lines written after the last resumable state are redone."""
     if not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    with touching(path):
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     if len(lines) != keep or (lines and not lines[-1].endswith("\n")):
         write_text_atomic(path, "".join(line for line in lines[:keep]))
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from srnet_cli.engine.parse_tree import Tree, binary_parse, leaf, node, penn_parse, sentence_text
+from srnet_cli.engine.rundir import write_atomic
 
 NOUNS_MATCHED = [
     "doctor", "lawyer", "artist", "senator", "student", "manager", "actor", "banker", "judge",
@@ -298,13 +299,13 @@ HANS_HEADER = [
 
 
 def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    write_atomic(path, write)
 
 
 def _pair_columns(prem: Tree, hyp: Tree) -> list[str]:

@@ -4,7 +4,6 @@ too. Anything that does not line up with the training data is an error naming th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from srnet_cli.engine.bias_files import NPY_COLUMNS, rows_by_id, select_columns, write_rows_json
 from srnet_cli.engine.readers import Dataset
 from srnet_cli.errors import BiasFileError
+from srnet_cli.parsing import NestingError, json_loads
 
 FORMAT = "srnet-probs/1"
 HINT = "make it from the CE model: `srnet evaluate --model CE/model --split train --save-probs T.json --data-dir D`"
@@ -32,7 +32,8 @@ def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset)
     try:
         array, columns = _load_npy(path, task, train) if path.suffix == ".npy" else _load_json(path, task, train)
     except (ValueError, TypeError, OSError, UnicodeDecodeError, KeyError, IndexError) as exc:
-        raise BiasFileError(f"{path} cannot be read as teacher probabilities ({type(exc).__name__})", HINT) from exc
+        what = f"JSON {exc}" if isinstance(exc, NestingError) else type(exc).__name__
+        raise BiasFileError(f"{path} cannot be read as teacher probabilities ({what})", HINT) from exc
     ids = [e.id for e in train.examples]
     bad = ~np.isfinite(array).all(axis=1) | (array < 0).any(axis=1) | (np.abs(array.sum(axis=1) - 1.0) > 1e-3)
     if bad.any():
@@ -44,7 +45,7 @@ def load_teacher(path: Path, task: str, labels: tuple[str, ...], train: Dataset)
 
 
 def _load_json(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
-    payload = json.loads(path.read_text())
+    payload = json_loads(path.read_text(encoding="utf-8"))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BiasFileError(f"{path} is not a srnet teacher file (format {FORMAT})", HINT)
     if payload.get("task") != task:

@@ -9,7 +9,7 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.models import check_model_available, check_tokenizer_fits
+from srnet_cli.engine.models import check_encoded_fits, check_model_available, check_tokenizer_fits
 from srnet_cli.engine.readers import load_split
 from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
@@ -43,13 +43,15 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     if mask_file is not None and mask_path is not None:
-        model = masked_model(preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter)
+        model = masked_model(preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter,
+                             preset.use_mask_weights)  # fmt: skip
     else:
         model = load_classifier(preset.model.name_or_path)
     model = model.to(accelerator.device)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
     labels = head_labels(model_labels(model), task, ctx.reporter)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
+    check_encoded_fits(model, [s.encoded for s in sets], preset.model.name_or_path)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
     logits: dict = {}  # filled only when the probabilities are written
     metrics, predictions = evaluate_sets(

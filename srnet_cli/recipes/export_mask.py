@@ -58,7 +58,8 @@ def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bo
     return target
 
 
-def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter) -> dict[str, Any]:
+def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter,
+         use_mask_weights: bool = False) -> dict[str, Any]:  # fmt: skip
     """A plain HF checkpoint (AutoModelForSequenceClassification) with the pruned weights set to zero."""
     from srnet_cli.engine.models import check_model_available
     from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_atomic, write_json
@@ -73,7 +74,8 @@ def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter:
     from srnet_cli.recipes.masks import masked_model
 
     tokenizer = load_tokenizer(model_name)
-    model = masked_model(model_name, mask_path, mask_file, tuple(mask_file.meta.get("labels") or ()), reporter)
+    model = masked_model(model_name, mask_path, mask_file, tuple(mask_file.meta.get("labels") or ()), reporter,
+                         use_mask_weights)  # fmt: skip
     summary = sparsity_summary(masks_state(model))
     unwrap(model)
     prepare_out_dir(out, overwrite, (mask_path, model_name))

@@ -28,6 +28,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     inputs = training.load_inputs(preset, ctx, overwrite, extra=(mask_path,), resume=resume)
     loaded = training.load_model(preset, inputs, ctx)
     model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
+    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
     masks = None
     if mask_file is not None and mask_cfg is not None:
         from srnet_cli.recipes.masks import inject_mask_file
@@ -49,7 +50,6 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     from srnet_cli.engine.losses import make_loss
     from srnet_cli.engine.models import load_classifier
 
-    train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)

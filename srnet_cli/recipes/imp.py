@@ -53,6 +53,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
                          f"rewind to a step <= {interval}, or use --rewind pretrained")  # fmt: skip
     loaded = training.load_model(preset, inputs, ctx)
     model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
+    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
 
     from srnet_cli.engine.mask_files import MaskFile, save_mask_file
     from srnet_cli.engine.masking import inject_masks, masks_state, sparsity_summary, target_patterns
@@ -69,7 +70,6 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
 
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
 
-    train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
     stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
     # What the per-step callbacks need to see of the current level (they are defined once, outside the loop).

@@ -34,7 +34,8 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
         inputs.ood_train = training.load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir,
                                                    preset.data.strict, log)  # fmt: skip
     loaded = training.load_model(preset, inputs, ctx)
-    model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
+    model, accelerator = loaded.model, loaded.accelerator
+    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
 
     from srnet_cli.engine.mask_files import MaskFile, save_mask_file
     from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
@@ -63,7 +64,6 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     from srnet_cli.engine.loop import train_loop
     from srnet_cli.engine.losses import make_loss
 
-    train_enc, eval_sets = training.encode_data(preset, inputs, tokenizer)
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
     plan = training.budget(preset, len(train_enc), ctx)

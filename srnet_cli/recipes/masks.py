@@ -55,6 +55,11 @@ def inject_mask_file(model: Any, mask_file: MaskFile, keep_classifier: bool, rep
         del masks[key]
     if dropped:
         reporter.log(f"the classifier stays dense (new head); mask entries ignored: {', '.join(dropped)}")
+    if mask_file.trained:
+        reporter.log(
+            f"note: the mask file also holds trained weights (weight_orig) of {len(mask_file.trained)} "
+            "layers; retraining starts from --model's weights (as the paper does) and ignores them"
+        )
     inject_named(model, masks)
     summary = sparsity_summary(masks)
     reporter.log(f"masked {summary['layers']} linear layers, sparsity {summary['sparsity']:.4f} "
@@ -75,9 +80,11 @@ def load_weights_into(model: Any, weights: dict[str, Any], source: Path) -> None
 
 
 def masked_model(name_or_path: str, mask_path: Path, mask_file: MaskFile, task_labels: tuple[str, ...],
-                 reporter: Reporter) -> Any:  # fmt: skip
+                 reporter: Reporter, use_trained: bool = False) -> Any:  # fmt: skip
     """A model with a mask applied for evaluation or baking. A mask searched on a pre-trained model carries the
-    classifier it was searched with (and its label names): both are restored so the numbers are reproduced."""
+    classifier it was searched with (and its label names): both are restored so the numbers are reproduced. A
+    torch-pruned checkpoint (the original IMP's pytorch_model.bin) also holds the trained weights of the masked
+    layers: with `use_trained` they replace --model's; otherwise the user is told they are not used."""
     from srnet_cli.engine.masking import inject_named
     from srnet_cli.engine.models import load_classifier
 
@@ -86,5 +93,12 @@ def masked_model(name_or_path: str, mask_path: Path, mask_file: MaskFile, task_l
     if mask_file.weights:
         load_weights_into(model, mask_file.weights, mask_path)
         reporter.log(f"restored {len(mask_file.weights)} tensors stored with the mask ({', '.join(mask_file.weights)})")
+    if mask_file.trained and use_trained:
+        load_weights_into(model, mask_file.trained, mask_path)
+        reporter.log(f"using the trained weights (weight_orig) of {len(mask_file.trained)} layers from {mask_path}")
+    elif mask_file.trained:
+        reporter.log(f"warning: {mask_path} also holds trained weights (weight_orig) of {len(mask_file.trained)} "
+                     f"layers; the mask is applied to the weights of {name_or_path} instead; pass "
+                     "--use-mask-weights to use the file's weights (the original IMP run's model)")  # fmt: skip
     inject_named(model, mask_file.masks)
     return model

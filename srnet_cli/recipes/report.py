@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_atomic, write_json, write_text_atomic
 from srnet_cli.errors import UsageError
+from srnet_cli.parsing import json_loads
 
 # Per task: the ID metric and the OOD metrics a report shows (set.metric of the results' `metrics`).
 REPORT_METRICS = {
@@ -124,8 +124,8 @@ def collect(paths: list[Path]) -> Collected:
                 found.incomplete.append(str(run))
                 continue
             try:
-                results = json.loads(results_file.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+                results = json_loads(results_file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError, OSError):  # truncated, hand-edited, nested too deeply
                 found.incomplete.append(str(run))
                 continue
             if isinstance(results, dict) and results.get("command") in TRAINING_COMMANDS \
@@ -238,10 +238,10 @@ def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:

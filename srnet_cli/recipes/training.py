@@ -108,19 +108,27 @@ def _flat(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
-    """--resume needs a run of this command with this exact preset in OUT (its preset.toml)."""
-    import tomllib
-
+    """--resume needs a run of this command with this exact preset in OUT (its preset.toml); OUT is locked first,
+    so that two --resume of one run never both continue it."""
     from srnet_cli.engine.rundir import MARKER
+    from srnet_cli.engine.runlock import entries, lock_run_dir
     from srnet_cli.errors import RunDirError, UsageError
+    from srnet_cli.parsing import toml_loads
 
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir():
+        raise RunDirError(f"--resume: {out} holds no run to resume", "start the run without --resume")
+    lock_run_dir(out)
+    if not entries(out):
         raise RunDirError(f"--resume: {out} holds no run to resume", "start the run without --resume")
     saved = out / "preset.toml"
     if not (out / MARKER).is_file() or not saved.is_file():
         raise RunDirError(f"--resume: {out} is not an srnet run directory", "pass the --out of the run to resume")
-    before = _flat(tomllib.loads(saved.read_text(encoding="utf-8")))
-    now = _flat(tomllib.loads(dump_toml(preset)))
+    try:
+        before = _flat(toml_loads(saved.read_text(encoding="utf-8")))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"--resume: {saved} is damaged ({exc})", "the run cannot be checked against this command: "
+                          "start it again with --overwrite, or in a new --out") from exc  # fmt: skip
+    now = _flat(toml_loads(dump_toml(preset)))
     for key in sorted(set(before) | set(now)):
         if before.get(key) != now.get(key):
             was, new = before.get(key, "unset"), now.get(key, "unset")
@@ -131,14 +139,21 @@ def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
 def finished_run(preset: FinetunePreset, ctx: RunContext, resume: bool) -> dict[str, Any] | None:
     """--resume on a run that finished (with these options): its results, nothing recomputed, so a re-submitted
     job is a no-op."""
-    import json
+    from srnet_cli.errors import RunDirError
+    from srnet_cli.parsing import json_loads
 
     results = ctx.out_dir / "results.json" if ctx.out_dir is not None else None
     if not resume or results is None or not results.is_file():
         return None
     check_resume_dir(results.parent, preset)
     ctx.reporter.log(f"{ctx.out_dir} is complete (results.json); nothing to resume")
-    return json.loads(results.read_text(encoding="utf-8"))
+    try:
+        done = json_loads(results.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"--resume: {results} is damaged ({exc})", "start the run again with --overwrite") from exc
+    if not isinstance(done, dict):
+        raise RunDirError(f"--resume: {results} is not a results object", "start the run again with --overwrite")
+    return done
 
 
 def repair_run(out: Path, ctx: RunContext) -> None:
@@ -150,9 +165,7 @@ def repair_run(out: Path, ctx: RunContext) -> None:
     recover_dir(out / "model")
     lines = 0
     if state is not None:
-        import json
-
-        meta = json.loads((state / "state.json").read_text(encoding="utf-8"))
+        meta = resume.read_meta(out)
         lines = meta["metrics_lines"]
         ctx.reporter.log(f"resuming {out} from step {meta['step']}")
     else:
@@ -252,17 +265,20 @@ def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path
     return datasets
 
 
-def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple[Any, list[Any]]:
+def encode_data(preset: FinetunePreset, inputs: Inputs, loaded: Loaded) -> tuple[Any, list[Any]]:
+    """Tokenise the training and evaluation data, and check the model can embed it: before `start_run` writes."""
     import torch
 
     from srnet_cli.engine.batching import encode
     from srnet_cli.engine.evaluation import encode_sets
     from srnet_cli.engine.losses import NEEDS_BIAS, NEEDS_TEACHER
+    from srnet_cli.engine.models import check_encoded_fits
     from srnet_cli.engine.tasks import label_set
 
     labels = inputs.task.labels
     index = {n: i for i, n in enumerate(labels)}
     examples = inputs.train.examples + [e for d in inputs.ood_train for e in d.examples]
+    tokenizer = loaded.tokenizer
     train_enc = encode(examples, tokenizer, preset.model.max_length, index)
     if inputs.ood_train:  # coarser OOD labels (HANS non-entailment): multi-hot sets of allowed classes
         sets = torch.zeros(len(examples), len(labels))
@@ -273,7 +289,9 @@ def encode_data(preset: FinetunePreset, inputs: Inputs, tokenizer: Any) -> tuple
         train_enc.bias = torch.tensor(inputs.bias, dtype=torch.float32)
     if inputs.teacher is not None and preset.loss.kind in NEEDS_TEACHER:
         train_enc.teacher = torch.tensor(inputs.teacher, dtype=torch.float32)
-    return train_enc, encode_sets(inputs.eval_datasets, tokenizer, preset.model.max_length, labels)
+    eval_sets = encode_sets(inputs.eval_datasets, tokenizer, preset.model.max_length, labels)
+    check_encoded_fits(loaded.model, [train_enc, *(s.encoded for s in eval_sets)], preset.model.name_or_path)
+    return train_enc, eval_sets
 
 
 @dataclass(frozen=True)

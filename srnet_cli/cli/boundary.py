@@ -1,0 +1,158 @@
+"""The CLI's one error boundary: every command (and its argument parsing) runs inside `error_boundary`, so any
+failure ends as one `error:` line, a `hint:` line and an exit code, never a traceback (`SRNET_DEBUG=1` prints it).
+
+Exit codes: 0 success; 1 a problem with data, models, files or the disk (or an unexpected error); 2 a usage or
+preset error; 130 Ctrl-C; 143 SIGTERM (what batch schedulers send before they kill a job).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.markup import escape
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer 0.29 vendors click as typer._click
+from typer.core import TyperGroup
+
+from srnet_cli.errors import Interrupted, PresetError, SrnetError, file_of
+
+REPORT_HINT = "re-run with SRNET_DEBUG=1 to print the traceback, and report it (with that output) to srnet"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+class SrnetGroup(TyperGroup):
+    """The top-level command group: parsing and invoking a subcommand both go through the boundary."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        with error_boundary():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        with error_boundary():
+            return super().invoke(ctx)
+
+
+def _print(kind: str, text: str) -> None:
+    from srnet_cli.cli.common import stderr
+
+    style = "bold red" if kind == "error" else "yellow"
+    # Messages hold paths and values with brackets: print them, never parse them as markup.
+    stderr.print(f"[{style}]{kind}:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def report(lines: list[str], hint: str) -> None:
+    for line in lines:
+        _print("error", line)
+    if hint:
+        _print("hint", hint)
+
+
+def report_error(exc: SrnetError) -> None:
+    report(exc.lines if isinstance(exc, PresetError) else [exc.message], exc.hint)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Interrupted("SIGTERM", 143)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C (an exception that unwinds through the atomic writers), not abruptly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resume_hint() -> str:
+    from srnet_cli.engine.runlock import locked_dirs
+
+    runs = [d for d in locked_dirs() if (d / "preset.toml").is_file() or (d / "resume").is_dir()]
+    if runs:
+        return (f"{runs[-1]} keeps its last saved state: run the same command again with --resume to continue "
+                "(a run stopped before its first state starts again from step 0)")  # fmt: skip
+    return "run the command again"
+
+
+def _where(exc: BaseException) -> str:
+    found = file_of(exc)
+    return f" while {found[0]} {found[1]}" if found else ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _os_error(exc: OSError) -> tuple[str, str]:
+    found = file_of(exc)
+    path = found[1] if found else "a file"
+    if exc.errno in DISK_FULL:
+        return (f"no space left on device while writing {path}",
+                "free some space (or write --out to another disk); the last complete state and model are intact: "
+                "run the same command with --resume to continue")  # fmt: skip
+    if exc.errno in NOT_WRITABLE:
+        return f"cannot write {path}: {exc.strerror}", "choose a writable location (another --out or --to)"
+    return f"{exc.strerror or _first_line(exc)}{_where(exc)}", "check the path and its permissions"
+
+
+@contextmanager
+def error_boundary() -> Iterator[None]:
+    """Map every failure to `error:`/`hint:` lines and an exit code; release the run-directory locks either way."""
+    from srnet_cli.engine.runlock import release_locks
+
+    failed = True
+    try:
+        with _sigterm_raises():
+            yield
+        failed = False
+    except typer.Exit as exc:
+        failed = exc.exit_code != 0
+        raise  # --help, --version, typer.Exit: already handled
+    except (typer.Abort, NoArgsIsHelpError):
+        raise  # click prints these itself (the help text for a bare group)
+    except UsageError as exc:
+        _debug()
+        command = exc.ctx.command_path if exc.ctx is not None else "srnet"
+        report([exc.format_message()], f"see `{command} --help`")
+        raise typer.Exit(2) from None
+    except SrnetError as exc:
+        _debug()
+        report_error(exc)
+        raise typer.Exit(exc.exit_code) from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("Ctrl-C (SIGINT)", 130)
+        report([f"interrupted by {name}"], _resume_hint())
+        raise typer.Exit(code) from None
+    except OSError as exc:
+        _debug()
+        message, hint = _os_error(exc)
+        report([message], hint)
+        raise typer.Exit(1) from None
+    except MemoryError:
+        _debug()
+        report(["out of memory"], "lower train.batch_size / eval.batch_size or model.max_length")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        _debug()
+        report([f"unexpected {type(exc).__name__}{_where(exc)}: {_first_line(exc)}"], REPORT_HINT)
+        raise typer.Exit(1) from None
+    finally:
+        release_locks(failed)
+
+
+def _debug() -> None:
+    if os.environ.get("SRNET_DEBUG"):
+        traceback.print_exc()

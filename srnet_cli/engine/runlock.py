@@ -1,0 +1,90 @@
+"""One writer per run directory: an OS file lock on OUT/.srnet-lock, held until the command ends.
+
+Taken before OUT is checked for emptiness and before `--resume` reads a state, so that a second run (or a second
+`--resume`) into the same OUT is refused at once instead of interleaving writes. The kernel drops the lock when the
+process dies (kill -9 included), so a stale lock file never blocks a later run. Only the main process of a
+multi-process launch locks: its peers write nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from srnet_cli.errors import RunDirError
+
+LOCK = ".srnet-lock"
+
+
+@dataclass
+class _Held:
+    fd: int
+    created: Path | None  # the topmost directory this process created to hold the lock (removed on failure)
+
+
+_held: dict[Path, _Held] = {}
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def lock_run_dir(out: Path) -> None:
+    """Lock OUT (created if missing) for this process; refuse if another process holds it. Re-entrant."""
+    if not _is_main_process():
+        return
+    target = out.resolve()
+    if target in _held:
+        return
+    created = None
+    probe = target
+    while not probe.exists():
+        created, probe = probe, probe.parent
+    target.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise RunDirError(f"--out {out} is in use by process {holder or '(starting)'}",
+                          "wait for that run to end, or choose another --out") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[target] = _Held(fd, created)
+
+
+def locked_dirs() -> list[Path]:
+    return list(_held)
+
+
+def release_locks(failed: bool) -> None:
+    """Drop every lock this process holds. After a failure, a directory created only to hold the lock (nothing
+    else was written into it) is removed again, so a refused command leaves nothing behind."""
+    for target, held in reversed(list(_held.items())):
+        if failed and held.created is not None and [p.name for p in target.iterdir()] == [LOCK]:
+            (target / LOCK).unlink()
+            _remove_empty_dirs(target, held.created)
+        os.close(held.fd)
+        del _held[target]
+
+
+def _remove_empty_dirs(target: Path, top: Path) -> None:
+    path = target
+    while True:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        if path == top:
+            return
+        path = path.parent
+
+
+def entries(directory: Path) -> list[Path]:
+    """What a run directory holds, not counting its lock file (nothing, if it does not exist yet)."""
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.iterdir() if p.name != LOCK]
