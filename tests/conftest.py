@@ -83,3 +83,14 @@ def bias_file(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     out = tmp_path_factory.mktemp("bias") / "run"
     bias_model.run("mnli", "overlap", synth_dir, out, NullReporter())
     return out / "bias.json"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """What a CLI process would start without: fault-point counts; and run-directory locks that a recipe called
+    directly (not through the CLI, which releases them) would hold for the rest of the test session."""
+    from srnet_cli.engine import faults, runlock
+
+    faults._hits.clear()
+    yield
+    runlock.release_locks(failed=False)

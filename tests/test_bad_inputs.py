@@ -2,7 +2,9 @@
 code, no traceback, and writes nothing."""
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +353,252 @@ def test_save_probs_needs_the_train_split_and_never_overwrites(tmp_path, synth_d
     result = runner.invoke(app, [*base, "--split", "train", "--save-probs", str(existing)])
     assert result.exit_code == 1 and "already exists" in result.stderr and "Traceback" not in result.output
     assert existing.read_text() == "keep me"
+
+
+# ------------------------------------------------------------------------------------------------ hostile inputs
+# Each case builds its argv from the fixtures in `env` (a private data copy, tmp dir, tiny model, bias file) and
+# may break files first; the run directory env.out must not exist afterwards.
+DEEP = "[" * 5000 + "]" * 5000  # nested far beyond Python's recursion limit
+DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
+
+
+class Env:
+    def __init__(self, data, tmp, model, bias, fever):
+        self.data, self.tmp, self.model, self.bias, self.fever = data, tmp, model, bias, fever
+        self.out = tmp / "run"
+
+    def finetune(self, *extra: object, task: str = "mnli", data=None) -> list[str]:
+        argv = ["finetune", "--task", task, "--data-dir", data or self.data, "--model", self.model, "--out", self.out,
+                "--set", "train.max_steps=1", *extra]  # fmt: skip
+        return [str(a) for a in argv]
+
+    def model_copy(self, name: str) -> Path:
+        target = self.tmp / name
+        shutil.copytree(self.model, target)
+        return target
+
+
+def _deep_fever_line(env):
+    lines = (env.fever / "fever" / "fever.train.jsonl").read_text().splitlines()
+    (env.fever / "fever" / "fever.train.jsonl").write_text("\n".join([lines[0], DEEP_OBJECT, *lines[1:]]) + "\n")
+    return env.finetune("--set", "data.strict=true", task="fever", data=env.fever)
+
+
+def _deep_file(env, name, text):
+    path = env.tmp / name
+    path.write_text(text)
+    return path
+
+
+def _teacher(env, payload: str):
+    teacher = _deep_file(env, "teacher.json", payload)
+    return env.finetune("--loss", "conf-reg", "--bias", env.bias, "--teacher", teacher)
+
+
+def _truncated_weights(env):
+    model = env.model_copy("trunc")
+    data = (model / "model.safetensors").read_bytes()
+    (model / "model.safetensors").write_bytes(data[: len(data) // 2])
+    return env.finetune("--model", model)
+
+
+def _huge_header(env):
+    import struct
+
+    model = env.model_copy("huge")
+    (model / "model.safetensors").write_bytes(struct.pack("<Q", 2**62) + b"{}")
+    return env.finetune("--model", model)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def _malicious_bin(env):
+    import pickle
+
+    model = env.model_copy("evil")
+    (model / "model.safetensors").unlink()
+    (model / "pytorch_model.bin").write_bytes(pickle.dumps({"bert.pooler.dense.weight": _RunsCode()}))
+    return env.finetune("--model", model)
+
+
+def _deep_config(env):
+    model = env.model_copy("deepcfg")
+    (model / "config.json").write_text(DEEP)
+    return env.finetune("--model", model)
+
+
+def _bert_weights_roberta_tokenizer(env, roberta):
+    model = env.tmp / "mixed"
+    model.mkdir()
+    for item in env.model.iterdir():
+        if item.name in ("config.json", "model.safetensors"):
+            shutil.copy(item, model / item.name)
+    for item in roberta.iterdir():
+        if item.name not in ("config.json", "model.safetensors"):
+            shutil.copy(item, model / item.name)
+    return env.finetune("--model", model)
+
+
+def _mask_with_meta(env, meta):
+    import torch
+    from safetensors.torch import save_file
+
+    path = env.tmp / "bad.safetensors"
+    save_file({"bert.pooler.dense.weight": torch.ones(4, dtype=torch.uint8)}, str(path), metadata={"srnet": meta})
+    return ["retrain", "--task", "mnli", "--data-dir", str(env.data), "--model", str(env.model), "--mask", str(path),
+            "--out", str(env.out), "--set", "train.max_steps=1"]  # fmt: skip
+
+
+def _duplicate_ids(env):
+    path = env.data / "MNLI" / "train.tsv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    first = lines[1].split("\t")
+    copy = lines[5].split("\t")
+    copy[header.index("index")] = first[header.index("index")]
+    lines[5] = "\t".join(copy)
+    path.write_text("\n".join(lines) + "\n")
+    return env.finetune()
+
+
+def _deep_results(env):
+    run = env.tmp / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(DEEP)
+    (run / "env.json").write_text("{}")
+    return ["report", str(env.tmp / "runs"), "--out", str(env.out)]
+
+
+def _faulty(argv, fault):
+    os.environ["SRNET_FAULT"] = fault  # restored by the test's monkeypatch
+    return argv
+
+
+def _export_to(env, target, fault=None):
+    import torch
+
+    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+
+    mask = env.tmp / "m.safetensors"
+    save_mask_file(mask, MaskFile({"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)}))
+    return _faulty(["export-mask", str(mask), "--to", str(target)], fault or "")
+
+
+HOSTILE = [
+    # (id, argv builder, exit code, message in the error line)
+    ("deep FEVER jsonl line", _deep_fever_line, 1, "nested too deeply"),
+    (
+        "deep --bias",
+        lambda e: e.finetune("--loss", "poe", "--bias", _deep_file(e, "b.json", DEEP)),
+        1,
+        "is not a srnet bias file (JSON nested too deeply",
+    ),
+    ("deep --teacher", lambda e: _teacher(e, DEEP), 1, "cannot be read as teacher probabilities (JSON nested"),
+    ("deep results.json under report", _deep_results, 2, "results.json cannot be read (nested too deeply"),
+    ("deep --set", lambda e: e.finetune("--set", f"train.lr={DEEP}"), 2, "--set train.lr: the value is nested too"),
+    (
+        "deep --preset",
+        lambda e: e.finetune("--preset", _deep_file(e, "p.toml", f"v = {DEEP}")),
+        2,
+        "p.toml: nested too deeply",
+    ),
+    ("deep config.json", _deep_config, 1, "a JSON file of it is nested too deeply"),
+    ("truncated model.safetensors", _truncated_weights, 1, "its model.safetensors is damaged"),
+    ("safetensors header of 2^62", _huge_header, 1, "its model.safetensors is damaged (Error while deserializing"),
+    ("malicious pytorch_model.bin", _malicious_bin, 1, "holds Python objects, not only tensors"),
+    ("mask metadata a list", lambda e: _mask_with_meta(e, "[1, 2]"), 1, "its srnet metadata is a list, not an object"),
+    (
+        "mask shapes a list",
+        lambda e: _mask_with_meta(e, '{"format": "srnet-mask/1", "shapes": [[32, 32]]}'),
+        1,
+        "its recorded shapes are a list",
+    ),
+    (
+        "mask shapes of strings",
+        lambda e: _mask_with_meta(e, '{"format": "srnet-mask/1", "shapes": {"bert.pooler.dense.weight": ["a"]}}'),
+        1,
+        "the recorded shape of bert.pooler.dense.weight is not a list of sizes",
+    ),
+    ("mask labels not names", lambda e: _mask_with_meta(e, '{"labels": 3}'), 1, "recorded labels are not a list"),
+    ("mask metadata nested", lambda e: _mask_with_meta(e, DEEP), 1, "srnet metadata is not valid JSON (nested"),
+    (
+        "export-mask onto a directory",
+        lambda e: _export_to(e, _made(e.tmp / "dir", directory=True)),
+        1,
+        "dir is a directory",
+    ),
+    (
+        "export-mask onto a read-only disk",
+        lambda e: _export_to(e, e.tmp / "x.safetensors", "erofs@write-x.safetensors"),
+        1,
+        "cannot write",
+    ),
+    (
+        "export-mask onto a full disk",
+        lambda e: _export_to(e, e.tmp / "x.safetensors", "enospc@write-x.safetensors"),
+        1,
+        "no space left on device while writing",
+    ),
+    ("seed above 32 bits", lambda e: e.finetune("--seed", "4294967296"), 2, "train.seed: Input should be less than"),
+    ("seeds with one above 32 bits", lambda e: e.finetune("--seeds", "1,4294967296"), 2, "seed 4294967296 is above"),
+    ("empty --seeds", lambda e: e.finetune("--seeds", ""), 2, "--seeds '' lists no seed"),
+    ("seeds not integers", lambda e: e.finetune("--seeds", "1,b"), 2, "is not a list of integers"),
+    ("duplicate example ids", _duplicate_ids, 1, "example id 'train-0' appears twice (lines 2 and 6)"),
+    (
+        "bool for an int",
+        lambda e: e.finetune("--set", "train.max_steps=true"),
+        2,
+        "train.max_steps: Input should be a valid integer (got True)",
+    ),
+    ("bool for a float", lambda e: e.finetune("--set", "train.lr=true"), 2, "train.lr: Input should be a valid number"),
+    ("string for a bool", lambda e: e.finetune("--set", 'data.strict="yes"'), 2, "data.strict: Input should be"),
+    ("key below a value", lambda e: e.finetune("--set", "train.lr.x=1"), 2, "train.lr.x: 'lr' is a value"),
+    (
+        "sparsity not a number",
+        lambda e: ["mask-train", "--task", "mnli", "--sparsity", "abc"],
+        2,
+        "Invalid value for '--sparsity'",
+    ),
+    (
+        "synth train size 2",
+        lambda e: ["data", "synth", "--train-size", "2", "--out", str(e.out)],
+        2,
+        "Invalid value for '--train-size'",
+    ),
+    ("unknown command", lambda e: ["finetun", "--task", "mnli"], 2, "No such command 'finetun'"),
+    ("unknown option", lambda e: e.finetune("--epochz", "3"), 2, "No such option: --epochz"),
+    ("run directory on a read-only disk", lambda e: _faulty(e.finetune(), "erofs@write-.srnet-run"), 1, "cannot write"),
+    (
+        "run directory on a full disk",
+        lambda e: _faulty(e.finetune(), "enospc@write-preset.toml"),
+        1,
+        "no space left on device while writing",
+    ),
+    ("tokenizer larger than the embedding table", None, 1, "produces token id"),
+]
+
+
+@pytest.fixture(scope="module")
+def fever_dir(tmp_path_factory):
+    from srnet_cli.engine import synth_fact
+
+    path = tmp_path_factory.mktemp("fever")
+    synth_fact.write_synth_fact(path, synth_fact.SynthFactSpec(train_size=60, dev_size=20, challenge_size=8, seed=2))
+    return path
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_input(case, data, tmp_path, tiny_bert_dir, tiny_roberta_dir, bias_file, fever_dir, monkeypatch):
+    _, build, code, message = case
+    fever = tmp_path / "fever"
+    shutil.copytree(fever_dir, fever)
+    env = Env(data, tmp_path, tiny_bert_dir, bias_file, fever)
+    monkeypatch.setenv("SRNET_FAULT", "")
+    monkeypatch.chdir(tmp_path)
+    argv = _bert_weights_roberta_tokenizer(env, tiny_roberta_dir) if build is None else build(env)
+    assert_clean_failure(runner.invoke(app, argv), code, message, env.out)
+    assert not (tmp_path / "PWNED").exists()
+    assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob(".*.tmp-*"))

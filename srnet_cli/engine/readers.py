@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srnet_cli.engine.tasks import HANS_LABELS, TASKS, task_spec
-from srnet_cli.errors import DataError, MissingDataError
+from srnet_cli.errors import DataError, MissingDataError, touching
 from srnet_cli.parsing import NestingError, json_loads
 
 # GLUE's MNLI sentences contain double quotes; csv must not treat them as quoting (rows would merge silently).
@@ -32,6 +32,7 @@ class Example:
     label: str
     row: int  # 0-based data row in its file: the key of row-aligned bias arrays
     meta: tuple[tuple[str, str], ...] = ()  # e.g. HANS heuristic / subcase / template
+    line: int = 0  # 1-based line in its file (0: not from a file), for errors that name a row
 
 
 @dataclass
@@ -69,8 +70,9 @@ def _read_tsv(path: Path, required: list[str], label_col: str, labels: tuple[str
 
 def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[str, ...], strict: bool):
     malformed: list[tuple[int, str]] = []
-    rows: list[tuple[int, dict[str, str]]] = []
-    with path.open(encoding="utf-8", newline="") as f:
+    rows: list[tuple[int, int, dict[str, str]]] = []  # (data row, line number, fields)
+    # utf-8-sig: a byte-order mark (Excel, Notepad) would otherwise become part of the first column's name
+    with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if not header:
@@ -94,7 +96,7 @@ def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[st
                 elif record[label_col] not in labels:
                     reason = f"unknown label {record[label_col]!r} (expected one of {', '.join(labels)})"
                 else:
-                    rows.append((len(rows) + len(malformed), record))
+                    rows.append((len(rows) + len(malformed), line_no, record))
                     continue
             if strict:
                 raise DataError(f"{path}:{line_no}: {reason}", "fix the row, or drop --strict to skip and count it")
@@ -108,9 +110,14 @@ def read_mnli(path: Path, split: str, strict: bool = False) -> Dataset:
     rows, malformed = _read_tsv(path, ["sentence1", "sentence2", "index"], "gold_label", labels, strict)
     examples = [
         Example(
-            id=f"{split}-{r['index']}", text_a=r["sentence1"], text_b=r["sentence2"], label=r["gold_label"], row=pos
+            id=f"{split}-{r['index']}",
+            text_a=r["sentence1"],
+            text_b=r["sentence2"],
+            label=r["gold_label"],
+            row=pos,
+            line=line,
         )
-        for pos, r in rows
+        for pos, line, r in rows
     ]
     return Dataset(f"mnli-{split}", str(path), examples, malformed, len(rows) + len(malformed), split)
 
@@ -127,8 +134,9 @@ def read_hans(path: Path, strict: bool = False, name: str = "hans") -> Dataset:
             label=r["gold_label"],
             row=pos,
             meta=(("heuristic", r["heuristic"]), ("subcase", r["subcase"]), ("template", r["template"])),
+            line=line,
         )
-        for pos, r in rows
+        for pos, line, r in rows
     ]
     return Dataset(name, str(path), examples, malformed, len(rows) + len(malformed), name)
 
@@ -148,8 +156,10 @@ def read_qqp(path: Path, split: str, strict: bool = False) -> Dataset:
     required = ["question1", "question2", "id", "is_duplicate"]
     rows, malformed = _read_tsv(path, required, "is_duplicate", tuple(PARAPHRASE_LABELS), strict)
     examples = [
-        Example(f"{split}-{r['id']}", r["question1"], r["question2"], PARAPHRASE_LABELS[r["is_duplicate"]], pos)
-        for pos, r in rows
+        Example(
+            f"{split}-{r['id']}", r["question1"], r["question2"], PARAPHRASE_LABELS[r["is_duplicate"]], pos, line=line
+        )
+        for pos, line, r in rows
     ]
     return Dataset(f"qqp-{split}", str(path), examples, malformed, len(rows) + len(malformed), split)
 
@@ -165,8 +175,9 @@ def read_paws(path: Path, split: str, strict: bool = False) -> Dataset:
             _unwrap_bytes_literal(r["sentence2"]),
             PARAPHRASE_LABELS[r["label"]],
             pos,
+            line=line,
         )
-        for pos, r in rows
+        for pos, line, r in rows
     ]
     return Dataset(split, str(path), examples, malformed, len(rows) + len(malformed), split)
 
@@ -185,7 +196,7 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
     malformed: list[tuple[int, str]] = []
     n_rows = 0
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "re-save it as UTF-8") from exc
     for line_no, line in enumerate(lines, start=1):
@@ -209,7 +220,7 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
                 reason = f"unknown label {label!r} (expected one of {', '.join(labels)})"
             else:
                 ident = f"{record['id']}" if symmetric and "id" in record else f"{split}-{row}"
-                examples.append(Example(ident, claim, evidence, str(label), row))
+                examples.append(Example(ident, claim, evidence, str(label), row, line=line_no))
                 continue
         if strict:
             raise DataError(f"{path}:{line_no}: {reason}", "fix the line, or drop --strict to skip and count it")
@@ -284,7 +295,20 @@ def load_split(task: str, split: str, data_dir: Path | None, strict: bool = Fals
     if not path.is_file():
         hint = f"check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task {SYNTH[task]}`"
         raise MissingDataError(f"data file not found: {path}", hint)
-    return _read(task, split, path, strict)
+    with touching(path):
+        return _read(task, split, path, strict)
+
+
+def check_unique_ids(dataset: Dataset) -> None:
+    """Training examples are keyed by id (bias and teacher rows, predictions): two rows with one id would share
+    one bias row and be written twice, so a duplicate is an error naming both lines."""
+    first_line: dict[str, int] = {}
+    for example in dataset.examples:
+        if example.id in first_line:
+            where = f"lines {first_line[example.id]} and {example.line}" if example.line else "two rows"
+            raise DataError(f"{dataset.source}: example id {example.id!r} appears twice ({where})",
+                            "give every row its own id (the index / id / pairID column)")  # fmt: skip
+        first_line[example.id] = example.line
 
 
 def _hub_offline() -> bool:

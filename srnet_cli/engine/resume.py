@@ -9,6 +9,7 @@ the two renames leaves `.state.old`, which `recover` puts back (`rundir.replace_
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,9 @@ def read_state(out: Path) -> SavedState | None:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise _damaged(out, f"tensors.safetensors: {first}") from exc
     try:
-        objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run directory
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says it all
+            objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run dir
     except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or unsafe files
         raise _damaged(out, f"objects.pt cannot be read safely: {type(exc).__name__}") from exc
     if not isinstance(objects, dict) or any(k not in objects for k in OBJECT_KEYS):

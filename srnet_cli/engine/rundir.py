@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -13,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.runlock import entries, lock_run_dir
+from srnet_cli.engine.faults import fault_point
+from srnet_cli.engine.runlock import MARKER, entries, lock_run_dir
 from srnet_cli.errors import RunDirError, touching
-
-MARKER = ".srnet-run"  # written into every directory srnet creates; --overwrite replaces only such directories
 
 
 def _writable_parent(path: Path) -> Path:
@@ -85,7 +85,7 @@ def prepare_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None,
 def check_file_target(path: Path, overwrite: bool) -> None:
     """An output *file* (e.g. --save-probs): not a directory, writable, and never replaced without --overwrite."""
     if path.is_dir():
-        raise RunDirError(f"{path} is a directory", "pass a file path, e.g. teacher.json")
+        raise RunDirError(f"{path} is a directory", f"pass a file path, e.g. {path / 'NAME'}")
     if path.exists() and not overwrite:
         raise RunDirError(f"{path} already exists", "pass --overwrite to replace it, or choose another path")
     parent = _writable_parent(path.resolve().parent)
@@ -106,10 +106,28 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         tmp = temp_name(path)
         try:
             write(tmp)
+            fault_point(f"write-{path.name}")
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
+            full = _disk_full(path.parent, exc)
             tmp.unlink(missing_ok=True)
+            if full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
             raise
+
+
+FULL_BELOW = 64 * 2**20  # bytes free under which a failed write is taken to be a full disk
+
+
+def _disk_full(directory: Path, exc: BaseException) -> bool:
+    """torch.save and safetensors report a full disk as a RuntimeError ("unexpected pos ..."), not an OSError:
+    a write that fails with (almost) no space left is reported as the full disk it is."""
+    if isinstance(exc, OSError) or not isinstance(exc, Exception):
+        return False
+    try:
+        return shutil.disk_usage(directory).free < FULL_BELOW
+    except OSError:
+        return False
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -122,6 +140,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 def append_jsonl(path: Path, obj: Any) -> None:
     with touching(path, "writing"), path.open("a", encoding="utf-8") as f:
+        fault_point(f"write-{path.name}")
         f.write(json.dumps(obj) + "\n")
         f.flush()
 
@@ -143,8 +162,11 @@ def replace_dir(target: Path, fill: Callable[[Path], None]) -> None:
         tmp.mkdir(parents=True)
         try:
             fill(tmp)
-        except BaseException:
+        except BaseException as exc:
+            full = _disk_full(target.parent, exc)
             shutil.rmtree(tmp, ignore_errors=True)
+            if full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
             raise
         if target.exists():
             target.rename(old)
@@ -169,6 +191,7 @@ def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
     def fill(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        fault_point("model-write")
 
     replace_dir(target, fill)
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from srnet_cli.errors import RunDirError
 
 LOCK = ".srnet-lock"
+MARKER = ".srnet-run"  # written into every directory srnet creates; --overwrite replaces only such directories
+# What a run directory holds before its run produced anything: a failed run that created OUT leaves no OUT behind.
+BOOKKEEPING = {LOCK, MARKER, "preset.toml", "env.json"}
 
 
 @dataclass
@@ -61,11 +64,13 @@ def locked_dirs() -> list[Path]:
 
 
 def release_locks(failed: bool) -> None:
-    """Drop every lock this process holds. After a failure, a directory created only to hold the lock (nothing
-    else was written into it) is removed again, so a refused command leaves nothing behind."""
+    """Drop every lock this process holds. After a failure, a directory this process created and that holds only
+    bookkeeping (no metrics, model or resumable state yet) is removed again: a refused command leaves nothing."""
     for target, held in reversed(list(_held.items())):
-        if failed and held.created is not None and [p.name for p in target.iterdir()] == [LOCK]:
-            (target / LOCK).unlink()
+        if failed and held.created is not None and target.is_dir() and \
+                {p.name for p in target.iterdir()} <= BOOKKEEPING:  # fmt: skip
+            for name in BOOKKEEPING:
+                (target / name).unlink(missing_ok=True)
             _remove_empty_dirs(target, held.created)
         os.close(held.fd)
         del _held[target]

@@ -12,7 +12,7 @@ import numpy as np
 from srnet_cli.engine.bias_files import write_bias_json
 from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, bow_matrix, bow_vocabulary, feature_matrix
 from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.readers import Example, load_split
+from srnet_cli.engine.readers import Example, check_unique_ids, load_split
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.errors import DataError
@@ -39,6 +39,7 @@ def run(
     task = task_spec(task_name)
     check_out_dir(out, overwrite, (data_dir,))
     train = load_split(task.name, "train", data_dir)
+    check_unique_ids(train)  # bias log-probs are keyed by example id
     reporter.log(train.summary())
     if not train.examples:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")

@@ -10,7 +10,7 @@ from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.models import check_encoded_fits, check_model_available, check_tokenizer_fits
-from srnet_cli.engine.readers import load_split
+from srnet_cli.engine.readers import check_unique_ids, load_split
 from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
 from srnet_cli.recipes.common import load_eval_sets
@@ -31,6 +31,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
     if preset.split == "train":
         datasets = [load_split(task.name, "train", data_dir, preset.data.strict)]
+        check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id
         ctx.reporter.log(datasets[0].summary())
     else:
         datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)

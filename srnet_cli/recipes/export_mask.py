@@ -8,7 +8,8 @@ from typing import Any, Literal
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.mask_files import MaskFile, save_bool_safetensors, save_mask_file, save_original_pt
 from srnet_cli.engine.masking import mask_sparsity, sparsity_summary
-from srnet_cli.errors import RunDirError, UsageError
+from srnet_cli.engine.rundir import check_file_target
+from srnet_cli.errors import UsageError
 from srnet_cli.recipes.masks import load_mask_input
 
 Format = Literal["srnet", "bool", "original"]
@@ -36,8 +37,7 @@ def inspect(path: Path, mask_file: MaskFile) -> dict[str, Any]:
 
 
 def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bool) -> Path:
-    if target.exists() and not overwrite:
-        raise RunDirError(f"{target} already exists", "pass --overwrite to replace it, or choose another path")
+    check_file_target(target, overwrite)  # not a directory, writable, never replaced without --overwrite
     fmt = fmt or ("original" if target.suffix in (".pt", ".bin") else "srnet")
     if fmt == "original":
         if target.suffix not in (".pt", ".bin"):

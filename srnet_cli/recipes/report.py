@@ -48,6 +48,7 @@ class Point:
 class Collected:
     points: list[Point] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "results.json path: why", for the error when none is read
 
 
 def _value(metrics: dict[str, Any], dotted: str) -> float | None:
@@ -125,8 +126,9 @@ def collect(paths: list[Path]) -> Collected:
                 continue
             try:
                 results = json_loads(results_file.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError, OSError):  # truncated, hand-edited, nested too deeply
+            except (ValueError, UnicodeDecodeError, OSError) as exc:  # truncated, hand-edited, nested too deeply
                 found.incomplete.append(str(run))
+                found.unreadable.append(f"{results_file} cannot be read ({exc})")
                 continue
             if isinstance(results, dict) and results.get("command") in TRAINING_COMMANDS \
                     and results.get("task") in REPORT_METRICS:  # fmt: skip
@@ -254,9 +256,9 @@ def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[st
         check_out_dir(out, overwrite, tuple(paths))
     found = collect(paths)
     if not found.points:
-        raise UsageError(
-            f"no finished srnet runs under {', '.join(map(str, paths))}", "pass run directories made by srnet"
-        )
+        why = f"; {found.unreadable[0]}" if found.unreadable else ""
+        raise UsageError(f"no finished srnet runs under {', '.join(map(str, paths))}{why}",
+                         "pass run directories made by srnet (a damaged results.json: run that run again)")  # fmt: skip
     rows = summarise(found.points)
     report = {"command": "report", "rows": rows, "incomplete": found.incomplete,
               "runs": sorted({p.run for p in found.points})}  # fmt: skip

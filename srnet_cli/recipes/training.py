@@ -13,7 +13,7 @@ from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.models import check_model_available
-from srnet_cli.engine.readers import Dataset, load_split
+from srnet_cli.engine.readers import Dataset, check_unique_ids, load_split
 from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import TaskSpec, task_spec
 from srnet_cli.engine.teacher_files import load_teacher
@@ -48,6 +48,7 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
         train.examples = train.examples[: preset.data.train_limit]
     if not train.examples:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
+    check_unique_ids(train)
     ctx.reporter.log(train.summary())
     eval_datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
     loss, labels = preset.loss, task.labels
@@ -258,6 +259,7 @@ def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path
             data = load_split(task.name, split, data_dir, strict)
             if not data.examples:
                 raise DataError(f"{data.source} has no usable rows", "check the file")
+            check_unique_ids(data)
             reporter.log(f"{data.summary()}; added to the training data x{copies}")
             data.examples = [Example(f"{split}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
                              for c in range(copies) for e in data.examples]  # fmt: skip
