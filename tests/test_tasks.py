@@ -366,3 +366,50 @@ def test_regressions_from_review(tmp_path, tiny_bert_dir, synth_dir):
                     "--out", tmp_path / "runs")  # fmt: skip
     assert result.exit_code == 1 and "seed-2 is not empty" in result.stderr
     assert not (tmp_path / "runs" / "seed-1").exists()
+
+
+def test_paws_bytes_literals_decode_their_escapes(tmp_path):
+    from srnet_cli.engine.readers import load_split
+
+    root = tmp_path / "QQP"
+    (root / "paws_qqp").mkdir(parents=True)
+    (root / "train.tsv").write_text("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t1\t2\ta\tb\t0\n")
+    rows = ["id\tsentence1\tsentence2\tlabel", "1\tb'caf\\xc3\\xa9 au lait'\tb'Tom \\'s cat'\t1",
+            "2\tb'unclosed\tplain text\t0"]  # fmt: skip
+    (root / "paws_qqp" / "dev_and_test.tsv").write_text("\n".join(rows) + "\n")
+    paws = load_split("qqp", "paws_qqp", tmp_path)
+    pairs = [(e.text_a, e.text_b) for e in paws.examples]
+    assert pairs == [("café au lait", "Tom 's cat"), ("b'unclosed", "plain text")]
+
+
+@pytest.mark.parametrize("task,split,rel,line", [
+    ("fever", "fever_sym1", "symmetric_v0.1/fever_symmetric_generated.jsonl",
+     '{"id": 5, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"}'),
+    ("fever", "fever_sym2", "symmetric_v0.2/fever_symmetric_test.jsonl",
+     '{"id": 6, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}'),
+    ("fever", "fever_sym2_dev", "fever_symmetric_dev.jsonl",
+     '{"id": 7, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}'),
+    ("qqp", "paws_qqp", "paws_qqp/output/dev_and_test.tsv", "id\tsentence1\tsentence2\tlabel\n3\ta\tb\t1"),
+    ("qqp", "paws_wiki", "paws_wiki_labeled_final/test.tsv", "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0"),
+    ("qqp", "paws_wiki_train", "paws_wiki_labeled_final/final/train.tsv",
+     "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0"),
+])  # fmt: skip
+def test_upstream_release_names_are_found(tmp_path, task, split, rel, line):
+    from srnet_cli.engine.readers import load_split
+
+    root = tmp_path / {"fever": "fever", "qqp": "QQP"}[task]
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_text(line + "\n")
+    data = load_split(task, split, tmp_path)
+    assert data.source.endswith(rel) and len(data.examples) == 1 and data.split == split
+
+
+def test_strict_mode_hint_names_the_real_switch(tmp_path):
+    from srnet_cli.engine.readers import load_split
+    from srnet_cli.errors import DataError
+
+    (tmp_path / "MNLI").mkdir()
+    (tmp_path / "MNLI" / "train.tsv").write_text("index\tsentence1\tsentence2\tgold_label\n0\ta\tb\n")
+    with pytest.raises(DataError) as err:
+        load_split("mnli", "train", tmp_path, strict=True)
+    assert "--set data.strict=true" in err.value.hint and "--strict " not in err.value.hint

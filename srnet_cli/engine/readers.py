@@ -9,6 +9,7 @@ first one fatal.
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -22,6 +23,7 @@ from srnet_cli.parsing import NestingError, json_loads
 
 # GLUE's MNLI sentences contain double quotes; csv must not treat them as quoting (rows would merge silently).
 csv.field_size_limit(sys.maxsize)
+STRICT_HINT = "fix the row, or leave out `--set data.strict=true` to skip and count malformed rows"
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[st
                     rows.append((len(rows) + len(malformed), line_no, record))
                     continue
             if strict:
-                raise DataError(f"{path}:{line_no}: {reason}", "fix the row, or drop --strict to skip and count it")
+                raise DataError(f"{path}:{line_no}: {reason}", STRICT_HINT)
             malformed.append((line_no, reason))
     return rows, malformed
 
@@ -145,8 +147,16 @@ PARAPHRASE_LABELS = {"0": "not_duplicate", "1": "duplicate"}  # QQP is_duplicate
 
 
 def _unwrap_bytes_literal(text: str) -> str:
-    """PAWS-QQP's generation script (Python 3) writes sentences as `b'...'` literals; keep only the sentence."""
+    """PAWS-QQP's generation script (Python 3) writes sentences as `b'...'` literals of their UTF-8 bytes, escapes
+    included (`b'caf\\xc3\\xa9'`, `b'Tom \\'s'`): read the literal (ast.literal_eval: a literal, never code) and
+    decode it. A literal that does not parse keeps its inner text."""
     if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text[2:-1]
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
         return text[2:-1]
     return text
 
@@ -223,7 +233,7 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
                 examples.append(Example(ident, claim, evidence, str(label), row, line=line_no))
                 continue
         if strict:
-            raise DataError(f"{path}:{line_no}: {reason}", "fix the line, or drop --strict to skip and count it")
+            raise DataError(f"{path}:{line_no}: {reason}", STRICT_HINT)
         malformed.append((line_no, reason))
     if n_rows == 0:
         raise DataError(f"{path} is empty", "point --data-dir at the original files")
@@ -247,17 +257,22 @@ SPLIT_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     "qqp": {
         "train": ("train.tsv",),
         "dev": ("dev.tsv",),
-        "paws_qqp": ("paws_qqp/dev.tsv", "paws_qqp/dev_and_test.tsv"),  # the release names it dev_and_test.tsv
-        "paws_wiki": ("paws_wiki/test.tsv",),
-        "paws_qqp_train": ("paws_qqp/train.tsv",),
-        "paws_wiki_train": ("paws_wiki/train.tsv",),
+        # srnet's names first, then the folders and files as google-research-datasets/paws releases them
+        "paws_qqp": ("paws_qqp/dev.tsv", "paws_qqp/dev_and_test.tsv", "paws_qqp/output/dev_and_test.tsv"),
+        "paws_wiki": ("paws_wiki/test.tsv", "paws_wiki_labeled_final/test.tsv",
+                      "paws_wiki_labeled_final/final/test.tsv"),
+        "paws_qqp_train": ("paws_qqp/train.tsv", "paws_qqp/output/train.tsv"),
+        "paws_wiki_train": ("paws_wiki/train.tsv", "paws_wiki_labeled_final/train.tsv",
+                            "paws_wiki_labeled_final/final/train.tsv"),
     },
     "fever": {
         "train": ("fever.train.jsonl",),
         "dev": ("fever.dev.jsonl",),
-        "fever_sym1": ("sym1/test.jsonl",),
-        "fever_sym2": ("sym2/test.jsonl",),
-        "fever_sym2_dev": ("sym2/dev.jsonl",),
+        # srnet's names first, then TalSchuster/FeverSymmetric's release names (folders or the files themselves)
+        "fever_sym1": ("sym1/test.jsonl", "symmetric_v0.1/fever_symmetric_generated.jsonl",
+                       "fever_symmetric_generated.jsonl"),
+        "fever_sym2": ("sym2/test.jsonl", "symmetric_v0.2/fever_symmetric_test.jsonl", "fever_symmetric_test.jsonl"),
+        "fever_sym2_dev": ("sym2/dev.jsonl", "symmetric_v0.2/fever_symmetric_dev.jsonl", "fever_symmetric_dev.jsonl"),
     },
 }
 HANS_SPLITS = {"hans": SPLIT_FILES["mnli"]["hans"][0], "hans_train": SPLIT_FILES["mnli"]["hans_train"][0]}
