@@ -72,7 +72,7 @@ def test_engine_never_imports_cli_libraries():
             2,
             "error: train.max_steps: Input should be greater",
         ),
-        (["finetune", "--task", "qnli", "--dry-run"], 2, "error: no shipped finetune preset named 'ce-qnli'"),
+        (["finetune", "--task", "qnli", "--dry-run"], 2, "error: unknown task 'qnli': srnet knows mnli, qqp, fever"),
         (["finetune", "--task", "mnli", "--loss", "poe", "--dry-run"], 2, "error: loss: loss 'poe' needs a bias file"),
         (["finetune", "--dry-run"], 2, "error: finetune needs --preset NAME|PATH or --task"),
         (["finetune", "--task", "mnli"], 2, "error: finetune needs --out DIR"),

@@ -148,7 +148,7 @@ def test_export_mask_inspect_convert_and_bake(imp_run, tiny_bert_dir, tmp_path):
               "--json"))  # fmt: skip
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(baked / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(baked)  # OUT itself is the checkpoint
     q = model.bert.encoder.layer[0].attention.self.query.weight
     assert (q == 0).float().mean().item() == pytest.approx(0.5, abs=2e-3)
 

@@ -15,6 +15,7 @@ from srnet_cli.cli.export_mask import export_mask
 from srnet_cli.cli.finetune import finetune, retrain
 from srnet_cli.cli.report import report
 from srnet_cli.cli.sparse import imp, mask_train
+from srnet_cli.cli.tasks import tasks
 
 app = typer.Typer(
     name="srnet",
@@ -37,6 +38,7 @@ app.command("demo")(demo)
 app.command("bench")(bench)
 app.command("report")(report)
 app.add_typer(presets.app, name="presets")
+app.command("tasks")(tasks)
 
 
 def _version(value: bool) -> None:

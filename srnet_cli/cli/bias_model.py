@@ -12,6 +12,7 @@ from srnet_cli.cli.common import (
     OutOpt,
     OverwriteOpt,
     QuietOpt,
+    check_task,
     emit,
     require_out,
     stdout,
@@ -60,8 +61,7 @@ def bias_model(
     Example: srnet bias-model --task mnli --kind overlap --data-dir D --out B
     Example: srnet bias-model --task fever --kind claim-only --data-dir D --out B
     """
-    if task not in KINDS:
-        raise UsageError(f"--task {task!r} is not supported", f"choose one of: {', '.join(KINDS)}")
+    check_task(task)
     kind = kind or KINDS[task][0]
     if kind not in KINDS[task]:
         raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(KINDS[task])}")

@@ -52,7 +52,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an exis
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", help="Continue the run in --out from its last saved state (same command/options).")
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N (the N-th GPU).")]
 SparsityOpt = Annotated[
     float | None, typer.Option("--sparsity", help="Sparsity of the masked matrices (mask.sparsity).")
 ]
@@ -64,15 +64,28 @@ UseMaskWeightsOpt = Annotated[
 MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
 
 
+def check_task(task: str | None) -> None:
+    from srnet_cli.engine.tasks import TASKS
+
+    if task is not None and task not in TASKS:
+        raise UsageError(f"unknown task {task!r}: srnet knows {', '.join(TASKS)}",
+                         "pass --task mnli, qqp or fever (`srnet tasks` lists their sets and metrics)")  # fmt: skip
+
+
 def check_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda", "use --device auto")
+    index = device.removeprefix("cuda:")
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and index.isdigit()):
+        raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N", "e.g. --device cuda:1")
+    if device.startswith("cuda:") and "RANK" in os.environ:
+        raise UsageError(f"--device {device} picks one GPU; under torchrun/accelerate launch each process takes its "
+                         "own", "drop --device, or set CUDA_VISIBLE_DEVICES for the launch")  # fmt: skip
     return device
 
 
 def resolve(command: str, preset: str | None, task: str | None, loss: str | None, sets: list[str] | None,
             flags: dict[str, Any]) -> Section:  # fmt: skip
     """Pick the preset (explicit, or `<loss>-<task>` from --task/--loss), apply --set and flags, validate."""
+    check_task(task)
     if preset is None:
         if task is None:
             raise UsageError(f"{command} needs --preset NAME|PATH or --task", f"e.g. srnet {command} --task mnli")

@@ -14,7 +14,6 @@ from srnet_cli.cli.common import (
     OutOpt,
     OverwriteOpt,
     QuietOpt,
-    SparsityOpt,
     UseMaskWeightsOpt,
 )  # fmt: skip
 from srnet_cli.cli.tables import mask_table
@@ -23,7 +22,9 @@ from srnet_cli.errors import UsageError
 
 def export_mask(
     mask: Annotated[str, typer.Argument(help="Mask file (.safetensors, original mask.pt) or a run directory.")],
-    sparsity: SparsityOpt = None,
+    sparsity: Annotated[
+        float | None, typer.Option("--sparsity", help="With an imp run directory: pick the mask of that IMP level.")
+    ] = None,
     to: Annotated[Path | None, typer.Option("--to", help="Write the mask here (.safetensors or .pt).")] = None,
     format_: Annotated[str | None, typer.Option("--format", help="srnet (packed bits) | bool | original.")] = None,
     bake: Annotated[bool, typer.Option("--bake", help="Write a plain HF checkpoint with zeros in place.")] = False,

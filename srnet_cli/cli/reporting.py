@@ -1,48 +1,82 @@
-"""Progress on stderr with rich: a live bar on a terminal, plain timestamped lines in a log file or CI."""
+"""Progress on stderr: a live rich bar on a terminal, plain timestamped lines in a log file or CI.
+
+Progress can nest (an evaluation inside training): each `start` opens a task, `end` closes the innermost one.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 LINES_PER_RUN = 10  # without a terminal, one progress line per 10% of the steps
 
 
+@dataclass
+class _Task:
+    description: str
+    total: int
+    done: int = 0
+    task_id: Any = None
+
+
 class RichReporter:
-    def __init__(self, console: Console | None = None) -> None:
-        # Without a terminal (CI, `2> log`), rich would wrap at 80 columns; keep one event per line instead.
-        self.console = console or Console(stderr=True, log_path=False, width=None if sys.stderr.isatty() else 200)
+    def __init__(self, console: Console | None = None, stream: TextIO | None = None) -> None:
+        self.console = console or Console(stderr=True, log_path=False)
+        self.stream = stream or sys.stderr  # log lines without a terminal: one event per line, never padded
         self.progress: Progress | None = None
-        self.task_id: Any = None
-        self.total = 0
-        self.done = 0
-        self.description = ""
+        self.tasks: list[_Task] = []
+
+    @property
+    def live(self) -> bool:
+        return self.console.is_terminal
 
     def start(self, total: int, description: str) -> None:
-        self.total, self.done, self.description = total, 0, description
-        if self.console.is_terminal:
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False,
-            )  # fmt: skip
-            self.progress.start()
-            self.task_id = self.progress.add_task(description, total=total, info="")
+        task = _Task(description, total)
+        if self.live:
+            if self.progress is None:
+                self.progress = Progress(
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=self.console, transient=False,
+                )  # fmt: skip
+                self.progress.start()
+            task.task_id = self.progress.add_task(description, total=total, info="")
+        self.tasks.append(task)
 
     def advance(self, n: int = 1, **info: Any) -> None:
-        self.done += n
+        if not self.tasks:
+            return
+        task = self.tasks[-1]
+        task.done += n
         text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
         if self.progress is not None:
-            self.progress.update(self.task_id, advance=n, info=text)
-        elif self.total and (self.done == self.total or self.done % max(1, self.total // LINES_PER_RUN) == 0):
-            self.console.log(f"{self.description} {self.done}/{self.total} {text}")
+            self.progress.update(task.task_id, advance=n, info=text)
+        elif task.total and (task.done == task.total or task.done % max(1, task.total // LINES_PER_RUN) == 0):
+            self._line(f"{task.description} {task.done}/{task.total} {text}".rstrip())
 
     def log(self, message: str) -> None:
-        self.console.log(message)
+        if self.live:
+            self.console.log(escape(message))
+        else:
+            self._line(message)
 
     def end(self) -> None:
+        if not self.tasks:
+            return
+        task = self.tasks.pop()
         if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+            if self.tasks:  # an inner task (an evaluation): drop its bar, keep the outer one
+                self.progress.remove_task(task.task_id)
+            else:
+                self.progress.stop()
+                self.progress = None
+
+    def _line(self, message: str) -> None:
+        self.stream.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+        self.stream.flush()

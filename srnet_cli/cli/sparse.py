@@ -39,7 +39,12 @@ InitialSparsityOpt = Annotated[
     float | None, typer.Option("--initial-sparsity", help="Start of the cubic schedule (gradual sparsity).")
 ]
 TrainWithOpt = Annotated[
-    list[str] | None, typer.Option("--train-with", help="Add an OOD training set (hans), CE only: the upper bound.")
+    list[str] | None,
+    typer.Option(
+        "--train-with",
+        help="Add the task's OOD training set (mnli: hans, qqp: paws, fever: "
+        "symmetric), CE only: the paper's upper bound.",
+    ),
 ]
 InitOpt = Annotated[str | None, typer.Option("--init", help="Score initialisation: hard | soft.")]
 

@@ -9,11 +9,18 @@ from srnet_cli.errors import UsageError
 
 
 def check_device(device: str) -> None:
-    """`cuda` without a visible GPU is an error (before anything is written), not a silent CPU run."""
+    """`cuda` without a visible GPU is an error (before anything is written), not a silent CPU run; so is a
+    `cuda:N` beyond the visible GPUs."""
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda but no CUDA device is visible", "use --device cpu or --device auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device} but no CUDA device is visible", "use --device cpu or --device auto")
+    if device.startswith("cuda:"):
+        index, count = int(device.removeprefix("cuda:")), torch.cuda.device_count()
+        if index >= count:
+            raise UsageError(f"--device {device} but only {count} CUDA device(s) are visible",
+                             f"use --device cuda:0 ... cuda:{count - 1}")  # fmt: skip
+        torch.cuda.set_device(index)  # accelerate's single-process device is the current CUDA device
 
 
 def make_accelerator(device: str, mixed_precision: str = "no") -> Any:

@@ -259,18 +259,27 @@ SPLIT_FILES: dict[str, dict[str, tuple[str, ...]]] = {
         "dev": ("dev.tsv",),
         # srnet's names first, then the folders and files as google-research-datasets/paws releases them
         "paws_qqp": ("paws_qqp/dev.tsv", "paws_qqp/dev_and_test.tsv", "paws_qqp/output/dev_and_test.tsv"),
-        "paws_wiki": ("paws_wiki/test.tsv", "paws_wiki_labeled_final/test.tsv",
-                      "paws_wiki_labeled_final/final/test.tsv"),
+        "paws_wiki": (
+            "paws_wiki/test.tsv",
+            "paws_wiki_labeled_final/test.tsv",
+            "paws_wiki_labeled_final/final/test.tsv",
+        ),
         "paws_qqp_train": ("paws_qqp/train.tsv", "paws_qqp/output/train.tsv"),
-        "paws_wiki_train": ("paws_wiki/train.tsv", "paws_wiki_labeled_final/train.tsv",
-                            "paws_wiki_labeled_final/final/train.tsv"),
+        "paws_wiki_train": (
+            "paws_wiki/train.tsv",
+            "paws_wiki_labeled_final/train.tsv",
+            "paws_wiki_labeled_final/final/train.tsv",
+        ),
     },
     "fever": {
         "train": ("fever.train.jsonl",),
         "dev": ("fever.dev.jsonl",),
         # srnet's names first, then TalSchuster/FeverSymmetric's release names (folders or the files themselves)
-        "fever_sym1": ("sym1/test.jsonl", "symmetric_v0.1/fever_symmetric_generated.jsonl",
-                       "fever_symmetric_generated.jsonl"),
+        "fever_sym1": (
+            "sym1/test.jsonl",
+            "symmetric_v0.1/fever_symmetric_generated.jsonl",
+            "fever_symmetric_generated.jsonl",
+        ),
         "fever_sym2": ("sym2/test.jsonl", "symmetric_v0.2/fever_symmetric_test.jsonl", "fever_symmetric_test.jsonl"),
         "fever_sym2_dev": ("sym2/dev.jsonl", "symmetric_v0.2/fever_symmetric_dev.jsonl", "fever_symmetric_dev.jsonl"),
     },

@@ -196,6 +196,21 @@ def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
     replace_dir(target, fill)
 
 
+def save_model_into(model: Any, tokenizer: Any, directory: Path) -> None:
+    """save_pretrained into a temp dir inside `directory`, then move each file in (each move atomic): `directory`
+    (a run directory, with its lock and marker) becomes a checkpoint that from_pretrained(directory) loads."""
+    tmp = directory / f".model.tmp-{os.getpid()}"
+    with touching(directory, "writing"):
+        try:
+            tmp.mkdir()
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            for item in sorted(tmp.iterdir()):
+                os.replace(item, directory / item.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def truncate_lines(path: Path, keep: int) -> None:
     """Keep the first `keep` lines (atomically): lines written after the last resumable state are redone."""
     if not path.is_file():

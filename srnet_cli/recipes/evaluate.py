@@ -39,7 +39,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     from srnet_cli.engine.devices import make_accelerator
     from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
     from srnet_cli.engine.masking import sparsity_summary
-    from srnet_cli.engine.models import load_classifier, load_tokenizer, model_labels
+    from srnet_cli.engine.models import load_tokenizer, model_labels
 
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
@@ -47,7 +47,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         model = masked_model(preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter,
                              preset.use_mask_weights)  # fmt: skip
     else:
-        model = load_classifier(preset.model.name_or_path)
+        model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
     model = model.to(accelerator.device)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
     labels = head_labels(model_labels(model), task, ctx.reporter)
@@ -85,3 +85,19 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         results["out"] = str(out)
         write_json(out / "results.json", results)
     return results
+
+
+def _fine_tuned_classifier(name: str, task: str) -> Any:
+    """The model with its trained classification head; a checkpoint without one (a pre-trained model such as
+    `minilm`) would be evaluated with a random head, which is refused with what to do instead."""
+    from srnet_cli.engine.models import load_classifier
+    from srnet_cli.errors import ModelError
+
+    model, info = load_classifier(name, output_loading_info=True)
+    new_head = sorted(k for k in info.get("missing_keys", ()) if k.startswith(("classifier", "score")))
+    if new_head:
+        raise ModelError(f"{name} has no trained classification head ({new_head[0]} is missing): it is a pre-trained "
+                         f"model, and evaluating it would score a random head",
+                         f"fine-tune it first (srnet finetune --task {task} --model {name} --out runs/ce), then pass "
+                         "--model runs/ce/model; or evaluate a mask searched on it (--mask)")  # fmt: skip
+    return model

@@ -62,7 +62,7 @@ def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter:
          use_mask_weights: bool = False) -> dict[str, Any]:  # fmt: skip
     """A plain HF checkpoint (AutoModelForSequenceClassification) with the pruned weights set to zero."""
     from srnet_cli.engine.models import check_model_available
-    from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_atomic, write_json
+    from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_into, write_json
 
     mask_path, mask_file = load_mask_input(mask_given, None)
     assert mask_path is not None and mask_file is not None
@@ -79,8 +79,8 @@ def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter:
     summary = sparsity_summary(masks_state(model))
     unwrap(model)
     prepare_out_dir(out, overwrite, (mask_path, model_name))
-    save_model_atomic(model, tokenizer, out / "model")
+    save_model_into(model, tokenizer, out)  # OUT itself is the checkpoint: from_pretrained(OUT) loads it
     results = {"command": "export-mask", "bake": True, "mask": str(mask_path), "model": model_name,
-               "out": str(out / "model"), **summary}  # fmt: skip
+               "out": str(out), **summary}  # fmt: skip
     write_json(out / "results.json", results)
     return results
