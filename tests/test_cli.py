@@ -156,3 +156,85 @@ def test_overwrite_needs_srnet_marker_and_spares_inputs(tmp_path, synth_dir):
     link.symlink_to(data)
     result = invoke("data", "synth", "--out", str(link), "--overwrite")
     assert result.exit_code == 1 and "is a symbolic link" in result.stderr
+
+
+def test_named_hyperparameter_flags_and_the_run_length(tmp_path, synth_dir):
+    result = invoke("finetune", "--task", "mnli", "--max-steps", "40", "--lr", "1e-4", "--batch-size", "16",
+                    "--max-length", "64", "--dry-run", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    train = json.loads(result.stdout)["train"]
+    assert (train["max_steps"], train["lr"], train["batch_size"]) == (40, 1e-4, 16)
+    assert json.loads(result.stdout)["model"]["max_length"] == 64
+    # the preset's 3600-step warm-up was sized for 3 MNLI epochs: a 40-step run gets 10% of itself, and is told so
+    assert train["warmup_ratio"] == 0.1 and train["warmup_steps"] is None
+    assert "sized for its own run length" in result.stderr
+    assert "max_steps decides the run: 40 steps; warm-up 4 steps" in result.stderr
+    steps = json.loads(invoke("imp", "--task", "mnli", "--warmup", "7", "--dry-run", "--json").stdout)["train"]
+    ratio = json.loads(invoke("mask-train", "--task", "mnli", "--warmup", "0.05", "--dry-run", "--json").stdout)
+    assert steps["warmup_steps"] == 7 and steps["warmup_ratio"] is None
+    assert ratio["train"]["warmup_ratio"] == 0.05 and ratio["train"]["warmup_steps"] is None
+    # epochs decide: 240 rows at batch 32 = 8 steps an epoch (counted from the file), 2 epochs = 16 steps
+    epochs = invoke("retrain", "--task", "mnli", "--mask", "m.safetensors", "--data-dir", str(synth_dir), "--epochs",
+                    "2", "--warmup", "0.25", "--dry-run")  # fmt: skip
+    assert "epochs decide the run: 2 epochs x 8 steps (240 training rows" in epochs.stderr
+    assert "= 16 steps; warm-up 4 steps" in epochs.stderr
+    # a named flag beats --set of the same key, and says so
+    both = invoke("finetune", "--task", "mnli", "--set", "train.lr=1e-3", "--lr", "2e-5", "--dry-run", "--json")
+    assert json.loads(both.stdout)["train"]["lr"] == 2e-5 and "overrides --set" in both.stderr
+
+
+@pytest.mark.parametrize("warmup", ["1.5", "-3", "ten", "0.1.2"])
+def test_warmup_flag_is_steps_or_a_ratio(warmup):
+    result = invoke("finetune", "--task", "mnli", "--warmup", warmup, "--dry-run")
+    assert result.exit_code == 2 and "--warmup" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_warmup_longer_than_the_run_is_refused_before_anything_is_written(tmp_path, synth_dir, tiny_bert_dir):
+    out = tmp_path / "run"
+    result = invoke("finetune", "--task", "mnli", "--model", str(tiny_bert_dir), "--data-dir", str(synth_dir),
+                    "--max-steps", "4", "--warmup", "10", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 2
+    assert "error: the warm-up (10 steps) is not shorter than the run (4 steps)" in result.stderr
+    assert "--warmup 0.1" in result.stderr and not out.exists()
+
+
+def test_tasks_lists_sets_metrics_and_bias_kinds():
+    rows = {r["task"]: r for r in json.loads(invoke("tasks", "--json").stdout)}
+    assert set(rows) == {"mnli", "qqp", "fever"}
+    assert rows["mnli"]["ood_sets"] == ["hans"] and rows["qqp"]["selection_metrics"] == ["f1", "weighted_f1", "acc"]
+    assert rows["fever"]["bias_kinds"] == ["claim-only"] and rows["mnli"]["id_sets"][0] == rows["mnli"]["selects_on"]
+    table = invoke("tasks")
+    assert table.exit_code == 0 and "paws_qqp" in table.stdout
+    wrong = invoke("evaluate", "--task", "mnlx", "--model", "m")
+    assert wrong.exit_code == 2 and "unknown task 'mnlx': srnet knows mnli, qqp, fever" in wrong.stderr
+
+
+@pytest.mark.parametrize("device,message", [("cuda:1", "no CUDA device is visible"), ("cuda:x", "cuda:N"),
+                                            ("gpu", "is not one of auto, cpu, cuda, cuda:N")])  # fmt: skip
+def test_device_cuda_n(tmp_path, synth_dir, tiny_bert_dir, device, message):
+    out = tmp_path / "run"
+    result = invoke("finetune", "--task", "mnli", "--model", str(tiny_bert_dir), "--data-dir", str(synth_dir),
+                    "--max-steps", "1", "--device", device, "--out", str(out))  # fmt: skip
+    assert result.exit_code == 2 and message in result.stderr and not out.exists()
+
+
+def test_log_lines_are_not_padded_or_wrapped():
+    import io
+
+    from srnet_cli.cli.reporting import RichReporter
+
+    stream = io.StringIO()
+    reporter = RichReporter(stream=stream)
+    long = "x" * 300 + " [not markup]"
+    reporter.log(long)
+    reporter.start(10, "train")
+    reporter.start(4, "evaluate hans")  # nested: an evaluation inside training
+    for _ in range(4):
+        reporter.advance(1)
+    reporter.end()
+    reporter.advance(10, loss=0.5)
+    reporter.end()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith(long) and lines[0] == lines[0].rstrip()
+    assert any(line.endswith("evaluate hans 4/4") for line in lines)
+    assert lines[-1].endswith("train 10/10 loss 0.5") and all(len(line) < 350 for line in lines)

@@ -56,12 +56,39 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cu
 SparsityOpt = Annotated[
     float | None, typer.Option("--sparsity", help="Sparsity of the masked matrices (mask.sparsity).")
 ]
+# Named hyperparameter flags (sugar for train.* / model.* keys; same precedence as the other named flags)
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate (train.lr).")]
+EpochsOpt = Annotated[float | None, typer.Option("--epochs", help="Epochs (train.epochs; drops max_steps).")]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Optimiser steps; overrides --epochs.")]
+BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", help="Global batch size (train.batch_size).")]
+MaxLengthOpt = Annotated[int | None, typer.Option("--max-length", help="Longest tokenised pair (model.max_length).")]
+WarmupOpt = Annotated[
+    str | None, typer.Option("--warmup", help="Warm-up: whole steps (500) or a fraction of the run below 1 (0.1).")
+]
 UseMaskWeightsOpt = Annotated[
     bool,
     typer.Option("--use-mask-weights", help="A torch-pruned mask file (the original IMP's pytorch_model.bin): use "
                  "its trained weights (weight_orig) instead of --model's."),
 ]  # fmt: skip
 MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
+
+
+def hyper_flags(lr: float | None, epochs: float | None, max_steps: int | None, batch_size: int | None,
+                max_length: int | None, warmup: str | None) -> dict[str, Any]:  # fmt: skip
+    """The named hyperparameter flags as preset keys; --warmup is steps (an integer) or a ratio (below 1)."""
+    flags: dict[str, Any] = {"train.lr": lr, "train.epochs": epochs, "train.max_steps": max_steps,
+                             "train.batch_size": batch_size, "model.max_length": max_length}  # fmt: skip
+    if warmup is not None:
+        text = warmup.strip()
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            value = None
+        if value is None or value < 0 or (isinstance(value, float) and value >= 1):
+            raise UsageError(f"--warmup {warmup!r} is neither a number of steps nor a fraction of the run below 1",
+                             "e.g. --warmup 500 (steps) or --warmup 0.1 (10% of the run)")  # fmt: skip
+        flags["train.warmup_steps" if isinstance(value, int) else "train.warmup_ratio"] = value
+    return flags
 
 
 def check_task(task: str | None) -> None:
@@ -96,7 +123,43 @@ def resolve(command: str, preset: str | None, task: str | None, loss: str | None
     return resolved
 
 
+def run_length(preset: Section) -> str | None:
+    """What decides a training run's length (epochs or max_steps), its total steps and warm-up, for --dry-run."""
+    import math
+
+    train = getattr(preset, "train", None)
+    if train is None:
+        return None
+    data_dir = preset.data.dir  # type: ignore[attr-defined]
+    if train.max_steps:
+        total, text = train.max_steps, f"max_steps decides the run: {train.max_steps} steps"
+    else:
+        from srnet_cli.engine.readers import count_training_rows
+
+        counted = count_training_rows(preset.task, Path(data_dir).expanduser()) if data_dir else None  # type: ignore[attr-defined]
+        if counted is None:
+            return (f"epochs decide the run: {train.epochs:g} epochs of the training set at batch {train.batch_size} "
+                    "(its size is known once the data is read: pass --data-dir to count it now)")  # fmt: skip
+        rows, path = counted
+        limit = preset.data.train_limit  # type: ignore[attr-defined]
+        rows = min(rows, limit) if limit else rows
+        per_epoch = math.ceil(rows / train.batch_size)
+        total = max(1, math.ceil(train.epochs * per_epoch))
+        text = (f"epochs decide the run: {train.epochs:g} epochs x {per_epoch} steps ({rows} training rows in {path}, "
+                f"batch {train.batch_size}) = {total} steps")  # fmt: skip
+    warmup = train.warmup_steps if train.warmup_steps is not None else round((train.warmup_ratio or 0.0) * total)
+    text += f"; warm-up {warmup} steps"
+    if warmup and warmup >= total:
+        text += " (not shorter than the run: refused when it starts; pass --warmup 0.1)"
+    if getattr(getattr(preset, "search", None), "train_with", None):
+        text += " (plus the OOD training data, counted when it is read)"
+    return text
+
+
 def print_dry_run(preset: Section, as_json: bool) -> None:
+    length = run_length(preset)
+    if length:
+        stderr.print(f"[yellow]note:[/] {escape(length)}", highlight=False)
     if as_json:
         print(json.dumps(preset.model_dump(mode="json")))
     else:

@@ -8,13 +8,18 @@ import typer
 
 from srnet_cli.cli.common import (
     AllowPickleOpt,
+    BatchSizeOpt,
     BiasOpt,
     DataDirOpt,
     DeviceOpt,
     DryRunOpt,
+    EpochsOpt,
     JsonOpt,
     LossOpt,
+    LrOpt,
     MaskOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
     MixedPrecisionOpt,
     ModelOpt,
     OutOpt,
@@ -28,6 +33,8 @@ from srnet_cli.cli.common import (
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
+    WarmupOpt,
+    hyper_flags,
     launch,
     print_dry_run,
     resolve,
@@ -59,6 +66,12 @@ def finetune(
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
     mixed_precision: MixedPrecisionOpt = None,
+    lr: LrOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    warmup: WarmupOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
@@ -75,9 +88,8 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision) | {
-        "train.save_every": save_every
-    }
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"train.save_every": save_every}
     resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -98,6 +110,12 @@ def retrain(
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
     mixed_precision: MixedPrecisionOpt = None,
+    lr: LrOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    warmup: WarmupOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
@@ -116,6 +134,7 @@ def retrain(
     Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
     flags |= {"mask.file": mask, "mask.sparsity": sparsity}
     resolved = resolve("retrain", preset, task, loss, set_, flags)
     if dry_run:

@@ -8,12 +8,17 @@ import typer
 
 from srnet_cli.cli.common import (
     AllowPickleOpt,
+    BatchSizeOpt,
     BiasOpt,
     DataDirOpt,
     DeviceOpt,
     DryRunOpt,
+    EpochsOpt,
     JsonOpt,
     LossOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
     MixedPrecisionOpt,
     ModelOpt,
     OutOpt,
@@ -27,6 +32,8 @@ from srnet_cli.cli.common import (
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
+    WarmupOpt,
+    hyper_flags,
     launch,
     print_dry_run,
     resolve,
@@ -59,6 +66,12 @@ def imp(
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
     mixed_precision: MixedPrecisionOpt = None,
+    lr: LrOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    warmup: WarmupOpt = None,
     sparsity: SparsityOpt = None,
     rewind: RewindOpt = None,
     out: OutOpt = None,
@@ -79,6 +92,7 @@ def imp(
     Example: srnet imp --task mnli --loss poe --model runs/ce/model --bias B/bias.json --data-dir D --out runs/imp
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
     flags |= {"mask.sparsity": sparsity, "imp.rewind": rewind}
     resolved = resolve("imp", preset, task, loss, set_, flags)
     if dry_run:
@@ -98,6 +112,12 @@ def mask_train(
     teacher: TeacherOpt = None,
     allow_pickle: AllowPickleOpt = False,
     mixed_precision: MixedPrecisionOpt = None,
+    lr: LrOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    warmup: WarmupOpt = None,
     sparsity: SparsityOpt = None,
     initial_sparsity: InitialSparsityOpt = None,
     init: InitOpt = None,
@@ -120,7 +140,8 @@ def mask_train(
     Example: srnet mask-train --task mnli --loss poe --model runs/ce/model --bias B/bias.json --sparsity 0.5 \\
     --data-dir D --out runs/mask
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision) | {
+    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {
         "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
         "search.train_with": train_with or None,
     }  # fmt: skip

@@ -20,7 +20,14 @@ from srnet_cli.parsing import NestingError, toml_loads
 
 REPO_PRESETS = Path(__file__).resolve().parents[2] / "presets"
 # Keys that exclude each other: an override of one drops the other from the preset file (TOML has no null).
-EXCLUSIVE = {"train.warmup_steps": "train.warmup_ratio", "train.warmup_ratio": "train.warmup_steps"}
+EXCLUSIVE = {
+    "train.warmup_steps": "train.warmup_ratio",
+    "train.warmup_ratio": "train.warmup_steps",
+    "train.epochs": "train.max_steps",
+}  # --epochs makes the epochs decide: the preset's max_steps goes
+RUN_LENGTH = ("train.max_steps", "train.epochs")
+WARMUP = ("train.warmup_steps", "train.warmup_ratio")
+RESCALED_WARMUP = 0.1  # the paper's warm-ups are ~10% of their runs (3600 of 36.8k MNLI steps)
 
 
 def presets_root() -> Path:
@@ -139,6 +146,7 @@ def load_preset(
     for dotted in overrides:
         if dotted in EXCLUSIVE and EXCLUSIVE[dotted] not in overrides:
             _deep_pop(raw, EXCLUSIVE[dotted])
+    _rescale_warmup(raw, overrides, notes)
     for dotted, value in set_values.items():
         _deep_set(raw, dotted, value)
     for dotted, value in flags.items():
@@ -148,6 +156,20 @@ def load_preset(
             notes.append(f"{dotted}: the named flag ({value!r}) overrides --set ({set_values[dotted]!r})")
         _deep_set(raw, dotted, value)
     return validate(command, raw), path, notes
+
+
+def _rescale_warmup(raw: dict[str, Any], overrides: set[str], notes: list[str]) -> None:
+    """A preset's warm-up in steps is sized for the preset's own run length: when the run length is overridden
+    (--max-steps, --epochs, --set) and the warm-up is not, it becomes 10% of the new run, and the user is told."""
+    train = raw.get("train")
+    steps = train.get("warmup_steps") if isinstance(train, dict) else None
+    if not steps or not overrides & set(RUN_LENGTH) or overrides & set(WARMUP):
+        return
+    train.pop("warmup_steps")
+    train["warmup_ratio"] = RESCALED_WARMUP
+    notes.append(f"the preset's warm-up of {steps} steps is sized for its own run length; with another run length "
+                 f"it is {RESCALED_WARMUP:.0%} of the run (train.warmup_ratio = {RESCALED_WARMUP}); pass --warmup "
+                 "to choose")  # fmt: skip
 
 
 def dump_toml(preset: Section) -> str:

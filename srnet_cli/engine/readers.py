@@ -323,6 +323,18 @@ def load_split(task: str, split: str, data_dir: Path | None, strict: bool = Fals
         return _read(task, split, path, strict)
 
 
+def count_training_rows(task: str, data_dir: Path) -> tuple[int, Path] | None:
+    """Data rows of the task's training file (header and blank lines not counted), without parsing them: what
+    `--dry-run` needs to say how many steps an epoch is. None when the file is not there."""
+    base = task_dir(data_dir, task)
+    path = next((base / rel for rel in SPLIT_FILES[task]["train"] if (base / rel).is_file()), None)
+    if path is None:
+        return None
+    with path.open("rb") as f:
+        rows = sum(1 for line in f if line.strip())
+    return rows - (path.suffix != ".jsonl"), path
+
+
 def check_unique_ids(dataset: Dataset) -> None:
     """Training examples are keyed by id (bias and teacher rows, predictions): two rows with one id would share
     one bias row and be written twice, so a duplicate is an error naming both lines."""

@@ -29,6 +29,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     loaded = training.load_model(preset, inputs, ctx)
     model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
     train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
+    plan = training.budget(preset, len(train_enc), ctx)  # a warm-up longer than the run is refused before writing
     masks = None
     if mask_file is not None and mask_cfg is not None:
         from srnet_cli.recipes.masks import inject_mask_file
@@ -52,7 +53,6 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
-    plan = training.budget(preset, len(train_enc), ctx)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     epochs = plan.max_steps / plan.steps_per_epoch

@@ -36,6 +36,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     loaded = training.load_model(preset, inputs, ctx)
     model, accelerator = loaded.model, loaded.accelerator
     train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
+    plan = training.budget(preset, len(train_enc), ctx)  # a warm-up longer than the run is refused before writing
 
     from srnet_cli.engine.mask_files import MaskFile, save_mask_file
     from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
@@ -66,7 +67,6 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
 
     task, cfg = inputs.task, preset.train
     selection_set, during = training.evaluation_sets(preset, eval_sets)
-    plan = training.budget(preset, len(train_enc), ctx)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
     recal_every = search.recalibrate_every or preset.eval.every

@@ -17,7 +17,7 @@ from srnet_cli.engine.readers import Dataset, check_unique_ids, load_split
 from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import TaskSpec, task_spec
 from srnet_cli.engine.teacher_files import load_teacher
-from srnet_cli.errors import DataError
+from srnet_cli.errors import DataError, UsageError
 from srnet_cli.recipes.common import load_eval_sets
 
 
@@ -308,9 +308,11 @@ def budget(preset: FinetunePreset, n_train: int, ctx: RunContext) -> Budget:
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round((cfg.warmup_ratio or 0.0) * max_steps)
-    if warmup >= max_steps:
-        ctx.reporter.log(f"warning: warm-up ({warmup} steps) is not shorter than training ({max_steps} steps); "
-                         "set train.warmup_steps or train.warmup_ratio")  # fmt: skip
+    if warmup and warmup >= max_steps:  # the learning rate would never reach its peak (a 40-step run at lr ~1e-7)
+        raise UsageError(
+            f"the warm-up ({warmup} steps) is not shorter than the run ({max_steps} steps)",
+            f"pass --warmup 0.1 (10% of the run), --warmup N below {max_steps}, or --warmup 0",
+        )
     return Budget(steps_per_epoch, max_steps, warmup)
 
 
