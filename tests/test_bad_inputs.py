@@ -241,7 +241,7 @@ def test_missing_ood_set_is_reported_and_skipped(data, tmp_path, tiny_bert_dir):
         app, ["evaluate", "--model", str(tiny_bert_dir), "--task", "mnli", "--data-dir", str(data), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert "warning: OOD set hans skipped" in result.stderr
+    assert "warning: OOD set hans missing, not evaluated" in result.stderr
     assert set(json.loads(result.stdout)["metrics"]) == {"dev_matched", "dev_mismatched"}
 
 

@@ -102,7 +102,11 @@ def test_finetune_reports_malformed_rows(tiny_bert_dir, synth_dir, tmp_path):
                     tmp_path / "r", "--set", "train.max_steps=1", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "1 malformed rows skipped (first: line 21" in result.stderr
-    assert json.loads(result.stdout)["data"] == {"train": 39, "train_malformed": 1}
+    data_report = json.loads(result.stdout)["data"]
+    assert (data_report["train"], data_report["train_malformed"]) == (39, 1)
+    assert data_report["train_rows"] == {"source": str(data / "train.tsv"), "rows": 40, "used": 39, "skipped": 1,
+                                         "first_skipped_lines": [21]}  # fmt: skip
+    assert data_report["missing"] == [] and data_report["sets"]["hans"]["rows"] == 48
     strict = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data.parent, "--out",
                     tmp_path / "s", "--set", "data.strict=true")  # fmt: skip
     assert strict.exit_code == 1 and "train.tsv:21: expected 12 tab-separated fields" in strict.stderr

@@ -65,6 +65,10 @@ MaxLengthOpt = Annotated[int | None, typer.Option("--max-length", help="Longest 
 WarmupOpt = Annotated[
     str | None, typer.Option("--warmup", help="Warm-up: whole steps (500) or a fraction of the run below 1 (0.1).")
 ]
+SetsOpt = Annotated[
+    str | None, typer.Option("--sets", help="Evaluate only these sets, comma-separated (e.g. dev_matched,hans; "
+                             "`srnet tasks` lists them); training still selects on the first ID set."),
+]  # fmt: skip
 UseMaskWeightsOpt = Annotated[
     bool,
     typer.Option("--use-mask-weights", help="A torch-pruned mask file (the original IMP's pytorch_model.bin): use "
@@ -89,6 +93,11 @@ def hyper_flags(lr: float | None, epochs: float | None, max_steps: int | None, b
                              "e.g. --warmup 500 (steps) or --warmup 0.1 (10% of the run)")  # fmt: skip
         flags["train.warmup_steps" if isinstance(value, int) else "train.warmup_ratio"] = value
     return flags
+
+
+def sets_flag(sets: str | None) -> list[str] | None:
+    """`--sets a,b` as eval.sets; an empty list is refused by the preset schema with the task's sets."""
+    return None if sets is None else [s.strip() for s in sets.split(",") if s.strip()]
 
 
 def check_task(task: str | None) -> None:

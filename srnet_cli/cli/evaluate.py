@@ -19,17 +19,27 @@ from srnet_cli.cli.common import (
     PresetOpt,
     QuietOpt,
     SetOpt,
+    SetsOpt,
     TaskOpt,
     UseMaskWeightsOpt,
     check_device,
     emit,
     print_dry_run,
     resolve,
+    sets_flag,
 )  # fmt: skip
 from srnet_cli.cli.tables import subnetwork_table
+from srnet_cli.config.schema import LAYOUTS
+from srnet_cli.errors import UsageError
 
 SplitOpt = Annotated[
     str | None, typer.Option("--split", help="eval (ID dev + OOD sets, default) or train (the training set).")
+]
+FileOpt = Annotated[
+    Path | None, typer.Option("--file", help="Evaluate this one file (with --layout) instead of the task's sets.")
+]
+LayoutOpt = Annotated[
+    str | None, typer.Option("--layout", help="Format of --file: mnli | hans | qqp | paws | fever | fever-sym.")
 ]
 SaveProbsOpt = Annotated[
     Path | None, typer.Option("--save-probs", help="With --split train: write class probabilities by example id.")
@@ -42,6 +52,9 @@ def evaluate(
     data_dir: DataDirOpt = None,
     mask: MaskOpt = None,
     use_mask_weights: UseMaskWeightsOpt = False,
+    sets: SetsOpt = None,
+    file: FileOpt = None,
+    layout: LayoutOpt = None,
     split: SplitOpt = None,
     save_probs: SaveProbsOpt = None,
     preset: PresetOpt = None,
@@ -62,7 +75,14 @@ def evaluate(
     """
     flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
              "mask_file": mask, "use_mask_weights": use_mask_weights or None, "split": split,
-             "save_probs": str(save_probs) if save_probs else None}  # fmt: skip
+             "save_probs": str(save_probs) if save_probs else None, "eval.sets": sets_flag(sets),
+             "file": str(file) if file else None, "layout": layout}  # fmt: skip
+    if (file is None) != (layout is None):
+        raise UsageError("--file needs --layout (mnli, hans, qqp, paws, fever, fever-sym), and --layout a --file",
+                         "e.g. srnet evaluate --model M --file my_hans.txt --layout hans")  # fmt: skip
+    if task is None and layout in LAYOUTS and preset is None:
+        task = LAYOUTS[layout]  # --file F --layout hans: the task is implied
+        flags["task"] = task
     resolved = resolve("evaluate", preset, task, None, set_, flags)
     if dry_run:
         print_dry_run(resolved, json_)

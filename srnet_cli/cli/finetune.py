@@ -30,6 +30,7 @@ from srnet_cli.cli.common import (
     SeedOpt,
     SeedsOpt,
     SetOpt,
+    SetsOpt,
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
@@ -38,6 +39,7 @@ from srnet_cli.cli.common import (
     launch,
     print_dry_run,
     resolve,
+    sets_flag,
 )  # fmt: skip
 from srnet_cli.cli.tables import metrics_table, subnetwork_table
 
@@ -72,6 +74,7 @@ def finetune(
     batch_size: BatchSizeOpt = None,
     max_length: MaxLengthOpt = None,
     warmup: WarmupOpt = None,
+    sets: SetsOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
@@ -89,7 +92,8 @@ def finetune(
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"train.save_every": save_every}
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
+    flags |= {"eval.sets": sets_flag(sets), "train.save_every": save_every}
     resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -116,6 +120,7 @@ def retrain(
     batch_size: BatchSizeOpt = None,
     max_length: MaxLengthOpt = None,
     warmup: WarmupOpt = None,
+    sets: SetsOpt = None,
     out: OutOpt = None,
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
@@ -134,7 +139,7 @@ def retrain(
     Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"eval.sets": sets_flag(sets)}
     flags |= {"mask.file": mask, "mask.sparsity": sparsity}
     resolved = resolve("retrain", preset, task, loss, set_, flags)
     if dry_run:

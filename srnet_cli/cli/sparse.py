@@ -29,6 +29,7 @@ from srnet_cli.cli.common import (
     SeedOpt,
     SeedsOpt,
     SetOpt,
+    SetsOpt,
     SparsityOpt,
     TaskOpt,
     TeacherOpt,
@@ -37,6 +38,7 @@ from srnet_cli.cli.common import (
     launch,
     print_dry_run,
     resolve,
+    sets_flag,
 )  # fmt: skip
 from srnet_cli.cli.finetune import _flags
 from srnet_cli.cli.tables import imp_table, subnetwork_table
@@ -72,6 +74,7 @@ def imp(
     batch_size: BatchSizeOpt = None,
     max_length: MaxLengthOpt = None,
     warmup: WarmupOpt = None,
+    sets: SetsOpt = None,
     sparsity: SparsityOpt = None,
     rewind: RewindOpt = None,
     out: OutOpt = None,
@@ -92,7 +95,7 @@ def imp(
     Example: srnet imp --task mnli --loss poe --model runs/ce/model --bias B/bias.json --data-dir D --out runs/imp
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"eval.sets": sets_flag(sets)}
     flags |= {"mask.sparsity": sparsity, "imp.rewind": rewind}
     resolved = resolve("imp", preset, task, loss, set_, flags)
     if dry_run:
@@ -118,6 +121,7 @@ def mask_train(
     batch_size: BatchSizeOpt = None,
     max_length: MaxLengthOpt = None,
     warmup: WarmupOpt = None,
+    sets: SetsOpt = None,
     sparsity: SparsityOpt = None,
     initial_sparsity: InitialSparsityOpt = None,
     init: InitOpt = None,
@@ -141,7 +145,7 @@ def mask_train(
     --data-dir D --out runs/mask
     """
     flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {
+    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"eval.sets": sets_flag(sets)} | {
         "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
         "search.train_with": train_with or None,
     }  # fmt: skip

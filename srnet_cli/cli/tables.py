@@ -30,6 +30,8 @@ def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, m in metrics.items():
         table.add_row(name, str(m.get("n", "")), _pct(m.get("acc")), *(_pct(m.get(key)) for key, _ in extra))
+    for name in results.get("data", {}).get("missing", []):  # an OOD set not found: named, never silently absent
+        table.add_row(name, "missing", *["-"] * (1 + len(extra)))
     stdout.print(table)
     hans = metrics.get("hans")
     if hans and "heuristics" in hans:
@@ -66,6 +68,9 @@ def imp_table(results: dict[str, Any]) -> None:
         table.add_row(f"{row['level']:.2f}", f"{100 * row['sparsity']:.2f}", str(row["step"]),
                       *(_pct(row["metrics"][s].get("acc")) for s in sets))  # fmt: skip
     stdout.print(table)
+    missing = results.get("data", {}).get("missing", [])
+    if missing:
+        stdout.print(f"missing (not found under --data-dir, not evaluated): {', '.join(missing)}")
     stdout.print(f"masks: {results['out']}/masks/level-*.safetensors; results: {results['out']}/results.json")
 
 

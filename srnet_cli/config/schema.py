@@ -33,6 +33,7 @@ class DataCfg(Section):
     dir: str | None = Field(None, description="data root holding MNLI/...; unset: the datasets hub (online only)")
     strict: bool = Field(False, description="a malformed row is an error instead of being counted and skipped")
     train_limit: int | None = Field(None, ge=1, description="use only the first N training examples")
+    require_ood: bool = Field(False, description="a missing OOD set is an error (CI, cron) instead of 'missing'")
 
 
 class LossCfg(Section):
@@ -94,6 +95,8 @@ class EvalCfg(Section):
         "acc", description="ID dev metric that selects the best checkpoint (QQP: f1 of duplicate, or weighted_f1)"
     )
     ood_during_training: bool = Field(False, description="also evaluate OOD sets at every evaluation")
+    sets: list[str] | None = Field(None, description="evaluate only these of the task's sets (`srnet tasks`); "
+                                   "training commands still select on the first ID set")  # fmt: skip
 
 
 class MaskCfg(Section):
@@ -139,6 +142,21 @@ class SearchCfg(Section):
     ood_copies: int = Field(1, ge=1, le=100, description="how many copies of each train_with set")
 
 
+LAYOUTS = {"mnli": "mnli", "hans": "mnli", "qqp": "qqp", "paws": "qqp", "fever": "fever", "fever-sym": "fever"}
+
+
+def check_sets(task: str, sets: list[str] | None) -> None:
+    from srnet_cli.engine.tasks import TASKS  # no torch: plain task facts
+
+    if sets is None:
+        return
+    known = (*TASKS[task].id_splits, *TASKS[task].ood_sets)
+    unknown = [s for s in sets if s not in known]
+    if unknown or not sets:
+        raise ValueError(f"eval.sets: {unknown[0] if unknown else 'an empty list'!r} is not a set of {task}; "
+                         f"choose from {', '.join(known)}")  # fmt: skip
+
+
 def check_metric(task: str, metric: str) -> None:
     if metric not in SELECTION_METRICS[task]:
         raise ValueError(f"eval.metric {metric!r} does not exist for {task}; use one of "
@@ -158,6 +176,7 @@ class FinetunePreset(Section):
     @model_validator(mode="after")
     def _metric_of_task(self) -> FinetunePreset:
         check_metric(self.task, self.eval.metric)
+        check_sets(self.task, self.eval.sets)
         return self
 
 
@@ -174,11 +193,23 @@ class EvaluatePreset(Section):
     split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
     save_probs: str | None = Field(None, description="with split=train: write class probabilities by example id "
                                    "(the conf-reg teacher file)")  # fmt: skip
+    file: str | None = Field(None, description="evaluate this one file instead of the task's sets (with layout)")
+    layout: Literal["mnli", "hans", "qqp", "paws", "fever", "fever-sym"] | None = Field(
+        None, description="the upstream format of `file`"
+    )
 
     @model_validator(mode="after")
     def _probs_of_train(self) -> EvaluatePreset:
         if self.save_probs and self.split != "train":
             raise ValueError("--save-probs writes teacher probabilities of the training set: add --split train")
+        check_sets(self.task, self.eval.sets)
+        if (self.file is None) != (self.layout is None):
+            raise ValueError("--file needs --layout (mnli, hans, qqp, paws, fever, fever-sym), and --layout a --file")
+        if self.layout is not None and LAYOUTS[self.layout] != self.task:
+            raise ValueError(f"--layout {self.layout} is a {LAYOUTS[self.layout]} file, not {self.task}: pass "
+                             f"--task {LAYOUTS[self.layout]}")  # fmt: skip
+        if self.file is not None and (self.split == "train" or self.eval.sets):
+            raise ValueError("--file evaluates one file: drop --split train / --sets")
         return self
 
 

@@ -77,6 +77,7 @@ def evaluate_sets(
     task: str,
     keep_logits: dict[str, torch.Tensor] | None = None,
     known: tuple[dict[str, Any], dict[str, list[str]]] | None = None,
+    progress: Reporter | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Metrics per set and the predicted label names per set (and each set's logits into `keep_logits`).
 
@@ -89,7 +90,7 @@ def evaluate_sets(
         if known is not None and s.name in known[0] and keep_logits is None:
             metrics[s.name], predictions[s.name] = known[0][s.name], known[1][s.name]
             continue
-        logits = predict_logits(model, s.encoded, batch_size, device)
+        logits = predict_logits(model, s.encoded, batch_size, device, progress, f"evaluate {s.name}")
         if keep_logits is not None:
             keep_logits[s.name] = logits
         predictions[s.name] = predicted_labels(logits, labels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -98,9 +99,14 @@ def train_loop(
 CPU_EVAL_BATCH = 64
 
 
+PROGRESS_AFTER_S = 3.0  # an evaluation shows progress once it has run this long: short ones stay quiet
+
+
 @torch.inference_mode()  # cheaper than no_grad: no version counters or view tracking
-def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, device: torch.device | str) -> torch.Tensor:
-    """Logits for every example, in dataset order (batches are length-sorted, results scattered back).
+def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, device: torch.device | str,
+                   progress: Reporter | None = None, description: str = "evaluate") -> torch.Tensor:  # fmt: skip
+    """Logits for every example, in dataset order (batches are length-sorted, results scattered back). With a
+    `progress` reporter, an evaluation that runs longer than a few seconds shows a bar (a line per 10% in a log).
 
     With several processes each rank predicts every world-th batch and the parts are gathered to every rank;
     each example must come back exactly once (checked), so no metric counts an example twice or misses one."""
@@ -111,12 +117,22 @@ def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, devic
     model.eval()
     rank, world = group_rank_world()
     parts = []
-    for indices in eval_batches(data.lengths, batch_size)[rank::world]:
+    mine = eval_batches(data.lengths, batch_size)[rank::world]
+    started, shown = time.monotonic(), False
+    for done, indices in enumerate(mine, start=1):
         batch = collate(data, indices, device)
         for key in ("labels", "bias", "teacher"):
             batch.pop(key, None)
         parts.append((indices, model(**batch).logits.float().cpu()))
         fault_point("eval-batch")
+        if progress is not None and not shown and time.monotonic() - started > PROGRESS_AFTER_S:
+            progress.start(len(mine), description)
+            progress.advance(done)
+            shown = True
+        elif shown:
+            progress.advance(1)  # type: ignore[union-attr]
+    if shown:
+        progress.end()  # type: ignore[union-attr]
     if world > 1:
         parts = [part for rank_parts in gather_objects(parts) for part in rank_parts]
     assert parts, "empty dataset"

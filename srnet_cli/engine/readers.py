@@ -323,6 +323,29 @@ def load_split(task: str, split: str, data_dir: Path | None, strict: bool = Fals
         return _read(task, split, path, strict)
 
 
+def read_layout(path: Path, layout: str, strict: bool = False) -> Dataset:
+    """One file in a known upstream layout (`srnet evaluate --file PATH --layout L`), as the set `file-L`: its
+    name tells `report_kind` which breakdown to report (HANS heuristics, PAWS F1s, FEVER-Symmetric)."""
+    if not path.is_file():
+        raise MissingDataError(f"data file not found: {path}", "pass the path of one file to --file")
+    name = f"file-{layout}"
+    with touching(path):
+        if layout == "mnli":
+            data = read_mnli(path, name, strict)
+        elif layout == "hans":
+            data = read_hans(path, strict, name)
+        elif layout == "qqp":
+            data = read_qqp(path, name, strict)
+        elif layout == "paws":
+            data = read_paws(path, name, strict)
+        else:
+            data = read_fever(path, name, strict, symmetric=layout == "fever-sym")
+    data.name = data.split = name
+    if not data.examples:
+        raise DataError(f"{path} has no usable rows for layout {layout}", "check --layout against the file")
+    return data
+
+
 def count_training_rows(task: str, data_dir: Path) -> tuple[int, Path] | None:
     """Data rows of the task's training file (header and blank lines not counted), without parsing them: what
     `--dry-run` needs to say how many steps an epoch is. None when the file is not there."""

@@ -55,7 +55,11 @@ def task_spec(name: str) -> TaskSpec:
 
 
 def report_kind(task: str, set_name: str) -> str:
-    """Which metric family an evaluation set reports: hans, paraphrase (F1s), symmetric (FEVER-Symmetric) or acc."""
+    """Which metric family an evaluation set reports: hans, paraphrase (F1s), symmetric (FEVER-Symmetric) or acc.
+    A custom file (`evaluate --file`) is named `file-<layout>`."""
+    layout = set_name.removeprefix("file-") if set_name.startswith("file-") else None
+    if layout is not None:
+        return {"hans": "hans", "qqp": "paraphrase", "paws": "paraphrase", "fever-sym": "symmetric"}.get(layout, "acc")
     if set_name == "hans":
         return "hans"
     if task == "qqp" and set_name in PARAPHRASE_SETS:

@@ -43,7 +43,7 @@ def run(
     reporter.log(train.summary())
     if not train.examples:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
-    eval_sets = load_eval_sets(task, data_dir, False, reporter)
+    eval_sets = load_eval_sets(task, data_dir, False, reporter).datasets
 
     labels = list(task.labels)
     y = np.asarray([labels.index(label) for label in train.labels])

@@ -10,10 +10,10 @@ from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.models import check_encoded_fits, check_model_available, check_tokenizer_fits
-from srnet_cli.engine.readers import check_unique_ids, load_split
+from srnet_cli.engine.readers import check_unique_ids, load_split, read_layout
 from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import task_spec
-from srnet_cli.recipes.common import load_eval_sets
+from srnet_cli.recipes.common import data_report, load_eval_sets
 from srnet_cli.recipes.masks import load_mask_input, masked_model
 
 
@@ -22,19 +22,26 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     task = task_spec(preset.task)
     data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
     mask_path, mask_file = load_mask_input(preset.mask_file, None)
-    inputs = (data_dir, preset.model.name_or_path, mask_path)
+    custom = Path(preset.file).expanduser() if preset.file else None
+    inputs = (data_dir, preset.model.name_or_path, mask_path, custom)
     if ctx.out_dir is not None:
         check_out_dir(ctx.out_dir, overwrite, inputs)
     probs_path = Path(preset.save_probs).expanduser() if preset.save_probs else None
     if probs_path is not None:
         check_file_target(probs_path, overwrite)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
-    if preset.split == "train":
+    missing: list[str] = []
+    if custom is not None and preset.layout is not None:
+        datasets = [read_layout(custom, preset.layout, preset.data.strict)]
+        ctx.reporter.log(datasets[0].summary())
+    elif preset.split == "train":
         datasets = [load_split(task.name, "train", data_dir, preset.data.strict)]
         check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id
         ctx.reporter.log(datasets[0].summary())
     else:
-        datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
+        found = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets,
+                               preset.data.require_ood)  # fmt: skip
+        datasets, missing = found.datasets, found.missing
 
     from srnet_cli.engine.devices import make_accelerator
     from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
@@ -57,7 +64,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     logits: dict = {}  # filled only when the probabilities are written
     metrics, predictions = evaluate_sets(
         model, sets, labels, preset.eval.batch_size, accelerator.device, task.name,
-        keep_logits=logits if probs_path is not None else None,
+        keep_logits=logits if probs_path is not None else None, progress=ctx.reporter,
     )  # fmt: skip
     results = {
         "command": "evaluate",
@@ -65,6 +72,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         "model": preset.model.name_or_path,
         "split": preset.split,
         "metrics": metrics,
+        "data": data_report(datasets, missing),
         **({"mask": str(mask_path), "sparsity": sparsity_summary(mask_file.masks)} if mask_file else {}),
         "seconds": round(time.time() - started, 1),
     }

@@ -70,7 +70,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
     def evaluate_fn(step: int) -> None:
         metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
-                                             task.name)  # fmt: skip
+                                             task.name, progress=log)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
         if main:
             append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
@@ -106,7 +106,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     if best["step"] != plan.max_steps:
         model = load_classifier(str(out / "model")).to(accelerator.device)
     metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                         task.name, known=reusable)  # fmt: skip
+                                         task.name, known=reusable, progress=log)  # fmt: skip
     if main:
         write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)

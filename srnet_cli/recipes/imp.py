@@ -19,6 +19,7 @@ from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.rundir import append_jsonl, save_model_atomic
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import training
+from srnet_cli.recipes.common import data_report, set_rows
 from srnet_cli.recipes.masks import level_name
 
 
@@ -113,7 +114,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
             log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask saved, not evaluated")
             return
         metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                   task.name)  # fmt: skip
+                                   task.name, progress=log)  # fmt: skip
         rows.append({"level": level, "step": step, **sparsity, "metrics": metrics})
         log.log(f"level {level:.2f}: mask hash {state['hash']} (equal on every process)")
         if not main:
@@ -171,6 +172,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
         "steps": interval * len(schedule),
         "interval": interval,
         "levels": rows,
+        "data": {"train_rows": set_rows(inputs.train), **data_report(inputs.eval_datasets, inputs.missing)},
         "seconds": round(time.time() - started, 1),
     }
     if main:

@@ -113,7 +113,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             return
         summary = sparsity_summary(masks)
         metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
-                                             task.name)  # fmt: skip
+                                             task.name, progress=log)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
         line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
                 "target_sparsity": round(target["sparsity"], 6), "mask_hash": digest,
@@ -161,7 +161,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     load_weights_into(bare, best["weights"], out / "masks" / "best.safetensors")
     apply_masks(bare, best["masks"])
     metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                         task.name, known=selected.get("known"))  # fmt: skip
+                                         task.name, known=selected.get("known"), progress=log)  # fmt: skip
     if main:
         write_predictions(out, eval_sets, predictions)
     results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)

@@ -18,7 +18,7 @@ from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir,
 from srnet_cli.engine.tasks import TaskSpec, task_spec
 from srnet_cli.engine.teacher_files import load_teacher
 from srnet_cli.errors import DataError, UsageError
-from srnet_cli.recipes.common import load_eval_sets
+from srnet_cli.recipes.common import data_report, load_eval_sets, set_rows
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Inputs:
     teacher: Any  # conf-reg: numpy array of teacher probabilities aligned with train.examples, or None
     paths: tuple[Path | str | None, ...]  # files this run reads: --overwrite must never delete them
     ood_train: list[Dataset] = field(default_factory=list)  # OOD training data added (upper-bound study)
+    missing: list[str] = field(default_factory=list)  # OOD sets not found (listed as missing in the results)
 
 
 def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = (),
@@ -50,12 +51,13 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
     check_unique_ids(train)
     ctx.reporter.log(train.summary())
-    eval_datasets = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter)
+    found = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets,
+                           preset.data.require_ood, always=task.id_splits[:1])  # the selection set  # fmt: skip
     loss, labels = preset.loss, task.labels
     bias = load_bias(Path(loss.bias).expanduser(), task.name, labels, train, loss.allow_pickle) if loss.bias else None
     teacher = load_teacher(Path(loss.teacher).expanduser(), task.name, labels, train) if loss.teacher else None
     check_model_available(preset.model.name_or_path)
-    return Inputs(task, train, eval_datasets, bias, teacher, paths)
+    return Inputs(task, train, found.datasets, bias, teacher, paths, missing=found.missing)
 
 
 @dataclass
@@ -355,5 +357,10 @@ def run_results(preset: FinetunePreset, inputs: Inputs, out: Path, plan: Budget,
         "best_step": best_step,
         "selection": f"{selection.name}.{preset.eval.metric}",
         "metrics": metrics,
-        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed)},
+        "data": {
+            "train": len(inputs.train.examples),
+            "train_malformed": len(inputs.train.malformed),
+            "train_rows": set_rows(inputs.train),
+            **data_report(inputs.eval_datasets, inputs.missing),
+        },
     }
