@@ -156,7 +156,7 @@ CASES = [
     ),  # fmt: skip
     ("zero steps", None, ["--set", lambda t, b: "train.max_steps=0"], 2, "train.max_steps: Input should be greater"),
     ("negative lr", None, ["--set", lambda t, b: "train.lr=-0.1"], 2, "train.lr: Input should be greater than 0"),
-    ("unknown loss", None, ["--loss", lambda t, b: "focal"], 2, "no shipped finetune preset named 'focal-mnli'"),
+    ("unknown loss", None, ["--loss", lambda t, b: "focal"], 2, "unknown loss 'focal': srnet has ce, poe"),
     ("unknown preset key", None, ["--set", lambda t, b: "train.epochz=1"], 2, "train.epochz: Extra inputs"),
     (
         "out is a file",
@@ -487,6 +487,31 @@ def _export_to(env, target, fault=None):
     return _faulty(["export-mask", str(mask), "--to", str(target)], fault or "")
 
 
+def _export(mask, *extra):
+    return ["export-mask", str(mask), *map(str, extra)]
+
+
+def _nan_weights_mask(env):
+    import torch
+
+    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+
+    path = env.tmp / "nan.safetensors"
+    weights = {"classifier.weight": torch.full((3, 32), float("nan")), "classifier.bias": torch.zeros(3)}
+    save_mask_file(path, MaskFile({"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)}, weights,
+                                  {"labels": ["contradiction", "entailment", "neutral"]}))  # fmt: skip
+    return ["evaluate", "--model", str(env.model), "--task", "mnli", "--data-dir", str(env.data), "--mask", str(path),
+            "--out", str(env.out)]  # fmt: skip
+
+
+def _surrogate_fever_line(env):
+    path = env.fever / "fever" / "fever.train.jsonl"
+    lines = path.read_text().splitlines()
+    lines.insert(1, '{"claim": "\\ud800 x", "evidence": "b", "gold_label": "SUPPORTS"}')
+    path.write_text("\n".join(lines) + "\n")
+    return env.finetune("--set", "data.strict=true", task="fever", data=env.fever)
+
+
 HOSTILE = [
     # (id, argv builder, exit code, message in the error line)
     ("deep FEVER jsonl line", _deep_fever_line, 1, "nested too deeply"),
@@ -578,6 +603,54 @@ HOSTILE = [
         "no space left on device while writing",
     ),
     ("tokenizer larger than the embedding table", None, 1, "produces token id"),
+    # found by a hostile-user pass over the CLI
+    (
+        "mask.pt keyed by numbers",
+        lambda e: _export(_mask_pt(e.tmp / "k.pt", {1: __import__("torch").ones(3)})),
+        1,
+        "does not hold a dict of mask tensors by weight name",
+    ),
+    ("mask with NaN stored weights", _nan_weights_mask, 1, "is not finite (NaN or inf)"),
+    ("FEVER line with a lone surrogate", _surrogate_fever_line, 1, "not valid Unicode"),
+    (
+        "--format without --to",
+        lambda e: _export(_export_to(e, e.tmp / "unused")[1], "--format", "bool"),
+        2,
+        "--format says how to write --to FILE",
+    ),
+    (
+        "export --sparsity of a mask file",
+        lambda e: _export(_export_to(e, e.tmp / "u")[1], "--sparsity", "0.3"),
+        2,
+        "--sparsity picks an IMP level inside a run directory",
+    ),
+    ("bias with loss ce", lambda e: e.finetune("--loss", "ce", "--bias", e.bias), 2, "loss 'ce' uses no bias file"),
+    (
+        "initial sparsity above final",
+        lambda e: ["mask-train", "--task", "mnli", "--sparsity", "0.3", "--initial-sparsity", "0.8", "--dry-run"],
+        2,
+        "initial_sparsity 0.8 is above the final sparsity 0.3",
+    ),
+    ("loss in capitals", lambda e: e.finetune("--loss", "CE"), 2, "unknown loss 'CE'"),
+    ("set key with an empty part", lambda e: e.finetune("--set", ".lr=3"), 2, "is not of the form dotted.key"),
+    (
+        "out below a file",
+        lambda e: e.finetune("--out", _made(e.tmp / "afile", "x") / "sub"),
+        1,
+        "afile is a file, not a directory",
+    ),
+    (
+        "dry run with repeated seeds",
+        lambda e: ["finetune", "--task", "mnli", "--seeds", "1,1", "--dry-run"],
+        2,
+        "needs distinct non-negative seeds",
+    ),
+    (
+        "synth beyond its size bound",
+        lambda e: ["data", "synth", "--train-size", "99999999999", "--out", str(e.out)],
+        2,
+        "Invalid value for '--train-size'",
+    ),
 ]
 
 
@@ -602,3 +675,4 @@ def test_hostile_input(case, data, tmp_path, tiny_bert_dir, tiny_roberta_dir, bi
     assert_clean_failure(runner.invoke(app, argv), code, message, env.out)
     assert not (tmp_path / "PWNED").exists()
     assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob(".*.tmp-*"))
+    assert not list(tmp_path.rglob(".srnet-lock"))  # not even in directories that existed before

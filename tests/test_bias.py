@@ -112,8 +112,21 @@ def test_missing_and_unknown_bias_files(tmp_path):
     with pytest.raises(BiasFileError, match="not a srnet bias file"):
         load_bias(tmp_path / "d.json", "mnli", LABELS, _train(1))
     (tmp_path / "e.json").write_text(json.dumps({"labels": list(LABELS), "log_probs": {"train-0": ["a", "b", "c"]}}))
-    with pytest.raises(BiasFileError, match="cannot be read as a bias file"):
+    with pytest.raises(BiasFileError, match="entry 'train-0' holds something other than numbers"):
         load_bias(tmp_path / "e.json", "mnli", LABELS, _train(1))
+    # what numpy would coerce silently: numbers as strings, bools, nested rows; and a float beyond range
+    for row, message in [(["-0.1", "-2", "-3"], "other than numbers"), ([True, -2, -3], "other than numbers"),
+                         ([[-0.1], [-2.0], [-3.0]], "other than numbers"), ([10**400, -1, -1], "too large"),
+                         ([-1, -1], "is not a list of 3 values")]:  # fmt: skip
+        (tmp_path / "f.json").write_text(json.dumps({"labels": list(LABELS), "log_probs": {"train-0": row}}))
+        with pytest.raises(BiasFileError, match=message):
+            load_bias(tmp_path / "f.json", "mnli", LABELS, _train(1))
+    (tmp_path / "g.json").write_text(json.dumps({"labels": {"a": 1}, "log_probs": {"train-0": [-1.0, -1.0, -1.0]}}))
+    with pytest.raises(BiasFileError, match="`labels` is not a list of label names"):
+        load_bias(tmp_path / "g.json", "mnli", LABELS, _train(1))
+    np.save(tmp_path / "h.npy", np.zeros((1, 3), dtype=np.complex64))
+    with pytest.raises(BiasFileError, match="expected float"):
+        load_bias(tmp_path / "h.npy", "mnli", LABELS, _train(1))
 
 
 def test_bias_model_recipe_output(bias_file):

@@ -30,10 +30,22 @@ BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: sr
 TeacherOpt = Annotated[
     Path | None, typer.Option("--teacher", help="conf-reg teacher probs (`srnet evaluate --split train --save-probs`).")
 ]
+
+
+def _valid_seeds(value: str | None) -> str | None:
+    """--seeds is checked as it is parsed, so --dry-run refuses what the run would refuse."""
+    if value is not None:
+        from srnet_cli.cli.seeds import parse_seeds
+
+        parse_seeds(value)
+    return value
+
+
 SeedsOpt = Annotated[
     str | None,
-    typer.Option("--seeds", help="Comma-separated seeds: one run per seed into OUT/seed-N, then mean ± std."),
-]
+    typer.Option("--seeds", help="Comma-separated seeds: one run per seed into OUT/seed-N, then mean ± std.",
+                 callback=_valid_seeds),
+]  # fmt: skip
 MixedPrecisionOpt = Annotated[
     str | None, typer.Option("--mixed-precision", help="no | bf16 | fp16 (fp16 on GPUs only; train.mixed_precision).")
 ]
@@ -108,6 +120,16 @@ def check_task(task: str | None) -> None:
                          "pass --task mnli, qqp or fever (`srnet tasks` lists their sets and metrics)")  # fmt: skip
 
 
+def check_loss(loss: str | None) -> None:
+    from typing import get_args
+
+    from srnet_cli.config.schema import LossKind
+
+    if loss is not None and loss not in get_args(LossKind):
+        raise UsageError(f"unknown loss {loss!r}: srnet has {', '.join(get_args(LossKind))}",
+                         "e.g. --loss poe (lower case)")  # fmt: skip
+
+
 def check_device(device: str) -> str:
     index = device.removeprefix("cuda:")
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and index.isdigit()):
@@ -122,6 +144,7 @@ def resolve(command: str, preset: str | None, task: str | None, loss: str | None
             flags: dict[str, Any]) -> Section:  # fmt: skip
     """Pick the preset (explicit, or `<loss>-<task>` from --task/--loss), apply --set and flags, validate."""
     check_task(task)
+    check_loss(loss)
     if preset is None:
         if task is None:
             raise UsageError(f"{command} needs --preset NAME|PATH or --task", f"e.g. srnet {command} --task mnli")

@@ -29,13 +29,16 @@ def synth(
         typer.Option("--task", help="nli (MNLI + HANS), paraphrase (QQP + PAWS) or fact (FEVER + FEVER-Symmetric)."),
     ] = "nli",
     out: OutOpt = None,
-    train_size: Annotated[int, typer.Option("--train-size", min=3, help="Training pairs.")] = 8000,
-    dev_size: Annotated[int, typer.Option("--dev-size", min=3, help="Pairs per dev split.")] = 1000,
+    train_size: Annotated[int, typer.Option("--train-size", min=3, max=2_000_000, help="Training pairs.")] = 8000,
+    dev_size: Annotated[int, typer.Option("--dev-size", min=3, max=1_000_000, help="Pairs per dev split.")] = 1000,
     hans_per_subcase: Annotated[
-        int, typer.Option("--hans-per-subcase", min=1, help="nli: HANS pairs per subcase (12).")
+        int, typer.Option("--hans-per-subcase", min=1, max=100_000, help="nli: HANS pairs per subcase (12).")
     ] = 100,
     challenge_size: Annotated[
-        int, typer.Option("--challenge-size", min=4, help="paraphrase, fact: pairs per PAWS / Symmetric set.")
+        int,
+        typer.Option(
+            "--challenge-size", min=4, max=1_000_000, help="paraphrase, fact: pairs per PAWS / Symmetric set."
+        ),
     ] = 800,
     shortcut: Annotated[
         float | None,

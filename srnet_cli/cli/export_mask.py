@@ -41,6 +41,11 @@ def export_mask(
     Examples: srnet export-mask runs/mask --layers;  srnet export-mask mask.pt --to mask.safetensors;
     srnet export-mask runs/mask --bake --model runs/ce/model --out runs/baked
     """
+    if format_ is not None and to is None:
+        raise UsageError("--format says how to write --to FILE: it needs --to", "e.g. --to mask.pt --format original")
+    if sparsity is not None and not Path(mask).expanduser().is_dir():
+        raise UsageError(f"--sparsity picks an IMP level inside a run directory; {mask} is a file",
+                         "pass the imp run directory with --sparsity, or the level file alone")  # fmt: skip
     if format_ not in (None, "srnet", "bool", "original"):
         raise UsageError(f"--format {format_!r} is not one of srnet, bool, original", "e.g. --format srnet")
     if bake and (model is None or out is None):

@@ -73,7 +73,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key.strip() or not all(part.strip() for part in key.split(".")):
             raise UsageError(f"--set {item!r} is not of the form dotted.key=VALUE", "e.g. --set train.lr=3e-5")
         pairs[key.strip()] = parse_value(value.strip(), key.strip())
     return pairs

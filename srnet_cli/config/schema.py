@@ -55,6 +55,9 @@ class LossCfg(Section):
                              "`srnet evaluate --split train --save-probs PATH` on the CE model)")  # fmt: skip
         if self.teacher and self.kind != "conf-reg":
             raise ValueError(f"--teacher is used by loss conf-reg only, not {self.kind!r}")
+        if self.bias and self.kind not in LOSSES_NEEDING_BIAS:
+            raise ValueError(f"loss {self.kind!r} uses no bias file: drop --bias, or pick --loss poe, reweight or "
+                             "conf-reg")  # fmt: skip
         if self.anneal is not None:
             low, high = self.anneal
             if not 0 <= low <= high:
@@ -241,6 +244,10 @@ class MaskTrainPreset(FinetunePreset):
 
     @model_validator(mode="after")
     def _ood_with_ce(self) -> MaskTrainPreset:
+        initial = self.search.initial_sparsity
+        if initial is not None and initial > self.mask.sparsity:
+            raise ValueError(f"search.initial_sparsity {initial} is above the final sparsity {self.mask.sparsity}: "
+                             "the cubic schedule only prunes more over time")  # fmt: skip
         if self.search.train_with and self.loss.kind != "ce":
             raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")
         allowed = {"mnli": "hans", "qqp": "paws", "fever": "symmetric"}[self.task]

@@ -105,7 +105,7 @@ def _columns_for(task: str, width: int, path: Path) -> tuple[str, ...]:
 
 def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
     array = np.load(path, allow_pickle=False)
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+    if array.ndim != 2 or array.dtype.kind not in "fiu":  # real numbers only: not complex, not bool, not objects
         raise BiasFileError(f"{path} has shape {array.shape} ({array.dtype}); expected float (rows, classes)", HINT)
     columns = _columns_for(task, array.shape[1], path)
     # MNLI and FEVER: the first number of the id (the `index` column / line), as the original loader; QQP ids are
@@ -157,7 +157,7 @@ def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple
     try:
         payload = json_loads(path.read_text(encoding="utf-8"))
         table = payload["log_probs"]
-        columns = tuple(payload["labels"])
+        columns = label_names(payload["labels"], path)
     except NestingError as exc:
         raise BiasFileError(f"{path} is not a srnet bias file (JSON {exc})", HINT) from exc
     except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
@@ -169,6 +169,12 @@ def _load_json(path: Path, task: str, ids: list[str]) -> tuple[np.ndarray, tuple
     return rows_by_id(table, ids, len(columns), path, HINT, HINT).astype(np.float32), columns
 
 
+def label_names(labels: object, path: Path) -> tuple[str, ...]:
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise BiasFileError(f"{path}: `labels` is not a list of label names ({labels!r:.60})", HINT)
+    return tuple(labels)
+
+
 def rows_by_id(table: dict, ids: list[str], width: int, path: Path, missing_hint: str, hint: str) -> np.ndarray:
     """`table[id]` for every id, in order (bias and teacher JSON files); a missing id or a row of another width is
     an error naming the first one."""
@@ -177,10 +183,18 @@ def rows_by_id(table: dict, ids: list[str], width: int, path: Path, missing_hint
         raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)",
                             missing_hint)  # fmt: skip
     rows = [table[i] for i in ids]
-    bad = next((i for i, r in zip(ids, rows, strict=True) if len(r) != width), None)
+    bad = next((i for i, r in zip(ids, rows, strict=True) if not isinstance(r, list) or len(r) != width), None)
     if bad is not None:
-        raise BiasFileError(f"{path}: entry {bad!r} does not have {width} values", hint)
-    return np.asarray(rows, dtype=np.float64)
+        raise BiasFileError(f"{path}: entry {bad!r} is not a list of {width} values", hint)
+    # numbers only: "-0.1" (a string), true (a bool) or [[-0.1]] (nested) are not values numpy should coerce
+    bad = next((i for i, r in zip(ids, rows, strict=True)
+                if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in r)), None)  # fmt: skip
+    if bad is not None:
+        raise BiasFileError(f"{path}: entry {bad!r} holds something other than numbers", hint)
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except OverflowError as exc:  # an integer literal beyond float range (10**400)
+        raise BiasFileError(f"{path}: a value is too large for a float ({exc})", hint) from exc
 
 
 def select_columns(array: np.ndarray, columns: tuple[str, ...], labels: tuple[str, ...], path: Path,

@@ -122,7 +122,7 @@ def _check_meta(meta: Any, path: Path) -> None:
             raise MaskError(f"{path}: the recorded shape of {name} is not a list of sizes ({shape!r})",
                             "re-export the mask")  # fmt: skip
     labels = meta.get("labels")
-    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+    if labels is not None and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
         raise MaskError(f"{path}: its recorded labels are not a list of names ({labels!r})", "re-export the mask")
 
 
@@ -137,8 +137,9 @@ def _load_torch(path: Path) -> MaskFile:
             raise MaskError(message, "pass a mask.pt of tensors, or convert it where you trust it") from exc
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise MaskError(f"cannot read {path} as a mask ({first})", "pass a mask.pt of tensors") from exc
-    if not isinstance(state, dict):
-        raise MaskError(f"{path} does not hold a dict of mask tensors", "pass the original project's mask.pt")
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise MaskError(f"{path} does not hold a dict of mask tensors by weight name",
+                        "pass the original project's mask.pt")  # fmt: skip
     # A torch-pruned checkpoint holds `*.weight_orig` and `*.weight_mask`; a mask.pt holds `*.weight` or
     # `*.weight_mask` 0/1 tensors.
     has_mask_keys = any(k.endswith(".weight_mask") for k in state)

@@ -192,6 +192,15 @@ def read_paws(path: Path, split: str, strict: bool = False) -> Dataset:
     return Dataset(split, str(path), examples, malformed, len(rows) + len(malformed), split)
 
 
+def _is_unicode(text: str) -> bool:
+    """JSON may escape lone surrogates (`"\\ud800"`) that no tokenizer accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _first_field(record: dict, names: tuple[str, ...]) -> object:
     return next((record[n] for n in names if record.get(n) not in (None, "")), None)
 
@@ -226,6 +235,8 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
             label = _first_field(record, ("gold_label", "label"))
             if not isinstance(claim, str) or not isinstance(evidence, str):
                 reason = "no `claim` and `evidence` (or `evidence_sentence`) text"
+            elif not _is_unicode(claim) or not _is_unicode(evidence):
+                reason = "text that is not valid Unicode (a lone surrogate escape such as \\ud800)"
             elif label not in labels:
                 reason = f"unknown label {label!r} (expected one of {', '.join(labels)})"
             else:

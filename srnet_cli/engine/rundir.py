@@ -41,7 +41,9 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
     if target.parent == target:
         raise RunDirError(f"--out {out} is a filesystem root", "choose a new directory for --out")
     parent = _writable_parent(target.parent)
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        raise RunDirError(f"--out {out}: {parent} is a file, not a directory", "choose a directory path for --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise RunDirError(f"--out {out} is not writable (no write permission on {parent})", "choose another --out")
     lock_run_dir(out)  # before the emptiness check: a second run into OUT is refused, not interleaved
     if not entries(out):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, rows_by_id, select_columns, write_rows_json
+from srnet_cli.engine.bias_files import NPY_COLUMNS, label_names, rows_by_id, select_columns, write_rows_json
 from srnet_cli.engine.readers import Dataset
 from srnet_cli.errors import BiasFileError
 from srnet_cli.parsing import NestingError, json_loads
@@ -50,7 +50,7 @@ def _load_json(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple
         raise BiasFileError(f"{path} is not a srnet teacher file (format {FORMAT})", HINT)
     if payload.get("task") != task:
         raise BiasFileError(f"{path} was made for task {payload.get('task')!r}, not {task!r}", HINT)
-    table, columns = payload["probs"], tuple(payload["labels"])
+    table, columns = payload["probs"], label_names(payload["labels"], path)
     ids = [e.id for e in train.examples]
     return rows_by_id(
         table, ids, len(columns), path, "make the teacher file from the same training data", HINT

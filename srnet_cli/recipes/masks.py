@@ -75,6 +75,8 @@ def load_weights_into(model: Any, weights: dict[str, Any], source: Path) -> None
     for name, value in weights.items():
         if name not in params or tuple(params[name].shape) != tuple(value.shape):
             raise MaskError(f"{source}: stored weight {name} does not fit this model", "use the mask's own model")
+        if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
+            raise MaskError(f"{source}: stored weight {name} is not finite (NaN or inf)", "re-export the mask")
         with torch.no_grad():
             params[name].copy_(value)
 

@@ -54,7 +54,9 @@ class Collected:
 def _value(metrics: dict[str, Any], dotted: str) -> float | None:
     name, key = dotted.split(".", 1)
     value = metrics.get(name, {}).get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+        return None  # a hand-edited results.json (a string, NaN, 1e308): not a fraction srnet wrote
+    return float(value)
 
 
 def search_name(command: str, loss: str | None, *, rewind: str = "none", ood_data: bool = False,
