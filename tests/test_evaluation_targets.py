@@ -109,3 +109,54 @@ def test_long_evaluations_show_progress_short_ones_stay_quiet(tiny_bert_dir, syn
     loop.predict_logits(model, data, 8, "cpu", shown, "evaluate dev_matched")
     assert shown.events[0] == ("start", (8, "evaluate dev_matched")) and shown.events[-1] == ("end", None)
     assert [kind for kind, _ in shown.events].count("advance") == 8  # 60 pairs in batches of 8
+
+
+# ------------------------------------------------------------------------------------------ experiment tracking
+def test_tensorboard_logs_loss_lr_evaluations_and_the_preset(tiny_bert_dir, synth_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "poe-40"
+    result = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "12",
+                 "--lr", "1e-4", "--batch-size", "8", "--set", "eval.every=4", "--log-with", "tensorboard", "--out",
+                 out, "--json", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    events = EventAccumulator(str(out / "logs" / "poe-40"))  # the run's name is its directory's
+    events.Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    assert [step for step, _ in scalars["train/loss"]] == list(range(1, 13))
+    # the lr schedule: 10% warm-up (1 step of 12), then linear decay to 0 at step 12
+    assert scalars["train/lr"][0][1] == pytest.approx(1e-4) and scalars["train/lr"][-1][1] == pytest.approx(0.0)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert scalars["eval/dev_matched.acc"] == [(x["step"], pytest.approx(x["dev_matched.acc"])) for x in lines]
+    final = json.loads(result.stdout)["metrics"]
+    assert scalars["final/hans.acc"] == [(12, pytest.approx(final["hans"]["acc"]))]
+    assert "eval/dev_matched.n" not in scalars  # counts are not metrics
+    hparams = next((out / "logs" / "poe-40").glob("*/hparams.yml")).read_text()
+    assert "train.lr: 0.0001" in hparams and "task: mnli" in hparams
+
+
+def test_tracker_choice_is_checked_before_anything_is_written(tiny_bert_dir, synth_dir, tmp_path):
+    import importlib.util
+
+    base = ["finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "1",
+            "--out", tmp_path / "run"]  # fmt: skip
+    bad = run(*base, "--log-with", "neptune")
+    assert bad.exit_code == 2 and "--log-with 'neptune' is not one of none, tensorboard, wandb, mlflow" in bad.stderr
+    for kind in ("wandb", "mlflow"):
+        if importlib.util.find_spec(kind) is None:
+            missing = run(*base, "--log-with", kind)
+            assert missing.exit_code == 2 and f"needs the {kind} package" in missing.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["wandb", "mlflow"])
+def test_optional_trackers_write_into_the_run_directory_offline(tiny_bert_dir, synth_dir, tmp_path, kind,
+                                                                monkeypatch):  # fmt: skip
+    pytest.importorskip(kind)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    out = tmp_path / "run"
+    result = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "2",
+                 "--log-with", kind, "--out", out, "-q")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / ("wandb" if kind == "wandb" else "mlruns")).is_dir()

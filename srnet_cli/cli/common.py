@@ -77,6 +77,10 @@ MaxLengthOpt = Annotated[int | None, typer.Option("--max-length", help="Longest 
 WarmupOpt = Annotated[
     str | None, typer.Option("--warmup", help="Warm-up: whole steps (500) or a fraction of the run below 1 (0.1).")
 ]
+LogWithOpt = Annotated[
+    str, typer.Option("--log-with", help="Experiment tracker: none | tensorboard | wandb | mlflow (files in OUT; W&B "
+                      "offline unless WANDB_MODE is set).")
+]  # fmt: skip
 SetsOpt = Annotated[
     str | None, typer.Option("--sets", help="Evaluate only these sets, comma-separated (e.g. dev_matched,hans; "
                              "`srnet tasks` lists them); training still selects on the first ID set."),
@@ -206,7 +210,8 @@ def require_out(out: Path | None, command: str) -> Path:
 
 def launch(command: str, recipe: Any, resolved: Section, out: Path | None, device: str, quiet: bool,
            overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None],
-           seeds: str | None = None, seed_flag: int | None = None, resume: bool = False) -> None:  # fmt: skip
+           seeds: str | None = None, seed_flag: int | None = None, resume: bool = False,
+           log_with: str = "none") -> None:  # fmt: skip
     """Run a training recipe with a rich reporter and print its results; with `seeds`, once per seed into
     OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds. Under torchrun or
     accelerate launch only the first process reports and prints."""
@@ -220,6 +225,9 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
                          "replaces it: pass one")  # fmt: skip
     out = require_out(out, command)
     check_device(device)
+    from srnet_cli.engine.tracking import check_kind
+
+    check_kind(log_with)
     main = os.environ.get("RANK", "0") == "0"
     reporter = NullReporter() if quiet or not main else RichReporter()
     from srnet_cli.cli.seeds import check_seed_dirs, parse_seeds, seed_summary, with_seed
@@ -227,7 +235,7 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
 
     if seeds is None:
         seed = resolved.train.seed  # type: ignore[attr-defined]
-        ctx = RunContext(out, device, seed, reporter)
+        ctx = RunContext(out, device, seed, reporter, log_with)
         results = recipe.run(with_seed(resolved, seed), ctx, overwrite, resume)
         if main:
             emit(results, as_json, table)
@@ -239,8 +247,8 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
         seed_out = out / f"seed-{seed}"
         reporter.log(f"seed {seed}: {seed_out}")
         started = resume and seed_out.is_dir() and bool(entries(seed_out))  # seeds not begun yet start afresh
-        runs.append(recipe.run(with_seed(resolved, seed), RunContext(seed_out, device, seed, reporter), overwrite,
-                               started))  # fmt: skip
+        seed_ctx = RunContext(seed_out, device, seed, reporter, log_with)
+        runs.append(recipe.run(with_seed(resolved, seed), seed_ctx, overwrite, started))
     if not main:
         return
     summary = seed_summary(runs, out)

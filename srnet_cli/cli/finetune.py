@@ -15,6 +15,7 @@ from srnet_cli.cli.common import (
     DryRunOpt,
     EpochsOpt,
     JsonOpt,
+    LogWithOpt,
     LossOpt,
     LrOpt,
     MaskOpt,
@@ -86,6 +87,7 @@ def finetune(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
+    log_with: LogWithOpt = "none",
 ) -> None:
     """Fine-tune the full model with cross-entropy or a debiasing loss (PoE); keep the best checkpoint.
 
@@ -99,7 +101,9 @@ def finetune(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed, resume)
+    launch(
+        "finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed, resume, log_with
+    )
 
 
 def retrain(
@@ -131,6 +135,7 @@ def retrain(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
+    log_with: LogWithOpt = "none",
 ) -> None:
     """Fine-tune the pre-trained weights of a masked subnetwork; pruned weights stay exactly zero.
 
@@ -146,4 +151,18 @@ def retrain(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import finetune as recipe
 
-    launch("retrain", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed, resume)
+    launch(
+        "retrain",
+        recipe,
+        resolved,
+        out,
+        device,
+        quiet,
+        overwrite,
+        json_,
+        subnetwork_table,
+        seeds,
+        seed,
+        resume,
+        log_with,
+    )

@@ -15,6 +15,7 @@ from srnet_cli.cli.common import (
     DryRunOpt,
     EpochsOpt,
     JsonOpt,
+    LogWithOpt,
     LossOpt,
     LrOpt,
     MaxLengthOpt,
@@ -87,6 +88,7 @@ def imp(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
+    log_with: LogWithOpt = "none",
 ) -> None:
     """Iterative magnitude pruning: prune 10% more every tenth of training, to --sparsity (default 0.9).
 
@@ -102,7 +104,7 @@ def imp(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import imp as recipe
 
-    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed, resume)
+    launch("imp", recipe, resolved, out, device, quiet, overwrite, json_, imp_table, seeds, seed, resume, log_with)
 
 
 def mask_train(
@@ -136,6 +138,7 @@ def mask_train(
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
     device: DeviceOpt = "auto",
+    log_with: LogWithOpt = "none",
 ) -> None:
     """Learn a binary mask over frozen weights (fine-tuned: paradigm a; pre-trained: paradigm c).
 
@@ -154,4 +157,18 @@ def mask_train(
         return print_dry_run(resolved, json_)
     from srnet_cli.recipes import mask_train as recipe
 
-    launch("mask-train", recipe, resolved, out, device, quiet, overwrite, json_, subnetwork_table, seeds, seed, resume)
+    launch(
+        "mask-train",
+        recipe,
+        resolved,
+        out,
+        device,
+        quiet,
+        overwrite,
+        json_,
+        subnetwork_table,
+        seeds,
+        seed,
+        resume,
+        log_with,
+    )

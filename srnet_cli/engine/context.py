@@ -58,3 +58,4 @@ class RunContext:
     device: str = "auto"
     seed: int = 1
     reporter: Reporter = field(default_factory=NullReporter)
+    log_with: str = "none"  # experiment tracker (engine.tracking): none | tensorboard | wandb | mlflow

@@ -57,6 +57,7 @@ def train_loop(
     on_step: Callable[[int], None] | None = None,
     checkpoint_every: int | None = None,
     checkpoint_fn: Callable[[int], None] | None = None,
+    tracker: Any = None,
 ) -> None:
     """Train from `first_step` to `max_steps` (global step numbers) over batches drawn from `stream`.
 
@@ -64,7 +65,7 @@ def train_loop(
     `evaluate_fn(step)` every `eval_every` steps and at `max_steps`; `evaluate_fn` owns checkpoint selection.
     Then `checkpoint_fn(step)` every `checkpoint_every` steps and at `max_steps`: after the evaluation, so a
     resumed run starts with the same best-so-far. With several processes each rank trains on its share of
-    every global batch (the same examples per step as one process).
+    every global batch (the same examples per step as one process). A `tracker` gets each step's loss and lr.
     """
     rank, world = rank_world(accelerator)
     reporter.start(max_steps - first_step, "train")
@@ -81,8 +82,12 @@ def train_loop(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        running = 0.9 * running + 0.1 * loss.item() if step > first_step + 1 else loss.item()
-        reporter.advance(1, loss=running, lr=scheduler.get_last_lr()[0])
+        value = loss.item()
+        running = 0.9 * running + 0.1 * value if step > first_step + 1 else value
+        lr = scheduler.get_last_lr()[0]
+        reporter.advance(1, loss=running, lr=lr)
+        if tracker is not None:
+            tracker.log({"train/loss": value, "train/lr": lr}, step)
         if on_step is not None:
             on_step(step)
         fault_point("step")

@@ -11,7 +11,7 @@ from typing import Any
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import barrier, is_main
-from srnet_cli.engine.rundir import append_jsonl, save_model_atomic
+from srnet_cli.engine.rundir import save_model_atomic
 from srnet_cli.recipes import training
 from srnet_cli.recipes.masks import load_mask_input
 
@@ -36,6 +36,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
 
         masks = inject_mask_file(model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=log)
     out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
+    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
     main = is_main(accelerator)
     if masks is not None:
         from srnet_cli.engine.distributed import check_same_masks
@@ -72,9 +73,8 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
                                              task.name, progress=log)  # fmt: skip
         value = metrics[selection_set.name][preset.eval.metric]
-        if main:
-            append_jsonl(out / "metrics.jsonl", {"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
-                                                 **training.flat_metrics(metrics)})  # fmt: skip
+        metrics_log.write({"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
+                           **training.flat_metrics(metrics)})  # fmt: skip
         improved = value > best["value"]
         if improved:
             best.update(value=value, step=step)
@@ -97,6 +97,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
         checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
+        tracker=metrics_log.tracker,
     )  # fmt: skip
 
     # Final evaluation of the selected checkpoint on every ID split and OOD set.
@@ -118,6 +119,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
         # Measured on the saved weights, not the mask: proves the pruned weights stayed zero.
         results["sparsity"] = sparsity_summary({k: w != 0 for k, w in _named_weights(model, masks).items()})
     results["seconds"] = round(time.time() - started, 1)
+    metrics_log.finish(results, plan.max_steps)
     if main:
         training.finish_run(out, results)
     return results

@@ -16,7 +16,7 @@ from srnet_cli.config.schema import ImpPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
 from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.rundir import append_jsonl, save_model_atomic
+from srnet_cli.engine.rundir import save_model_atomic
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import training
 from srnet_cli.recipes.common import data_report, set_rows
@@ -62,6 +62,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
 
     names = inject_masks(model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
     out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
+    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
     main = is_main(accelerator)
 
     from srnet_cli.engine.batching import BatchStream
@@ -119,8 +120,8 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
         log.log(f"level {level:.2f}: mask hash {state['hash']} (equal on every process)")
         if not main:
             return
-        append_jsonl(out / "metrics.jsonl", {"level": level, "step": step, "sparsity": sparsity["sparsity"],
-                                             "mask_hash": state["hash"], **training.flat_metrics(metrics)})  # fmt: skip
+        metrics_log.write({"level": level, "step": step, "sparsity": sparsity["sparsity"], "mask_hash": state["hash"],
+                           **training.flat_metrics(metrics)})  # fmt: skip
         log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
                 + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in eval_sets))  # fmt: skip
 
@@ -159,6 +160,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
             accelerator=accelerator, stream=stream, first_step=first, max_steps=(k + 1) * interval,
             eval_every=interval, evaluate_fn=evaluate_fn, reporter=log, max_grad_norm=cfg.max_grad_norm,
             on_step=on_step, checkpoint_every=training.checkpoint_every(preset, interval), checkpoint_fn=checkpoint_fn,
+            tracker=metrics_log.tracker,
         )  # fmt: skip
 
     results = {
@@ -175,6 +177,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
         "data": {"train_rows": set_rows(inputs.train), **data_report(inputs.eval_datasets, inputs.missing)},
         "seconds": round(time.time() - started, 1),
     }
+    metrics_log.finish({}, interval * len(schedule))
     if main:
         training.finish_run(out, results)
     return results

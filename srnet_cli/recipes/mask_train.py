@@ -17,7 +17,6 @@ from typing import Any
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
-from srnet_cli.engine.rundir import append_jsonl
 from srnet_cli.recipes import training
 
 
@@ -58,6 +57,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
                 param.requires_grad_(True)
                 stored.add(name)
     out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
+    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
     main = is_main(accelerator)
 
     from srnet_cli.engine.batching import BatchStream
@@ -118,8 +118,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
         line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
                 "target_sparsity": round(target["sparsity"], 6), "mask_hash": digest,
                 **training.flat_metrics(metrics)}  # fmt: skip
-        if main:
-            append_jsonl(out / "metrics.jsonl", line)
+        metrics_log.write(line)
         improved = value > best["value"]
         if improved:
             weights = current_weights()
@@ -149,6 +148,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
         max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
         max_grad_norm=cfg.max_grad_norm, on_step=on_step,
         checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
+        tracker=metrics_log.tracker,
     )  # fmt: skip
     bare = accelerator.unwrap_model(model)
     if main:
@@ -169,6 +169,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     results["pretrained"] = bool(loaded.new_params)  # the searched model had no trained head (paradigm c)
     results |= {"target_sparsity": mask_cfg.sparsity, "initial_sparsity": initial, "sparsity": best["sparsity"]}
     results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
+    metrics_log.finish(results, plan.max_steps)
     if main:
         training.finish_run(out, results)
     return results

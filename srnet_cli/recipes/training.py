@@ -14,9 +14,17 @@ from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.models import check_model_available
 from srnet_cli.engine.readers import Dataset, check_unique_ids, load_split
-from srnet_cli.engine.rundir import check_out_dir, environment, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.rundir import (
+    append_jsonl,
+    check_out_dir,
+    environment,
+    prepare_out_dir,
+    write_json,
+    write_text_atomic,
+)
 from srnet_cli.engine.tasks import TaskSpec, task_spec
 from srnet_cli.engine.teacher_files import load_teacher
+from srnet_cli.engine.tracking import Tracker
 from srnet_cli.errors import DataError, UsageError
 from srnet_cli.recipes.common import data_report, load_eval_sets, set_rows
 
@@ -239,6 +247,39 @@ def checkpoint_every(preset: FinetunePreset, eval_every: int) -> int:
     computed."""
     every = preset.train.checkpoint_every
     return eval_every if every is None else every
+
+
+@dataclass
+class MetricsLog:
+    """metrics.jsonl (one line per evaluation, main process) and the same numbers to the experiment tracker."""
+
+    out: Path
+    tracker: Tracker
+    main: bool
+
+    def write(self, line: dict[str, Any]) -> None:
+        if not self.main:
+            return
+        append_jsonl(self.out / "metrics.jsonl", line)
+        plain = ("epoch", "level", "sparsity", "target_sparsity")
+        values = {key if key in plain else f"eval/{key}": value for key, value in line.items()
+                  if key != "step" and not key.endswith(".n") and isinstance(value, int | float)
+                  and not isinstance(value, bool)}  # fmt: skip
+        self.tracker.log(values, line["step"])
+
+    def finish(self, results: dict[str, Any], step: int) -> None:
+        """The final evaluation's numbers (`final/<set>.<metric>`), then the tracker is closed."""
+        self.tracker.log({f"final/{k}": v for k, v in flat_metrics(results.get("metrics", {})).items()
+                          if not k.endswith(".n")}, step)  # fmt: skip
+        self.tracker.finish()
+
+
+def open_metrics_log(preset: FinetunePreset, ctx: RunContext, out: Path, accelerator: Any) -> MetricsLog:
+    """After `start_run`: the tracker logs the resolved preset as hyperparameters, named after the run directory."""
+    from srnet_cli.engine.distributed import is_main
+
+    main = is_main(accelerator)
+    return MetricsLog(out, Tracker(ctx.log_with, out, preset.model_dump(mode="json"), main), main)
 
 
 def finish_run(out: Path, results: dict[str, Any]) -> None:
