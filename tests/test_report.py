@@ -104,3 +104,27 @@ def test_review_regressions(runs, tmp_path):
              "data": {"ood_train": {}}, "metrics": _metrics(0.8, 0.6)})  # fmt: skip
     rows = [r for r in run([runs], None)["rows"] if "gradual" in r["method"]]
     assert [(r["method"], r["sparsity"], r["runs"]) for r in rows] == [("mask-train poe (gradual from 70%)", 0.9, 2)]
+
+
+def test_plot_reads_in_words_with_chance_error_bars_explained_and_hans_non_entailed(runs):
+    import matplotlib.pyplot as plt
+
+    from srnet_cli.recipes.report import collect, figure, summarise
+
+    fig = figure(summarise(collect([runs]).points), "mnli")
+    try:
+        axes = fig.axes
+        assert [ax.get_ylabel() for ax in axes] == ["MNLI-m accuracy (%)", "HANS accuracy (%)",
+                                                    "HANS non-entailed accuracy (%)"]  # fmt: skip
+        assert all(ax.get_xlabel() == "sparsity: masked weights set to zero (%)" for ax in axes)
+        assert "side by side" not in " ".join(ax.get_xlabel() for ax in axes)
+        caption = fig._suptitle.get_text()
+        assert "error bars: ± 1 standard deviation over those seeds" in caption and "mean over 1-2 seeds" in caption
+        for ax, chance in zip(axes, (100 / 3, 50.0, 200 / 3), strict=True):
+            lines = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines() if len(line.get_ydata()) == 2}
+            assert lines["chance (uniform random guess)"] == pytest.approx(chance)
+            low, high = ax.get_ylim()
+            assert all(low < y < high for y in lines.values())  # no reference line on the border
+        assert set(axes[0].get_legend_handles_labels()[1]) >= {"full model CE", "mask-train PoE"}
+    finally:
+        plt.close(fig)

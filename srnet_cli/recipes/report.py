@@ -202,50 +202,98 @@ def display(method: str) -> str:
     return re.sub(r"\b(ce|poe)\b", lambda m: LOSS_DISPLAY[m.group(1)], method)
 
 
+# Axis labels in words, and the accuracy of a uniform random guess where it is well defined (a 3-way MNLI guess
+# is right on 1/3 of MNLI, and, collapsed to HANS's 2 classes, on 1/3 of entailed and 2/3 of non-entailed pairs).
+METRIC_NAMES = {
+    "dev_matched.acc": "MNLI-m accuracy (%)", "hans.acc": "HANS accuracy (%)",
+    "hans.non_entailed_acc": "HANS non-entailed accuracy (%)", "dev.weighted_f1": "QQP dev weighted F1 (%)",
+    "paws_qqp.weighted_f1": "PAWS-QQP weighted F1 (%)", "paws_wiki.weighted_f1": "PAWS-Wiki weighted F1 (%)",
+    "dev.acc": "FEVER dev accuracy (%)", "fever_sym1.acc": "FEVER-Symmetric v1 accuracy (%)",
+    "fever_sym2.acc": "FEVER-Symmetric v2 accuracy (%)",
+}  # fmt: skip
+CHANCE = {"dev_matched.acc": 1 / 3, "hans.acc": 0.5, "hans.non_entailed_acc": 2 / 3, "dev.acc": 1 / 3,
+          "fever_sym1.acc": 1 / 3, "fever_sym2.acc": 1 / 3}  # fmt: skip
+
+
+def _seeds_caption(rows: list[dict[str, Any]]) -> str:
+    counts = sorted({r["runs"] for r in rows})
+    over = f"{counts[0]} seeds" if len(counts) == 1 else f"{counts[0]}-{counts[-1]} seeds (report.md: runs)"
+    return (
+        f"Points and lines: mean over {over}; error bars: ± 1 standard deviation over those seeds (none for a "
+        "single seed). Horizontal lines: full (dense) models, and the accuracy of a uniform random guess. Points "
+        "at one sparsity are spread a little so that they do not hide each other."
+    )
+
+
 def plot(rows: list[dict[str, Any]], task: str, path: Path) -> None:
-    """ID and OOD metric against sparsity, one line per method; full models as horizontal reference lines."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows, task)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def figure(rows: list[dict[str, Any]], task: str) -> Any:
+    """The ID metric and each OOD metric against sparsity, one line per method; full models and chance as
+    horizontal reference lines."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless
     import matplotlib.pyplot as plt
 
     id_metric, ood_metrics = REPORT_METRICS[task]
-    panels = [id_metric, ood_metrics[0]]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    panels = [id_metric, *ood_metrics]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), constrained_layout=True)
     task_rows = [r for r in rows if r["task"] == task]
     methods = sorted({r["method"] for r in task_rows if not r["method"].startswith("full model")})
     sparsities = sorted({100 * r["sparsity"] for r in task_rows if not r["method"].startswith("full model")})
     for ax, metric in zip(axes, panels, strict=True):
+        drawn: list[float] = []
         for i, method in enumerate(methods):
             points = sorted((r["sparsity"], r["metrics"][metric]) for r in task_rows
                             if r["method"] == method and metric in r["metrics"])  # fmt: skip
             if points:
-                # methods at the same sparsity are drawn side by side (a dodge of a few tenths of a point), not on
-                # top of each other
                 span = (max(sparsities) - min(sparsities)) if len(sparsities) > 1 else 10.0
                 dodge = (i - (len(methods) - 1) / 2) * span * 0.008
                 xs = [100 * s + dodge for s, _ in points]
                 ys = [100 * st["mean"] for _, st in points]
                 errs = [100 * st["std"] for _, st in points]
+                drawn += [y - e for y, e in zip(ys, errs, strict=True)] + [y + e for y, e in zip(ys, errs, strict=True)]
                 # colour, marker and line style all differ, so ten methods stay apart in grey print too
                 ax.errorbar(xs, ys, yerr=errs, marker=MARKERS[i % len(MARKERS)], capsize=3, label=display(method),
                             linestyle="--" if re.search(r"\bce\b", method.split("(")[0]) else "-")  # fmt: skip
         full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
         for r, style in zip(full, REFERENCE_STYLES, strict=False):
-            ax.axhline(100 * r["metrics"][metric]["mean"], linewidth=1.2, label=display(r["method"]), **style)
+            level = 100 * r["metrics"][metric]["mean"]
+            ax.axhline(level, linewidth=1.2, label=display(r["method"]), **style)
+            drawn.append(level)
+        if metric in CHANCE:
+            ax.axhline(100 * CHANCE[metric], color="#bbbbbb", linewidth=2.5, alpha=0.7, zorder=0,
+                       label="chance (uniform random guess)")  # a light band: unlike any model's line  # fmt: skip
+            drawn.append(100 * CHANCE[metric])
+        if drawn:  # every line inside the axes, none on its border
+            low, high = min(drawn), max(drawn)
+            pad = max(2.0, 0.08 * (high - low))
+            ax.set_ylim(max(0.0, low - pad), high + pad)
         if sparsities:
             ax.set_xticks(sparsities)
-        ax.set_xlabel("sparsity of the masked weights (%; methods drawn side by side)")
-        ax.set_ylabel(f"{metric} (%)")
-        ax.set_title(f"{task}: {'in-distribution' if metric == id_metric else 'out-of-distribution'} ({metric})")
+        ax.set_xlabel("sparsity: masked weights set to zero (%)")
+        ax.set_ylabel(METRIC_NAMES.get(metric, f"{metric} (%)"))
+        kind = "in-distribution" if metric == id_metric else "out-of-distribution"
+        ax.set_title(f"{METRIC_NAMES.get(metric, metric).removesuffix(' (%)')} ({kind})", fontsize=10)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in axes:  # one legend entry per label, from whichever panel drew it
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    finally:
-        plt.close(fig)
+    fig.suptitle(_seeds_caption(task_rows), fontsize=8, wrap=True)
+    return fig
 
 
 def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:
