@@ -283,3 +283,20 @@ def test_evaluate_sets_reuses_known_sets_and_predicts_the_others():
     assert Counting.calls == 1  # only dev_mismatched was predicted
     assert metrics["dev_matched"] == {"acc": 0.25, "n": 4} and predictions["dev_matched"] == ["neutral"] * 4
     assert metrics["dev_mismatched"]["acc"] == 0.0 and predictions["dev_mismatched"] == ["neutral"] * 4
+
+
+def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
+    """Every phase of `srnet bench` runs and reports its ratios (timings themselves are not asserted)."""
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    from srnet_cli.recipes.bench import TARGETS, run_bench
+
+    config = AutoConfig.from_pretrained(tiny_bert_dir)
+    config.max_position_embeddings = 128  # the original settings pad to 128
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "m")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "m")
+    result = run_bench(str(tmp_path / "m"), steps=2, batch=4, eval_examples=16, sizes=False, memory=False,
+                       log=lambda message: None)  # fmt: skip
+    assert set(result["ratios"]) == set(TARGETS) - {"mask_train_memory_vs_dense"}
+    assert all(value > 0 for value in result["ratios"].values())
+    assert 0 <= result["finetune"]["padding_waste"] < 1 and result["pair_tokens"]["mean"] > 5

@@ -12,9 +12,11 @@ from srnet_cli.cli.boundary import SrnetGroup
 from srnet_cli.cli.demo import demo
 from srnet_cli.cli.evaluate import evaluate
 from srnet_cli.cli.export_mask import export_mask
-from srnet_cli.cli.finetune import finetune, retrain
+from srnet_cli.cli.finetune import finetune
+from srnet_cli.cli.imp import imp
+from srnet_cli.cli.mask_train import mask_train
 from srnet_cli.cli.report import report
-from srnet_cli.cli.sparse import imp, mask_train
+from srnet_cli.cli.retrain import retrain
 from srnet_cli.cli.tasks import tasks
 
 app = typer.Typer(

@@ -12,7 +12,7 @@ from srnet_cli.cli.common import JsonOpt, ModelOpt, QuietOpt, emit, stderr, stdo
 def _table(result: dict) -> None:
     from rich.table import Table
 
-    from srnet_cli.bench import TARGETS
+    from srnet_cli.recipes.bench import TARGETS
 
     f, e = result["finetune"], result["evaluate"]
     table = Table(title=f"srnet bench · {result['model']} · {result['threads']} threads · batch {result['batch']} · "
@@ -30,7 +30,7 @@ def _table(result: dict) -> None:
                  f"evaluate examples/s: srnet {e['srnet_examples_per_s']:.0f}, original "
                  f"{e['original_examples_per_s']:.0f}, Trainer.predict "
                  f"{e['trainer_predict_examples_per_s']:.0f}")  # fmt: skip
-    memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result["peak_rss_mb"].items())
+    memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result.get("peak_rss_mb", {}).items())
     stdout.print(f"peak RSS: {memory}; matmul peak {result['flops']['matmul_peak'] / 1e9:.0f} GFLOP/s")
     for name, row in result.get("scaling_model_size", {}).items():
         stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
@@ -49,7 +49,7 @@ def bench(
 
     Example: srnet bench --json > bench.json   (about 5 minutes on 2 CPU cores)
     """
-    from srnet_cli.bench import run_bench
+    from srnet_cli.recipes.bench import run_bench
 
     log = (lambda message: None) if quiet else (lambda message: stderr.print(f"bench: {message}", highlight=False))
     emit(run_bench(model or "minilm", steps, sizes=sizes, log=log), json_, _table)

@@ -93,6 +93,18 @@ UseMaskWeightsOpt = Annotated[
 MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
 
 
+def training_flags(task: str | None, loss: str | None, model: str | None, data_dir: Path | None, bias: Path | None,
+                   seed: int | None, teacher: Path | None, allow_pickle: bool, mixed_precision: str | None,
+                   hyper: dict[str, Any], sets: str | None) -> dict[str, Any]:  # fmt: skip
+    """The named flags the four training commands share, as preset keys (None: not given)."""
+    return {
+        "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
+        "loss.bias": str(bias) if bias else None, "train.seed": seed,
+        "loss.teacher": str(teacher) if teacher else None, "loss.allow_pickle": allow_pickle or None,
+        "train.mixed_precision": mixed_precision, "eval.sets": sets_flag(sets), **hyper,
+    }  # fmt: skip
+
+
 def hyper_flags(lr: float | None, epochs: float | None, max_steps: int | None, batch_size: int | None,
                 max_length: int | None, warmup: str | None) -> dict[str, Any]:  # fmt: skip
     """The named hyperparameter flags as preset keys; --warmup is steps (an integer) or a ratio (below 1)."""

@@ -1,4 +1,4 @@
-"""`srnet finetune` and `srnet retrain` (fine-tuning a masked subnetwork: the same recipe with a mask)."""
+"""`srnet finetune`: the full model with CE or a debiasing loss."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from srnet_cli.cli.common import (
     LogWithOpt,
     LossOpt,
     LrOpt,
-    MaskOpt,
     MaxLengthOpt,
     MaxStepsOpt,
     MixedPrecisionOpt,
@@ -32,7 +31,6 @@ from srnet_cli.cli.common import (
     SeedsOpt,
     SetOpt,
     SetsOpt,
-    SparsityOpt,
     TaskOpt,
     TeacherOpt,
     WarmupOpt,
@@ -40,19 +38,9 @@ from srnet_cli.cli.common import (
     launch,
     print_dry_run,
     resolve,
-    sets_flag,
+    training_flags,
 )  # fmt: skip
-from srnet_cli.cli.tables import metrics_table, subnetwork_table
-
-
-def _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision=None) -> dict:  # noqa: ANN001
-    return {
-        "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-        "loss.bias": str(bias) if bias else None, "train.seed": seed,
-        "loss.teacher": str(teacher) if teacher else None, "loss.allow_pickle": allow_pickle or None,
-        "train.mixed_precision": mixed_precision,
-    }  # fmt: skip
-
+from srnet_cli.cli.tables import metrics_table
 
 SaveEveryOpt = Annotated[
     int | None, typer.Option("--save-every", help="Also save checkpoints/step-N/ every N steps (timing study).")
@@ -93,9 +81,9 @@ def finetune(
 
     Example: srnet finetune --task mnli --loss poe --model minilm --data-dir D --bias B/bias.json --out runs/poe
     """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
-    flags |= {"eval.sets": sets_flag(sets), "train.save_every": save_every}
+    hyper = hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
+    flags = training_flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision, hyper, sets)
+    flags |= {"train.save_every": save_every}
     resolved = resolve("finetune", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)
@@ -103,66 +91,4 @@ def finetune(
 
     launch(
         "finetune", recipe, resolved, out, device, quiet, overwrite, json_, metrics_table, seeds, seed, resume, log_with
-    )
-
-
-def retrain(
-    mask: MaskOpt = None,
-    sparsity: SparsityOpt = None,
-    preset: PresetOpt = None,
-    task: TaskOpt = None,
-    loss: LossOpt = None,
-    model: ModelOpt = None,
-    data_dir: DataDirOpt = None,
-    bias: BiasOpt = None,
-    teacher: TeacherOpt = None,
-    allow_pickle: AllowPickleOpt = False,
-    mixed_precision: MixedPrecisionOpt = None,
-    lr: LrOpt = None,
-    epochs: EpochsOpt = None,
-    max_steps: MaxStepsOpt = None,
-    batch_size: BatchSizeOpt = None,
-    max_length: MaxLengthOpt = None,
-    warmup: WarmupOpt = None,
-    sets: SetsOpt = None,
-    out: OutOpt = None,
-    seed: SeedOpt = None,
-    seeds: SeedsOpt = None,
-    set_: SetOpt = None,
-    dry_run: DryRunOpt = False,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    overwrite: OverwriteOpt = False,
-    resume: ResumeOpt = False,
-    device: DeviceOpt = "auto",
-    log_with: LogWithOpt = "none",
-) -> None:
-    """Fine-tune the pre-trained weights of a masked subnetwork; pruned weights stay exactly zero.
-
-    --mask takes a mask file or a run directory (an imp run with --sparsity picks masks/level-S; a mask-train run
-    gives masks/best). The classifier is new and dense, as in the paper.
-    Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
-    """
-    flags = _flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision)
-    flags |= hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup) | {"eval.sets": sets_flag(sets)}
-    flags |= {"mask.file": mask, "mask.sparsity": sparsity}
-    resolved = resolve("retrain", preset, task, loss, set_, flags)
-    if dry_run:
-        return print_dry_run(resolved, json_)
-    from srnet_cli.recipes import finetune as recipe
-
-    launch(
-        "retrain",
-        recipe,
-        resolved,
-        out,
-        device,
-        quiet,
-        overwrite,
-        json_,
-        subnetwork_table,
-        seeds,
-        seed,
-        resume,
-        log_with,
     )

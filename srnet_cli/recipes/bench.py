@@ -1,4 +1,4 @@
-"""`srnet bench` (or `python -m srnet_cli.bench`): srnet's training and evaluation speed against Hugging Face
+"""`srnet bench`: srnet's training and evaluation speed against Hugging Face
 `Trainer` and the original project's settings, measured in one process on this machine, printed as ratios.
 
 Every comparison uses the same model weights, data, batch size and number of steps. A training timing covers one
@@ -322,8 +322,9 @@ def peak_rss_mb(model: str, steps: int, batch: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------------------------ main
 def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_examples: int = 2000,
-              sizes: bool = True, log: Any = print) -> dict:  # fmt: skip
-    """Every measurement, as one JSON-able dict; `log` gets a line per phase."""
+              sizes: bool = True, memory: bool = True, log: Any = print) -> dict:  # fmt: skip
+    """Every measurement, as one JSON-able dict; `log` gets a line per phase. `memory` measures peak RSS in fresh
+    processes (slow to start), `sizes` times a tiny and a BERT-base-sized model."""
     import torch
 
     from srnet_cli.engine.models import load_tokenizer, resolve_model
@@ -332,7 +333,6 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
     examples = realistic_examples(2 * steps * batch, seed=1)
-    epoch = examples[: steps * batch]  # every training timing: exactly one epoch over these
     lengths = [len(x) for x in setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples],
                                                truncation=True, max_length=ORIGINAL_PAD)["input_ids"]]  # fmt: skip
     out: dict[str, Any] = {
@@ -340,10 +340,26 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
         "pair_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths),
                         "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths)},
     }  # fmt: skip
-    ex_per_s = lambda r: batch / r["seconds_per_step"]  # noqa: E731
-
     log("warm-up (untimed)")
     srnet_train(setup, realistic_examples(WARMUP_STEPS * batch, seed=3), WARMUP_STEPS, batch)
+    dense = _training_phase(setup, examples[: steps * batch], steps, batch, out, log)
+    _evaluation_phase(setup, dense["model"], eval_examples, out, log)
+    if memory:
+        log("peak memory: finetune, mask-train, evaluate, each in a fresh process")
+        out["peak_rss_mb"] = peak_rss_mb(model, WARMUP_STEPS, batch)
+    log("scaling: 2x the examples")
+    double = srnet_train(setup, examples, 2 * steps, batch)
+    out["scaling_examples"] = {f"{steps * batch}": dense["seconds_per_step"] * steps,
+                               f"{2 * steps * batch}": double["seconds_per_step"] * 2 * steps}  # fmt: skip
+    if sizes:
+        out["scaling_model_size"] = _size_phase(setup, model, dense, examples[: steps * batch], steps, batch, log)
+    out["ratios"] = ratios(out)
+    return out
+
+
+def _training_phase(setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Any) -> dict:
+    """srnet finetune against the Trainer as run_glue.py used it and at its best, and srnet mask-train; every timing
+    is one epoch over the same examples."""
     log("finetune: srnet")
     dense = srnet_train(setup, epoch, steps, batch)
     log("finetune: Trainer like run_glue.py (padding to 128)")
@@ -353,57 +369,54 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
     log("mask-train: srnet")
     masked = srnet_train(setup, epoch, steps, batch, mask_train=True)
     out["finetune"] = {
-        "srnet_examples_per_s": ex_per_s(dense), "trainer_run_glue_examples_per_s": ex_per_s(glue),
-        "trainer_best_examples_per_s": ex_per_s(best),
+        "srnet_examples_per_s": batch / dense["seconds_per_step"],
+        "trainer_run_glue_examples_per_s": batch / glue["seconds_per_step"],
+        "trainer_best_examples_per_s": batch / best["seconds_per_step"],
         "padding_waste": 1 - dense["real_tokens"] / dense["padded_tokens"],
     }  # fmt: skip
     out["mask_train"] = {"seconds_per_step": masked["seconds_per_step"], "dense_seconds_per_step":
                          dense["seconds_per_step"]}  # fmt: skip
-    peak = matmul_peak_flops()
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
-    achieved = flops / (dense["seconds_per_step"] * dense["steps_timed"])
-    out["flops"] = {"matmul_peak": peak, "training_achieved": achieved}
+    out["flops"] = {"matmul_peak": matmul_peak_flops(),
+                    "training_achieved": flops / (dense["seconds_per_step"] * dense["steps_timed"])}  # fmt: skip
+    return dense
 
+
+def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -> None:
     log("evaluate: srnet, original settings (batch 8, padding 128), Trainer.predict")
-    eval_set = realistic_examples(eval_examples, seed=2)
-    trained = dense["model"]
-    mine = srnet_predict(setup, trained, eval_set, 128)
+    eval_set = realistic_examples(n, seed=2)
     out["evaluate"] = {
-        "srnet_examples_per_s": mine["examples_per_second"],
+        "srnet_examples_per_s": srnet_predict(setup, trained, eval_set, 128)["examples_per_second"],
         "original_examples_per_s": original_predict(setup, trained, eval_set)["examples_per_second"],
         "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
     }
-    log("peak memory: finetune, mask-train, evaluate, each in a fresh process")
-    out["peak_rss_mb"] = peak_rss_mb(model, WARMUP_STEPS, batch)
 
-    log("scaling: 2x the examples")
-    double = srnet_train(setup, examples, 2 * steps, batch)
-    out["scaling_examples"] = {f"{steps * batch}": dense["seconds_per_step"] * steps,
-                               f"{2 * steps * batch}": double["seconds_per_step"] * 2 * steps}  # fmt: skip
-    if sizes:
-        out["scaling_model_size"] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, hidden, layers in (("tiny (2x128)", 128, 2), ("bert-base size (12x768, random)", 768, 12)):
-                log(f"scaling: {name}")
-                sized = Setup(_sized_model(path, setup.tokenizer, hidden, layers, Path(tmp) / name), setup.tokenizer,
-                              setup.labels)  # fmt: skip
-                result = srnet_train(sized, epoch[: steps // 2 * batch], steps // 2, batch)
-                n_params = sum(p.numel() for p in result["model"].parameters())
-                out["scaling_model_size"][name] = {"params": n_params, "examples_per_s": ex_per_s(result)}
-        n_params = sum(p.numel() for p in trained.parameters())
-        out["scaling_model_size"][model] = {"params": n_params, "examples_per_s": ex_per_s(dense)}
-    out["ratios"] = ratios(out)
-    return out
+
+def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int,
+                log: Any) -> dict:  # fmt: skip
+    """Examples/s of a tiny and a BERT-base-sized random model beside the benchmarked one."""
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, hidden, layers in (("tiny (2x128)", 128, 2), ("bert-base size (12x768, random)", 768, 12)):
+            log(f"scaling: {name}")
+            sized = Setup(_sized_model(setup.model_path, setup.tokenizer, hidden, layers, Path(tmp) / name),
+                          setup.tokenizer, setup.labels)  # fmt: skip
+            result = srnet_train(sized, epoch[: steps // 2 * batch], steps // 2, batch)
+            n_params = sum(p.numel() for p in result["model"].parameters())
+            sizes[name] = {"params": n_params, "examples_per_s": batch / result["seconds_per_step"]}
+    sizes[model] = {"params": sum(p.numel() for p in dense["model"].parameters()),
+                    "examples_per_s": batch / dense["seconds_per_step"]}  # fmt: skip
+    return sizes
 
 
 def ratios(out: dict) -> dict[str, float]:
     """The numbers the targets are stated in."""
-    f, e, m, r = out["finetune"], out["evaluate"], out["mask_train"], out["peak_rss_mb"]
+    f, e, m, r = out["finetune"], out["evaluate"], out["mask_train"], out.get("peak_rss_mb")
     return {
         "finetune_vs_trainer_run_glue": f["srnet_examples_per_s"] / f["trainer_run_glue_examples_per_s"],
         "finetune_vs_trainer_best": f["srnet_examples_per_s"] / f["trainer_best_examples_per_s"],
         "mask_train_step_vs_dense": m["seconds_per_step"] / m["dense_seconds_per_step"],
-        "mask_train_memory_vs_dense": r["mask_train"] / r["finetune"],
+        **({"mask_train_memory_vs_dense": r["mask_train"] / r["finetune"]} if r else {}),
         "evaluate_vs_original": e["srnet_examples_per_s"] / e["original_examples_per_s"],
         "evaluate_vs_trainer_predict": e["srnet_examples_per_s"] / e["trainer_predict_examples_per_s"],
         "training_flops_vs_matmul_peak": out["flops"]["training_achieved"] / out["flops"]["matmul_peak"],
@@ -419,26 +432,3 @@ TARGETS = {  # (target, True if higher is better)
     "evaluate_vs_trainer_predict": (1.2, True),
     "training_flops_vs_matmul_peak": (0.5, True),
 }
-
-
-def main() -> None:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    result = run_bench(args.model, args.steps)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for name, value in result["ratios"].items():
-            target, higher = TARGETS[name]
-            ok = value >= target if higher else value <= target
-            print(f"{name:34s} {value:6.2f}  target {'>=' if higher else '<='} {target}  {'ok' if ok else 'MISS'}")
-
-
-if __name__ == "__main__":
-    main()
