@@ -17,9 +17,8 @@ from srnet_cli.cli.common import (
     require_out,
     stdout,
 )
+from srnet_cli.engine.tasks import TASKS
 from srnet_cli.errors import UsageError
-
-KINDS = {"mnli": ("overlap", "hypothesis-only"), "qqp": ("overlap",), "fever": ("claim-only",)}  # = TaskSpec.bias_kinds
 
 
 def _table(results: dict) -> None:
@@ -62,9 +61,10 @@ def bias_model(
     Example: srnet bias-model --task fever --kind claim-only --data-dir D --out B
     """
     check_task(task)
-    kind = kind or KINDS[task][0]
-    if kind not in KINDS[task]:
-        raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(KINDS[task])}")
+    kinds = TASKS[task].bias_kinds
+    kind = kind or kinds[0]
+    if kind not in kinds:
+        raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(kinds)}")
     from srnet_cli.cli.reporting import RichReporter
     from srnet_cli.engine.context import NullReporter
     from srnet_cli.recipes import bias_model as recipe

@@ -247,7 +247,7 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
 
     if seeds is None:
         seed = resolved.train.seed  # type: ignore[attr-defined]
-        ctx = RunContext(out, device, seed, reporter, log_with)
+        ctx = RunContext(out, device, reporter, log_with)
         results = recipe.run(with_seed(resolved, seed), ctx, overwrite, resume)
         if main:
             emit(results, as_json, table)
@@ -259,7 +259,7 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
         seed_out = out / f"seed-{seed}"
         reporter.log(f"seed {seed}: {seed_out}")
         started = resume and seed_out.is_dir() and bool(entries(seed_out))  # seeds not begun yet start afresh
-        seed_ctx = RunContext(seed_out, device, seed, reporter, log_with)
+        seed_ctx = RunContext(seed_out, device, reporter, log_with)
         runs.append(recipe.run(with_seed(resolved, seed), seed_ctx, overwrite, started))
     if not main:
         return

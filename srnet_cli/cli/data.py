@@ -7,19 +7,18 @@ from typing import Annotated
 import typer
 
 from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, require_out, stdout
+from srnet_cli.engine.tasks import TASKS
 from srnet_cli.errors import UsageError
 
 app = typer.Typer(help="Built-in benchmarks in the upstream file formats.", no_args_is_help=True)
-
-
-BIAS_KIND = {"mnli": "overlap", "qqp": "overlap", "fever": "claim-only"}
 
 
 def _summary(info: dict) -> None:
     for rel, n in info["files"].items():
         stdout.print(f"{n:>7} rows  {info['out']}/{rel}")
     task = info["reads_as"]
-    stdout.print(f"next: srnet bias-model --task {task} --kind {BIAS_KIND[task]} --data-dir {info['out']} --out BIAS")
+    kind = TASKS[task].bias_kinds[0]
+    stdout.print(f"next: srnet bias-model --task {task} --kind {kind} --data-dir {info['out']} --out BIAS")
 
 
 @app.command("synth")

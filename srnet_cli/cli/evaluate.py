@@ -29,7 +29,7 @@ from srnet_cli.cli.common import (
     sets_flag,
 )  # fmt: skip
 from srnet_cli.cli.tables import subnetwork_table
-from srnet_cli.config.schema import LAYOUTS
+from srnet_cli.engine.tasks import LAYOUTS
 from srnet_cli.errors import UsageError
 
 SplitOpt = Annotated[
@@ -91,6 +91,6 @@ def evaluate(
     from srnet_cli.engine.context import NullReporter, RunContext
     from srnet_cli.recipes import evaluate as recipe
 
-    ctx = RunContext(out, check_device(device), 0, NullReporter() if quiet else RichReporter())
+    ctx = RunContext(out, check_device(device), NullReporter() if quiet else RichReporter())
     results = recipe.run(resolved, ctx, overwrite)  # type: ignore[arg-type]
     emit(results, json_, subnetwork_table)

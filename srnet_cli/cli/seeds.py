@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def with_seed(preset: Section, seed: int) -> Section:
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     """The metrics.jsonl flattening (`hans.acc`), without the set sizes and flags: what a seed average means."""
-    from srnet_cli.recipes.training import flat_metrics
+    from srnet_cli.dicts import flat_metrics
 
     return {key: float(value) for key, value in flat_metrics(metrics).items()
             if not key.endswith(".n") and not isinstance(value, bool)}  # fmt: skip
@@ -76,6 +75,7 @@ def run_numbers(run: dict[str, Any]) -> dict[str, float]:
 
 def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     """Mean and sample standard deviation of every final metric over the seeds; written to OUT/summary.json."""
+    from srnet_cli.engine.metrics import mean_std
     from srnet_cli.engine.rundir import write_json
 
     per_run = [run_numbers(run) for run in runs]
@@ -83,8 +83,7 @@ def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     stats = {}
     for key in keys:
         values = [r[key] for r in per_run]
-        stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                      "values": values}  # fmt: skip
+        stats[key] = {**mean_std(values), "values": values}
     summary = {"command": runs[0]["command"], "task": runs[0]["task"], "seeds": [r["seed"] for r in runs],
                "out": str(out), "metrics": stats, "runs": [r["out"] for r in runs]}  # fmt: skip
     write_json(out / "summary.json", summary)

@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from srnet_cli.engine.tasks import LAYOUTS, TASKS  # plain task facts, no torch
+
 TaskName = Literal["mnli", "qqp", "fever"]
 LossKind = Literal["ce", "poe", "reweight", "conf-reg"]
 LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg")
-SELECTION_METRICS = {"mnli": ("acc",), "qqp": ("f1", "weighted_f1", "acc"), "fever": ("acc",)}  # = engine.tasks
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
@@ -145,12 +146,7 @@ class SearchCfg(Section):
     ood_copies: int = Field(1, ge=1, le=100, description="how many copies of each train_with set")
 
 
-LAYOUTS = {"mnli": "mnli", "hans": "mnli", "qqp": "qqp", "paws": "qqp", "fever": "fever", "fever-sym": "fever"}
-
-
 def check_sets(task: str, sets: list[str] | None) -> None:
-    from srnet_cli.engine.tasks import TASKS  # no torch: plain task facts
-
     if sets is None:
         return
     known = (*TASKS[task].id_splits, *TASKS[task].ood_sets)
@@ -161,9 +157,9 @@ def check_sets(task: str, sets: list[str] | None) -> None:
 
 
 def check_metric(task: str, metric: str) -> None:
-    if metric not in SELECTION_METRICS[task]:
+    if metric not in TASKS[task].selection_metrics:
         raise ValueError(f"eval.metric {metric!r} does not exist for {task}; use one of "
-                         f"{', '.join(SELECTION_METRICS[task])}")  # fmt: skip
+                         f"{', '.join(TASKS[task].selection_metrics)}")  # fmt: skip
 
 
 class FinetunePreset(Section):
@@ -250,10 +246,11 @@ class MaskTrainPreset(FinetunePreset):
                              "the cubic schedule only prunes more over time")  # fmt: skip
         if self.search.train_with and self.loss.kind != "ce":
             raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")
-        allowed = {"mnli": "hans", "qqp": "paws", "fever": "symmetric"}[self.task]
-        wrong = [name for name in self.search.train_with if name != allowed]
+        allowed = list(TASKS[self.task].ood_train)
+        wrong = [name for name in self.search.train_with if name not in allowed]
         if wrong:
-            raise ValueError(f"--train-with {wrong[0]} is not OOD data of {self.task}; use --train-with {allowed}")
+            raise ValueError(f"--train-with {wrong[0]} is not OOD data of {self.task}; use --train-with "
+                             f"{' or '.join(allowed)}")  # fmt: skip
         return self
 
 

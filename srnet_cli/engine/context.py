@@ -56,6 +56,5 @@ class RecordingReporter:
 class RunContext:
     out_dir: Path | None
     device: str = "auto"
-    seed: int = 1
     reporter: Reporter = field(default_factory=NullReporter)
     log_with: str = "none"  # experiment tracker (engine.tracking): none | tensorboard | wandb | mlflow

@@ -9,6 +9,13 @@ from srnet_cli.engine.readers import Example
 from srnet_cli.engine.tasks import collapse_to_hans
 
 
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (n - 1), the spread over seeds papers report; 0 for a single value."""
+    import statistics
+
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
 def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float | None:
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} examples")

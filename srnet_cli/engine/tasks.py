@@ -13,7 +13,8 @@ class TaskSpec:
     ood_sets: tuple[str, ...]
     ood_train: dict[str, tuple[str, ...]]  # `--train-with` name -> splits holding that OOD training data
     selection_metrics: tuple[str, ...]  # metrics of the first ID split that may select checkpoints
-    bias_kinds: tuple[str, ...]  # `srnet bias-model --kind` values for this task
+    bias_kinds: tuple[str, ...]  # `srnet bias-model --kind` values for this task (the first is the default)
+    report_metrics: tuple[str, ...]  # `srnet report`'s columns and plot panels: the ID metric, then the OOD ones
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -25,6 +26,7 @@ TASKS: dict[str, TaskSpec] = {
         ood_train={"hans": ("hans_train",)},
         selection_metrics=("acc",),
         bias_kinds=("overlap", "hypothesis-only"),
+        report_metrics=("dev_matched.acc", "hans.acc", "hans.non_entailed_acc"),
     ),
     "qqp": TaskSpec(
         name="qqp",
@@ -34,6 +36,7 @@ TASKS: dict[str, TaskSpec] = {
         ood_train={"paws": ("paws_qqp_train", "paws_wiki_train")},
         selection_metrics=("f1", "weighted_f1", "acc"),
         bias_kinds=("overlap",),
+        report_metrics=("dev.weighted_f1", "paws_qqp.weighted_f1", "paws_wiki.weighted_f1"),
     ),
     "fever": TaskSpec(
         name="fever",
@@ -43,8 +46,22 @@ TASKS: dict[str, TaskSpec] = {
         ood_train={"symmetric": ("fever_sym2_dev",)},
         selection_metrics=("acc",),
         bias_kinds=("claim-only",),
+        report_metrics=("dev.acc", "fever_sym1.acc", "fever_sym2.acc"),
     ),
 }
+# `srnet evaluate --file F --layout L`: the task whose labels each upstream layout carries
+LAYOUTS = {"mnli": "mnli", "hans": "mnli", "qqp": "qqp", "paws": "qqp", "fever": "fever", "fever-sym": "fever"}
+# Metrics in words (report axes), and the accuracy of a uniform random guess where it is well defined (a 3-way MNLI
+# guess is right on 1/3 of MNLI, and, collapsed to HANS's 2 classes, on 1/3 of entailed and 2/3 of non-entailed pairs)
+METRIC_NAMES = {
+    "dev_matched.acc": "MNLI-m accuracy (%)", "hans.acc": "HANS accuracy (%)",
+    "hans.non_entailed_acc": "HANS non-entailed accuracy (%)", "dev.weighted_f1": "QQP dev weighted F1 (%)",
+    "paws_qqp.weighted_f1": "PAWS-QQP weighted F1 (%)", "paws_wiki.weighted_f1": "PAWS-Wiki weighted F1 (%)",
+    "dev.acc": "FEVER dev accuracy (%)", "fever_sym1.acc": "FEVER-Symmetric v1 accuracy (%)",
+    "fever_sym2.acc": "FEVER-Symmetric v2 accuracy (%)",
+}  # fmt: skip
+CHANCE = {"dev_matched.acc": 1 / 3, "hans.acc": 0.5, "hans.non_entailed_acc": 2 / 3, "dev.acc": 1 / 3,
+          "fever_sym1.acc": 1 / 3, "fever_sym2.acc": 1 / 3}  # fmt: skip
 
 HANS_LABELS = ("non-entailment", "entailment")
 PARAPHRASE_SETS = frozenset({"train", "dev", "paws_qqp", "paws_wiki"})  # only meaningful for qqp: see report_kind

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from srnet_cli.dicts import flatten
 from srnet_cli.errors import UsageError
 
 KINDS = ("none", "tensorboard", "wandb", "mlflow")
@@ -27,15 +28,10 @@ def check_kind(kind: str) -> None:
         raise UsageError(f"--log-with {kind} needs the {package} package", f"pip install {package}")
 
 
-def flat_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_config(values: dict[str, Any]) -> dict[str, Any]:
     """A nested preset as `section.key` hyperparameters of the types trackers accept (lists as text)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat |= flat_config(value, f"{prefix}{key}.")
-        elif value is not None:
-            flat[f"{prefix}{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
-    return flat
+    return {key: value if isinstance(value, bool | int | float | str) else str(value)
+            for key, value in flatten(values).items() if value is not None}  # fmt: skip
 
 
 class Tracker:

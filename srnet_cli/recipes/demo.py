@@ -19,8 +19,7 @@ from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device
 from srnet_cli.engine.rundir import prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.recipes import bias_model, data_synth, finetune, imp, mask_train
-
-LOSS_NAMES = {"ce": "CE", "poe": "PoE"}
+from srnet_cli.recipes.report import LOSS_DISPLAY
 
 
 @dataclass(frozen=True)
@@ -105,14 +104,14 @@ def stages(spec: DemoSpec) -> list[Stage]:
     first, last = spec.sparsities[0], spec.sparsities[-1]
     pct = {s: f"{100 * s:.0f}" for s in spec.sparsities}
     imp_cfg = {"imp": {"rate": 0.1, "evaluate_levels": list(spec.sparsities)}, "mask": {"sparsity": last}}
-    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_NAMES[loss]} fine-tuned")
+    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned")
             for loss in ("ce", "poe")]  # fmt: skip
     if spec.dense_only:
         return full
-    a = [Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_NAMES[loss]}", "finetune-ce", overrides=imp_cfg)
+    a = [Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_DISPLAY[loss]}", "finetune-ce", overrides=imp_cfg)
          for loss in ("ce", "poe")]  # fmt: skip
-    a += [Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_NAMES[loss]}", "finetune-ce", s)
-          for loss in ("ce", "poe") for s in spec.sparsities]  # fmt: skip
+    a += [Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_DISPLAY[loss]}",
+                "finetune-ce", s) for loss in ("ce", "poe") for s in spec.sparsities]  # fmt: skip
     lt_search = {"imp": {"rate": 0.1, "evaluate_levels": []}, "mask": {"sparsity": first}}
     b = [
         Stage("b-lt-imp-poe", B, "imp", "lt-poe", "lottery-ticket IMP PoE (search)", overrides=lt_search,
@@ -120,7 +119,7 @@ def stages(spec: DemoSpec) -> list[Stage]:
         Stage(f"b-retrain-lt-poe-{pct[first]}", B, "retrain", "poe", "lottery-ticket IMP PoE, retrained PoE",
               sparsity=first, overrides={"mask": {"file": "b-lt-imp-poe", "sparsity": first}}),
         *(Stage(f"b-retrain-mask-poe-{pct[first]}-{loss}", B, "retrain", loss,
-                f"PoE mask (a), retrained {LOSS_NAMES[loss]}", sparsity=first,
+                f"PoE mask (a), retrained {LOSS_DISPLAY[loss]}", sparsity=first,
                 overrides={"mask": {"file": f"a-mask-poe-{pct[first]}"}}) for loss in ("ce", "poe")),
     ]  # fmt: skip
     c = [Stage(f"c-mask-pt-poe-{pct[first]}", C, "mask-train", "pt-poe", "mask training PoE on pre-trained",
@@ -191,7 +190,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
                      + (f" at {100 * stage.sparsity:.0f}%" if stage.sparsity is not None else ""))  # fmt: skip
         preset = _preset(stage, spec, out, data, bias_dir / "bias.json")
         began = time.time()
-        results = RECIPES[stage.command](preset, RunContext(out / stage.name, device, spec.seed, reporter))
+        results = RECIPES[stage.command](preset, RunContext(out / stage.name, device, reporter))
         seconds[stage.name] = round(time.time() - began, 1)
         if stage.reported:
             rows += _rows_of(demo, stage, results)

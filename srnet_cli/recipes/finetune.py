@@ -1,143 +1,204 @@
 """`srnet finetune` and `srnet retrain`: fine-tuning with CE or a debiasing loss, best checkpoint by the ID dev
 metric. `retrain` is the same recipe with a fixed mask: pruned weights stay exactly zero through training and in
-the saved model (paradigm (b) of the paper: a subnetwork fine-tuned in isolation)."""
+the saved model (paradigm (b) of the paper: a subnetwork fine-tuned in isolation).
+
+The recipe reads top to bottom: `prepare` (inputs, model, run directory, optimiser, resumed state), `train` (the
+one loop, with `FinetuneRun.evaluate` selecting the best checkpoint), `final_evaluation`, `finish`.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
+from srnet_cli.dicts import flat_metrics
+from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import barrier, is_main
+from srnet_cli.engine.distributed import barrier, check_same_masks, is_main
+from srnet_cli.engine.evaluation import EvalSet, evaluate_sets, write_predictions
+from srnet_cli.engine.loop import train_loop
+from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+from srnet_cli.engine.masking import sparsity_summary
+from srnet_cli.engine.models import load_classifier
 from srnet_cli.engine.rundir import save_model_atomic
-from srnet_cli.recipes import training
-from srnet_cli.recipes.masks import load_mask_input
+from srnet_cli.recipes import rundirs
+from srnet_cli.recipes.budget import Budget, budget, prepare_optimizer
+from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
+from srnet_cli.recipes.inputs import Inputs, Loaded, encode_data, evaluation_sets, load_inputs, load_model
+from srnet_cli.recipes.masks import inject_mask_file, load_mask_input
+from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log, run_results
+from srnet_cli.recipes.report import search_name
+
+
+@dataclass
+class Best:
+    value: float = -math.inf
+    step: int = 0
+    known: Any = None  # the best checkpoint's (metrics, predictions): not recomputed at the end
+
+
+@dataclass
+class FinetuneRun:
+    """What one fine-tuning (or retraining) run holds between its steps."""
+
+    preset: FinetunePreset
+    ctx: RunContext
+    inputs: Inputs
+    loaded: Loaded
+    train_enc: Encoded
+    eval_sets: list[EvalSet]
+    plan: Budget
+    out: Path
+    metrics_log: MetricsLog
+    loss_fn: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    stream: BatchStream
+    checkpoints: Checkpointer
+    masks: dict[str, Any] | None = None  # retrain: the fixed mask
+    mask_path: Path | None = None
+    mask_meta: dict[str, Any] = field(default_factory=dict)
+    first_step: int = 0
+    best: Best = field(default_factory=Best)
+
+    @property
+    def main(self) -> bool:
+        return is_main(self.loaded.accelerator)
+
+    def evaluate(self, step: int) -> None:
+        """The selection set (and OOD sets with eval.ood_during_training); an improvement saves the model."""
+        selection, during = evaluation_sets(self.preset, self.eval_sets)
+        task, device = self.inputs.task, self.loaded.accelerator.device
+        metrics, predictions = evaluate_sets(self.model, during, task.labels, self.preset.eval.batch_size, device,
+                                             task.name, progress=self.ctx.reporter)  # fmt: skip
+        value = metrics[selection.name][self.preset.eval.metric]
+        self.metrics_log.write({"step": step, "epoch": round(step / self.plan.steps_per_epoch, 3),
+                                **flat_metrics(metrics)})  # fmt: skip
+        improved = value > self.best.value
+        if improved:
+            self.best = Best(value, step, (metrics, predictions))
+            if self.main:
+                save_model_atomic(self.bare_model(), self.loaded.tokenizer, self.out / "model")
+        self.ctx.reporter.log(f"step {step}: {selection.name} {self.preset.eval.metric} {value:.4f}"
+                              + (" (best, saved)" if improved else ""))  # fmt: skip
+
+    def save_snapshot(self, step: int) -> None:
+        every = self.preset.train.save_every
+        if self.main and every and step % every == 0:
+            save_model_atomic(self.bare_model(), self.loaded.tokenizer, self.out / "checkpoints" / f"step-{step}")
+
+    def checkpoint(self, step: int) -> None:
+        best = {"value": self.best.value, "step": self.best.step}
+        self.checkpoints.save(step, self.model, self.optimizer, self.scheduler, {"best": best})
+
+    def bare_model(self) -> Any:
+        return self.loaded.accelerator.unwrap_model(self.model)
 
 
 def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = training.finished_run(preset, ctx, resume)
+    done = rundirs.finished_run(preset, ctx, resume)
     if done is not None:
         return done
     started = time.time()
-    log = ctx.reporter
+    state = prepare(preset, ctx, overwrite, resume)
+    train(state)
+    results = final_evaluation(state)
+    results["seconds"] = round(time.time() - started, 1)
+    return finish(state, results)
+
+
+def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool) -> FinetuneRun:
+    """Inputs and model checked before the run directory is written; then the optimiser and any saved state."""
     mask_cfg = preset.mask if isinstance(preset, RetrainPreset) else None
     mask_path, mask_file = load_mask_input(mask_cfg.file, mask_cfg.sparsity) if mask_cfg else (None, None)
-
-    inputs = training.load_inputs(preset, ctx, overwrite, extra=(mask_path,), resume=resume)
-    loaded = training.load_model(preset, inputs, ctx)
-    model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
-    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
-    plan = training.budget(preset, len(train_enc), ctx)  # a warm-up longer than the run is refused before writing
+    inputs = load_inputs(preset, ctx, overwrite, extra=(mask_path,), resume=resume)
+    loaded = load_model(preset, inputs, ctx)
+    train_enc, eval_sets = encode_data(preset, inputs, loaded)
+    plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     masks = None
     if mask_file is not None and mask_cfg is not None:
-        from srnet_cli.recipes.masks import inject_mask_file
-
-        masks = inject_mask_file(model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=log)
-    out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
-    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
-    main = is_main(accelerator)
+        masks = inject_mask_file(loaded.model, mask_file, keep_classifier=mask_cfg.include_classifier,
+                                 reporter=ctx.reporter)  # fmt: skip
+    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
+    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
     if masks is not None:
-        from srnet_cli.engine.distributed import check_same_masks
-        from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-
-        log.log(f"mask hash {check_same_masks(masks)} (equal on every process)")
-        if main:
+        ctx.reporter.log(f"mask hash {check_same_masks(masks)} (equal on every process)")
+        if is_main(loaded.accelerator):
             save_mask_file(out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
-
-    from srnet_cli.engine.batching import BatchStream
-    from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-    from srnet_cli.engine.loop import train_loop
-    from srnet_cli.engine.losses import make_loss
-    from srnet_cli.engine.models import load_classifier
-
-    task, cfg = inputs.task, preset.train
-    selection_set, during = training.evaluation_sets(preset, eval_sets)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
-    model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
-    epochs = plan.max_steps / plan.steps_per_epoch
-    log.log(f"training {plan.max_steps} steps ({epochs:.2f} epochs of {len(train_enc)} examples), "
-            f"loss {preset.loss.kind}, warmup {plan.warmup}, device {accelerator.device}")  # fmt: skip
-    best: dict[str, Any] = {"value": -math.inf, "step": 0}
-    stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
-    checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
-    saved = checkpoints.load() if resume else None
+    model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
+    ctx.reporter.log(f"training {plan.max_steps} steps ({plan.max_steps / plan.steps_per_epoch:.2f} epochs of "
+                     f"{len(train_enc)} examples), loss {preset.loss.kind}, warmup {plan.warmup}, device "
+                     f"{loaded.accelerator.device}")  # fmt: skip
+    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
+    state = FinetuneRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, model,
+                        optimizer, scheduler, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
+                        masks, mask_path, mask_file.meta if mask_file else {})  # fmt: skip
+    saved = state.checkpoints.load() if resume else None
     if saved is not None:
-        checkpoints.restore(saved, model, optimizer, scheduler)
-        best.update(saved.meta["best"])
+        state.checkpoints.restore(saved, model, optimizer, scheduler)
+        state.first_step = saved.meta["step"]
+        state.best = Best(saved.meta["best"]["value"], saved.meta["best"]["step"])
+    return state
 
-    selected: dict[str, Any] = {}  # the best checkpoint's (metrics, predictions): not recomputed at the end
 
-    def evaluate_fn(step: int) -> None:
-        metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
-                                             task.name, progress=log)  # fmt: skip
-        value = metrics[selection_set.name][preset.eval.metric]
-        metrics_log.write({"step": step, "epoch": round(step / plan.steps_per_epoch, 3),
-                           **training.flat_metrics(metrics)})  # fmt: skip
-        improved = value > best["value"]
-        if improved:
-            best.update(value=value, step=step)
-            selected["known"] = (metrics, predictions)
-            if main:
-                save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "model")
-        log.log(f"step {step}: {selection_set.name} {preset.eval.metric} {value:.4f}"
-                + (" (best, saved)" if improved else ""))  # fmt: skip
-
-    def on_step(step: int) -> None:
-        if main and cfg.save_every and step % cfg.save_every == 0:
-            save_model_atomic(accelerator.unwrap_model(model), tokenizer, out / "checkpoints" / f"step-{step}")
-
-    def checkpoint_fn(step: int) -> None:
-        checkpoints.save(step, model, optimizer, scheduler, {"best": best})
-
+def train(state: FinetuneRun) -> None:
+    preset = state.preset
     train_loop(
-        model, train_enc, loss_fn, optimizer, scheduler,
-        accelerator=accelerator, stream=stream, first_step=saved.meta["step"] if saved else 0,
-        max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
-        max_grad_norm=cfg.max_grad_norm, on_step=on_step,
-        checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
-        tracker=metrics_log.tracker,
+        state.model, state.train_enc, state.loss_fn, state.optimizer, state.scheduler,
+        accelerator=state.loaded.accelerator, stream=state.stream, first_step=state.first_step,
+        max_steps=state.plan.max_steps, eval_every=preset.eval.every, evaluate_fn=state.evaluate,
+        reporter=state.ctx.reporter, max_grad_norm=preset.train.max_grad_norm, on_step=state.save_snapshot,
+        checkpoint_every=checkpoint_every(preset, preset.eval.every), checkpoint_fn=state.checkpoint,
+        tracker=state.metrics_log.tracker,
     )  # fmt: skip
 
-    # Final evaluation of the selected checkpoint on every ID split and OOD set.
-    barrier(accelerator)  # the main process has written the best model
-    # The selection-time numbers stand for the final model unless it is reloaded in fp32 after autocast training.
-    reusable = selected.get("known") if preset.train.mixed_precision == "no" or best["step"] == plan.max_steps else None
-    if best["step"] != plan.max_steps:
-        model = load_classifier(str(out / "model")).to(accelerator.device)
-    metrics, predictions = evaluate_sets(model, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                         task.name, known=reusable, progress=log)  # fmt: skip
-    if main:
-        write_predictions(out, eval_sets, predictions)
-    results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
-    if masks is not None:
-        from srnet_cli.engine.masking import sparsity_summary
 
-        results["mask"] = str(mask_path)
-        results["mask_method"] = mask_method(mask_file.meta)
+def final_evaluation(state: FinetuneRun) -> dict[str, Any]:
+    """The selected checkpoint on every ID split and OOD set; its selection-set numbers are reused unless it is
+    reloaded in fp32 after autocast training."""
+    preset, plan, best, accelerator = state.preset, state.plan, state.best, state.loaded.accelerator
+    barrier(accelerator)  # the main process has written the best model
+    reusable = best.known if preset.train.mixed_precision == "no" or best.step == plan.max_steps else None
+    model = state.model
+    if best.step != plan.max_steps:
+        model = load_classifier(str(state.out / "model")).to(accelerator.device)
+    task = state.inputs.task
+    metrics, predictions = evaluate_sets(model, state.eval_sets, task.labels, preset.eval.batch_size,
+                                         accelerator.device, task.name, known=reusable,
+                                         progress=state.ctx.reporter)  # fmt: skip
+    if state.main:
+        write_predictions(state.out, state.eval_sets, predictions)
+    selection, _ = evaluation_sets(preset, state.eval_sets)
+    results = run_results(preset, state.inputs, state.out, plan, best.step, selection, metrics)
+    if state.masks is not None:
+        results["mask"] = str(state.mask_path)
+        results["mask_method"] = mask_method(state.mask_meta)
         # Measured on the saved weights, not the mask: proves the pruned weights stayed zero.
-        results["sparsity"] = sparsity_summary({k: w != 0 for k, w in _named_weights(model, masks).items()})
-    results["seconds"] = round(time.time() - started, 1)
-    metrics_log.finish(results, plan.max_steps)
-    if main:
-        training.finish_run(out, results)
+        params = dict(model.named_parameters())
+        results["sparsity"] = sparsity_summary({k: params[k].detach().cpu() != 0 for k in state.masks})
+    return results
+
+
+def finish(state: FinetuneRun, results: dict[str, Any]) -> dict[str, Any]:
+    state.metrics_log.finish(results, state.plan.max_steps)
+    if state.main:
+        rundirs.finish_run(state.out, results)
     return results
 
 
 def mask_method(meta: dict[str, Any]) -> str | None:
     """How a mask was found, from its metadata, named as `srnet report` names that search ("lottery-ticket IMP poe",
     "mask-train ce + OOD data", ...); None for a mask without srnet provenance (the original project's)."""
-    from srnet_cli.recipes.report import search_name
-
     if meta.get("command") not in ("imp", "mask-train"):
         return None
     return search_name(meta["command"], meta.get("loss"), rewind=meta.get("rewind", "none"),
                        ood_data=bool(meta.get("ood_train")), pretrained=bool(meta.get("pretrained")),
                        initial=meta.get("initial_sparsity"), target=meta.get("target_sparsity"),
                        model=str(meta.get("model", "")))  # fmt: skip
-
-
-def _named_weights(model: Any, masks: dict[str, Any]) -> dict[str, Any]:
-    params = dict(model.named_parameters())
-    return {name: params[name].detach().cpu() for name in masks}

@@ -5,22 +5,41 @@ level every interval (rate·t_total steps), training with the chosen loss in bet
 each prune. A level's result is the model at the end of its interval.
 Lottery ticket (`"pretrained"` or a step N): the same, but after each prune the surviving weights return to the
 values saved at t = 0 (pre-trained) or at step N; the saved values are copies, so the rewind is real.
+
+The recipe reads top to bottom: `check_schedule`, `prepare` (inputs, model, masks, run directory, resumed state),
+then per level `run_level` (prune, rewind, a fresh optimiser, the loop; `ImpRun.evaluate` records the level), then
+`finish`.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import ImpPreset
+from srnet_cli.dicts import flat_metrics
+from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
+from srnet_cli.engine.evaluation import EvalSet, evaluate_sets
 from srnet_cli.engine.faults import fault_point
+from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
+from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+from srnet_cli.engine.masking import inject_masks, masks_state, sparsity_summary, target_patterns
+from srnet_cli.engine.pruning import apply_level, rewind, snapshot
+from srnet_cli.engine.resume import SavedState, prefixed, unprefixed
 from srnet_cli.engine.rundir import save_model_atomic
 from srnet_cli.errors import UsageError
-from srnet_cli.recipes import training
+from srnet_cli.recipes import rundirs
+from srnet_cli.recipes.budget import Budget, budget
+from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
 from srnet_cli.recipes.common import data_report, set_rows
+from srnet_cli.recipes.inputs import Inputs, Loaded, encode_data, load_inputs, load_model
 from srnet_cli.recipes.masks import level_name
+from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log
 
 
 def levels(rate: float, final: float) -> list[float]:
@@ -29,12 +48,135 @@ def levels(rate: float, final: float) -> list[float]:
     return [round(rate * k, 6) for k in range(1, n + 1) if rate * k < 1 - 1e-9]
 
 
+@dataclass
+class Level:
+    """The level being trained: what the per-step callbacks see of it."""
+
+    index: int
+    sparsity_target: float
+    masks: dict[str, Any]
+    sparsity: dict[str, Any]
+    hash: str
+    optimizer: Any
+    scheduler: Any
+
+
+@dataclass
+class ImpRun:
+    """What one IMP run holds across its levels."""
+
+    preset: ImpPreset
+    ctx: RunContext
+    inputs: Inputs
+    loaded: Loaded
+    train_enc: Encoded
+    eval_sets: list[EvalSet]
+    plan: Budget
+    schedule: list[float]
+    interval: int  # steps per level
+    wanted: set[float] | None  # the levels to evaluate (every level's mask is saved); None: all
+    out: Path
+    metrics_log: MetricsLog
+    loss_fn: Any
+    stream: BatchStream
+    checkpoints: Checkpointer
+    model: Any  # prepared for the device; replaced at every level (a new optimiser is prepared with it)
+    rewind_to: dict[str, Any] | None = None  # the weights surviving ones return to after each prune
+    rows: list[dict[str, Any]] = field(default_factory=list)  # every evaluated level's sparsity and metrics
+    start: int = 0  # first level to run
+    mid_level: SavedState | None = None  # a state saved inside that level
+    level: Level | None = None
+
+    @property
+    def main(self) -> bool:
+        return is_main(self.loaded.accelerator)
+
+    @property
+    def rewind_mode(self) -> str:
+        return self.preset.imp.rewind
+
+    def bare_model(self) -> Any:
+        return self.loaded.accelerator.unwrap_model(self.model)
+
+    def snapshot_for_rewind(self, step: int) -> None:
+        if self.rewind_mode.isdigit() and step == int(self.rewind_mode):
+            self.rewind_to = snapshot(self.bare_model())
+            self.ctx.reporter.log(f"step {step}: weights saved for rewinding")
+
+    def evaluate(self, step: int) -> None:
+        assert self.level is not None
+        level, sparsity, preset, task = self.level, self.level.sparsity, self.preset, self.inputs.task
+        log = self.ctx.reporter
+        if self.main:  # every level's mask is saved, evaluated or not
+            save_mask_file(self.out / "masks" / level_name(level.sparsity_target), MaskFile(level.masks, {}, {
+                "source": str(self.out), "model": preset.model.name_or_path, "labels": list(task.labels),
+                "command": "imp", "loss": preset.loss.kind, "rewind": self.rewind_mode,
+                "level": level.sparsity_target, "step": step}))  # fmt: skip
+            if preset.imp.save_models:
+                target = self.out / "models" / f"level-{level.sparsity_target:.2f}"
+                save_model_atomic(self.bare_model(), self.loaded.tokenizer, target)
+        if self.wanted is not None and level.sparsity_target not in self.wanted:
+            log.log(f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask "
+                    "saved, not evaluated")  # fmt: skip
+            return
+        metrics, _ = evaluate_sets(self.model, self.eval_sets, task.labels, preset.eval.batch_size,
+                                   self.loaded.accelerator.device, task.name, progress=log)  # fmt: skip
+        self.rows.append({"level": level.sparsity_target, "step": step, **sparsity, "metrics": metrics})
+        log.log(f"level {level.sparsity_target:.2f}: mask hash {level.hash} (equal on every process)")
+        if not self.main:
+            return
+        self.metrics_log.write({"level": level.sparsity_target, "step": step, "sparsity": sparsity["sparsity"],
+                                "mask_hash": level.hash, **flat_metrics(metrics)})  # fmt: skip
+        log.log(f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
+                + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in self.eval_sets))  # fmt: skip
+
+    def checkpoint(self, step: int) -> None:
+        assert self.level is not None
+        keep_rewind = self.rewind_mode.isdigit() and self.rewind_to is not None
+        meta = {"level_index": self.level.index, "rows": self.rows, "has_rewind": keep_rewind}
+        tensors = prefixed("rewind.", self.rewind_to) if keep_rewind and self.rewind_to else {}
+        self.checkpoints.save(step, self.model, self.level.optimizer, self.level.scheduler, meta, tensors)
+
+    def restore(self) -> None:
+        """A finished level's state starts the next level from its result; a state inside a level resumes it."""
+        saved = self.checkpoints.load()
+        if saved is None:
+            return
+        self.rows, self.start = saved.meta["rows"], saved.meta["level_index"]
+        if saved.meta["has_rewind"]:  # a step-N snapshot; the pre-trained one was just taken again
+            self.rewind_to = unprefixed("rewind.", saved.tensors)
+        if saved.meta["step"] == (self.start + 1) * self.interval:
+            self.checkpoints.restore(saved, self.model, None, None)
+            self.start += 1
+        else:
+            self.mid_level = saved
+
+
 def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = training.finished_run(preset, ctx, resume)
+    done = rundirs.finished_run(preset, ctx, resume)
     if done is not None:
         return done
     started = time.time()
-    log = ctx.reporter
+    state = prepare(preset, ctx, overwrite, resume)
+    for k in range(state.start, len(state.schedule)):
+        run_level(state, k)
+    results = {
+        "command": "imp", "task": state.inputs.task.name, "loss": preset.loss.kind,
+        "model": preset.model.name_or_path, "rewind": preset.imp.rewind, "seed": preset.train.seed,
+        "out": str(state.out), "steps": state.interval * len(state.schedule), "interval": state.interval,
+        "levels": state.rows,
+        "data": {"train_rows": set_rows(state.inputs.train),
+                 **data_report(state.inputs.eval_datasets, state.inputs.missing)},
+        "seconds": round(time.time() - started, 1),
+    }  # fmt: skip
+    state.metrics_log.finish({}, state.interval * len(state.schedule))
+    if state.main:
+        rundirs.finish_run(state.out, results)
+    return results
+
+
+def check_schedule(preset: ImpPreset) -> tuple[list[float], set[float] | None]:
+    """The levels, and the ones to evaluate; both are usage errors before anything is read."""
     schedule = levels(preset.imp.rate, preset.mask.sparsity)
     if not schedule:
         raise UsageError(f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
@@ -45,139 +187,66 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
     if unknown:
         raise UsageError(f"imp.evaluate_levels {unknown} are not levels of this schedule ({schedule})",
                          "pick levels that are multiples of imp.rate up to --sparsity")  # fmt: skip
-    inputs = training.load_inputs(preset, ctx, overwrite, resume=resume)
-    plan = training.budget(preset, len(inputs.train.examples), ctx)
+    return schedule, wanted
+
+
+def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -> ImpRun:
+    schedule, wanted = check_schedule(preset)
+    inputs = load_inputs(preset, ctx, overwrite, resume=resume)
+    plan = budget(preset, len(inputs.train.examples))
     interval = max(1, int(plan.max_steps * preset.imp.rate + 1e-9))
     rewind_mode = preset.imp.rewind
     if rewind_mode.isdigit() and int(rewind_mode) > interval:
         raise UsageError(f"imp.rewind step {rewind_mode} is after the first level's {interval} steps",
                          f"rewind to a step <= {interval}, or use --rewind pretrained")  # fmt: skip
-    loaded = training.load_model(preset, inputs, ctx)
-    model, tokenizer, accelerator = loaded.model, loaded.tokenizer, loaded.accelerator
-    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
-
-    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-    from srnet_cli.engine.masking import inject_masks, masks_state, sparsity_summary, target_patterns
-    from srnet_cli.engine.pruning import apply_level, rewind, snapshot
-
-    names = inject_masks(model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
-    out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
-    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
-    main = is_main(accelerator)
-
-    from srnet_cli.engine.batching import BatchStream
-    from srnet_cli.engine.evaluation import evaluate_sets
-    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
-    from srnet_cli.engine.losses import make_loss
-
+    loaded = load_model(preset, inputs, ctx)
+    train_enc, eval_sets = encode_data(preset, inputs, loaded)
+    names = inject_masks(loaded.model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
+    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
+    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
+    state = ImpRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, schedule, interval, wanted, out,
+                   metrics_log, loss_fn, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
+                   loaded.model, snapshot(loaded.model) if rewind_mode == "pretrained" else None)  # fmt: skip
+    ctx.reporter.log(f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
+                     f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
+                     f"{preset.loss.kind}, rewind {rewind_mode}")  # fmt: skip
+    if resume:
+        state.restore()
+    return state
 
-    task, cfg = inputs.task, preset.train
-    stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
-    # What the per-step callbacks need to see of the current level (they are defined once, outside the loop).
-    state: dict[str, Any] = {"saved": snapshot(model) if rewind_mode == "pretrained" else None, "model": model}
-    log.log(f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
-            f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss {preset.loss.kind}, "
-            f"rewind {rewind_mode}")  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
-    start, mid_level = 0, None  # first level to run; a state saved inside that level
-    saved = checkpoints.load() if resume else None
-    if saved is not None:
-        from srnet_cli.engine.resume import unprefixed
 
-        rows = saved.meta["rows"]
-        start = saved.meta["level_index"]
-        if saved.meta["has_rewind"]:  # a step-N snapshot; the pre-trained one was just taken again
-            state["saved"] = unprefixed("rewind.", saved.tensors)
-        if saved.meta["step"] == (start + 1) * interval:  # that level was finished: the next one prunes its result
-            checkpoints.restore(saved, model, None, None)
-            start += 1
-        else:
-            mid_level = saved
-
-    def on_step(step: int) -> None:
-        if rewind_mode.isdigit() and step == int(rewind_mode):
-            state["saved"] = snapshot(accelerator.unwrap_model(state["model"]))
-            log.log(f"step {step}: weights saved for rewinding")
-
-    def evaluate_fn(step: int) -> None:
-        level, sparsity = state["level"], state["sparsity"]
-        if main:  # every level's mask is saved, evaluated or not
-            save_mask_file(out / "masks" / level_name(level), MaskFile(state["masks"], {}, {
-                "source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-                "command": "imp", "loss": preset.loss.kind, "rewind": rewind_mode, "level": level,
-                "step": step}))  # fmt: skip
-            if preset.imp.save_models:
-                bare = accelerator.unwrap_model(state["model"])
-                save_model_atomic(bare, tokenizer, out / "models" / f"level-{level:.2f}")
-        if wanted is not None and level not in wanted:
-            log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask saved, not evaluated")
-            return
-        metrics, _ = evaluate_sets(state["model"], eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                   task.name, progress=log)  # fmt: skip
-        rows.append({"level": level, "step": step, **sparsity, "metrics": metrics})
-        log.log(f"level {level:.2f}: mask hash {state['hash']} (equal on every process)")
-        if not main:
-            return
-        metrics_log.write({"level": level, "step": step, "sparsity": sparsity["sparsity"], "mask_hash": state["hash"],
-                           **training.flat_metrics(metrics)})  # fmt: skip
-        log.log(f"level {level:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
-                + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in eval_sets))  # fmt: skip
-
-    def checkpoint_fn(step: int) -> None:
-        from srnet_cli.engine.resume import prefixed
-
-        keep_rewind = rewind_mode.isdigit() and state["saved"] is not None
-        meta = {"level_index": state["k"], "rows": rows, "has_rewind": keep_rewind}
-        tensors = prefixed("rewind.", state["saved"]) if keep_rewind else {}
-        checkpoints.save(step, state["model"], state["optimizer"], state["scheduler"], meta, tensors)
-
-    for k in range(start, len(schedule)):
-        level, resumed = schedule[k], mid_level is not None and k == start
-        model = accelerator.unwrap_model(state["model"])
-        fault_point("level")
-        if not resumed:  # (a resumed level's weights and masks come from its saved state)
-            apply_level(model, level, preset.mask.scope)  # prune the smallest of the remaining weights
-            if k > 0 and state["saved"] is not None:
-                rewind(model, state["saved"])  # surviving weights back to the saved values; pruned ones stay zero
-        # A new optimiser per level (Adam moments reset); lr back to its peak, decaying over t_total, no warm-up,
-        # as in the original trainer_imp. free_memory drops accelerate's references to the previous level's
-        # optimiser, whose moments would otherwise stay alive (two model-sized tensors per level).
-        accelerator.free_memory()
-        optimizer = adamw(model, cfg.lr, cfg.weight_decay)
-        scheduler = linear_warmup_decay(optimizer, 0, plan.max_steps)
-        state["model"], optimizer = accelerator.prepare(model, optimizer)
-        first = k * interval
-        if resumed:
-            checkpoints.restore(mid_level, state["model"], optimizer, scheduler)
-            first = mid_level.meta["step"]
-        masks = masks_state(model)
-        state.update(k=k, level=level, masks=masks, sparsity=sparsity_summary(masks), hash=check_same_masks(masks),
-                     optimizer=optimizer, scheduler=scheduler)  # fmt: skip
-        train_loop(
-            state["model"], train_enc, loss_fn, optimizer, scheduler,
-            accelerator=accelerator, stream=stream, first_step=first, max_steps=(k + 1) * interval,
-            eval_every=interval, evaluate_fn=evaluate_fn, reporter=log, max_grad_norm=cfg.max_grad_norm,
-            on_step=on_step, checkpoint_every=training.checkpoint_every(preset, interval), checkpoint_fn=checkpoint_fn,
-            tracker=metrics_log.tracker,
-        )  # fmt: skip
-
-    results = {
-        "command": "imp",
-        "task": task.name,
-        "loss": preset.loss.kind,
-        "model": preset.model.name_or_path,
-        "rewind": rewind_mode,
-        "seed": cfg.seed,
-        "out": str(out),
-        "steps": interval * len(schedule),
-        "interval": interval,
-        "levels": rows,
-        "data": {"train_rows": set_rows(inputs.train), **data_report(inputs.eval_datasets, inputs.missing)},
-        "seconds": round(time.time() - started, 1),
-    }
-    metrics_log.finish({}, interval * len(schedule))
-    if main:
-        training.finish_run(out, results)
-    return results
+def run_level(state: ImpRun, k: int) -> None:
+    """Prune to level k (and rewind), then train its interval with a fresh optimiser."""
+    preset, accelerator = state.preset, state.loaded.accelerator
+    resumed = state.mid_level is not None and k == state.start
+    model = state.bare_model()
+    fault_point("level")
+    if not resumed:  # (a resumed level's weights and masks come from its saved state)
+        apply_level(model, state.schedule[k], preset.mask.scope)  # prune the smallest of the remaining weights
+        if k > 0 and state.rewind_to is not None:
+            rewind(model, state.rewind_to)  # surviving weights back to the saved values; pruned ones stay zero
+    # A new optimiser per level (Adam moments reset); lr back to its peak, decaying over t_total, no warm-up, as in
+    # the original trainer_imp. free_memory drops accelerate's references to the previous level's optimiser, whose
+    # moments would otherwise stay alive (two model-sized tensors per level).
+    accelerator.free_memory()
+    optimizer = adamw(model, preset.train.lr, preset.train.weight_decay)
+    scheduler = linear_warmup_decay(optimizer, 0, state.plan.max_steps)
+    state.model, optimizer = accelerator.prepare(model, optimizer)
+    first = k * state.interval
+    if resumed:
+        assert state.mid_level is not None
+        state.checkpoints.restore(state.mid_level, state.model, optimizer, scheduler)
+        first = state.mid_level.meta["step"]
+    masks = masks_state(model)
+    state.level = Level(k, state.schedule[k], masks, sparsity_summary(masks), check_same_masks(masks), optimizer,
+                        scheduler)  # fmt: skip
+    train_loop(
+        state.model, state.train_enc, state.loss_fn, optimizer, scheduler,
+        accelerator=accelerator, stream=state.stream, first_step=first, max_steps=(k + 1) * state.interval,
+        eval_every=state.interval, evaluate_fn=state.evaluate, reporter=state.ctx.reporter,
+        max_grad_norm=preset.train.max_grad_norm, on_step=state.snapshot_for_rewind,
+        checkpoint_every=checkpoint_every(preset, state.interval), checkpoint_fn=state.checkpoint,
+        tracker=state.metrics_log.tracker,
+    )  # fmt: skip

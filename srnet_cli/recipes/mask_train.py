@@ -5,46 +5,212 @@ One real-valued score per masked weight, m = 1[score > φ] with a straight-throu
 cubic schedule. The best mask on the ID dev metric (after `select_after` of training) is saved at the sparsity it
 had when it was selected (the original reset it to the initial sparsity first; original-repo.md §9.6). Parameters
 the start checkpoint did not have (the random classifier of a pre-trained model) are saved with the mask.
+
+The recipe reads top to bottom: `prepare` (inputs, model, masks and scores, run directory, resumed state), `train`
+(the one loop; `SearchRun.recalibrate` every interval, `SearchRun.evaluate` selects the best mask), `finish`.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import MaskTrainPreset
+from srnet_cli.dicts import flat_metrics
+from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks, is_main
-from srnet_cli.recipes import training
+from srnet_cli.engine.evaluation import EvalSet, evaluate_sets, write_predictions
+from srnet_cli.engine.loop import train_loop
+from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
+from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
+from srnet_cli.engine.resume import prefixed, unprefixed
+from srnet_cli.recipes import rundirs
+from srnet_cli.recipes.budget import Budget, budget, prepare_optimizer
+from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
+from srnet_cli.recipes.inputs import (
+    Inputs,
+    Loaded,
+    data_dir_of,
+    encode_data,
+    evaluation_sets,
+    load_inputs,
+    load_model,
+    load_ood_train,
+)
+from srnet_cli.recipes.masks import load_weights_into
+from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log, run_results
+
+
+@dataclass
+class BestMask:
+    value: float = -math.inf
+    step: int | None = None
+    masks: dict[str, Any] | None = None
+    weights: dict[str, Any] = field(default_factory=dict)  # trainable non-mask parameters at that step
+    sparsity: dict[str, Any] | None = None
+    known: Any = None  # its (metrics, predictions): not recomputed at the end
+
+
+@dataclass
+class SearchRun:
+    """What one mask search holds between its steps."""
+
+    preset: MaskTrainPreset
+    ctx: RunContext
+    inputs: Inputs
+    loaded: Loaded
+    train_enc: Encoded
+    eval_sets: list[EvalSet]
+    plan: Budget
+    out: Path
+    metrics_log: MetricsLog
+    loss_fn: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    stream: BatchStream
+    checkpoints: Checkpointer
+    stored: set[str]  # parameters saved with the mask (a new head, a trained classifier)
+    initial: float  # the schedule's first sparsity (= the final one for a fixed search)
+    target: float  # the sparsity the masks are recalibrated to now
+    provenance: dict[str, Any]  # what every mask file of this search records of how it was found
+    first_step: int = 0
+    best: BestMask = field(default_factory=BestMask)
+
+    @property
+    def main(self) -> bool:
+        return is_main(self.loaded.accelerator)
+
+    @property
+    def recalibrate_every(self) -> int:
+        return self.preset.search.recalibrate_every or self.preset.eval.every
+
+    @property
+    def select_from(self) -> int:
+        return math.ceil(self.preset.search.select_after * self.plan.max_steps)
+
+    def bare_model(self) -> Any:
+        return self.loaded.accelerator.unwrap_model(self.model)
+
+    def current_weights(self) -> dict[str, Any]:
+        params = dict(self.bare_model().named_parameters())
+        return {name: params[name].detach().cpu().clone() for name in sorted(self.stored)}
+
+    def recalibrate(self, step: int) -> None:
+        if step % self.recalibrate_every == 0:
+            mask, search = self.preset.mask, self.preset.search
+            self.target = cubic_sparsity(step, self.plan.max_steps, self.initial, mask.sparsity, search.schedule_end)
+            recalibrate(self.bare_model(), self.target, mask.scope)
+
+    def evaluate(self, step: int) -> None:
+        masks = masks_state(self.bare_model())
+        digest = check_same_masks(masks)  # every process must hold the same mask, at every evaluation point
+        if step < self.select_from:  # a mask from before selection starts can never be chosen: evaluating it is waste
+            return
+        preset, task = self.preset, self.inputs.task
+        selection, during = evaluation_sets(preset, self.eval_sets)
+        summary = sparsity_summary(masks)
+        metrics, predictions = evaluate_sets(self.model, during, task.labels, preset.eval.batch_size,
+                                             self.loaded.accelerator.device, task.name,
+                                             progress=self.ctx.reporter)  # fmt: skip
+        value = metrics[selection.name][preset.eval.metric]
+        self.metrics_log.write({"step": step, "epoch": round(step / self.plan.steps_per_epoch, 3),
+                                "sparsity": summary["sparsity"], "target_sparsity": round(self.target, 6),
+                                "mask_hash": digest, **flat_metrics(metrics)})  # fmt: skip
+        improved = value > self.best.value
+        if improved:
+            # score-mode forward multiplies by an exact 0/1 mask: the fixed mask below gives the same numbers
+            self.best = BestMask(value, step, masks, self.current_weights(), summary, (metrics, predictions))
+        if improved and self.main:
+            save_mask_file(self.out / "masks" / "best.safetensors", MaskFile(masks, self.best.weights, {
+                **self.provenance, "step": step, "target_sparsity": self.target,
+                "selection": f"{selection.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
+        self.ctx.reporter.log(
+            f"step {step}: sparsity {summary['sparsity']:.4f}, {selection.name} "
+            f"{preset.eval.metric} {value:.4f}" + (" (best, mask saved)" if improved else "")
+        )
+
+    def checkpoint(self, step: int) -> None:
+        best = self.best
+        kept = {"value": best.value, "step": best.step} | ({"sparsity": best.sparsity} if best.sparsity else {})
+        tensors = prefixed("best_mask.", best.masks) | prefixed("best_weight.", best.weights) if best.masks else {}
+        self.checkpoints.save(step, self.model, self.optimizer, self.scheduler,
+                              {"best": kept, "target_sparsity": self.target}, tensors)  # fmt: skip
+
+    def restore(self) -> None:
+        saved = self.checkpoints.load()
+        if saved is None:
+            return
+        self.checkpoints.restore(saved, self.model, self.optimizer, self.scheduler)
+        self.first_step, self.target, kept = saved.meta["step"], saved.meta["target_sparsity"], saved.meta["best"]
+        self.best = BestMask(kept["value"], kept["step"], sparsity=kept.get("sparsity"))
+        if kept["step"] is not None:
+            self.best.masks = unprefixed("best_mask.", saved.tensors)
+            self.best.weights = unprefixed("best_weight.", saved.tensors)
 
 
 def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = training.finished_run(preset, ctx, resume)
+    done = rundirs.finished_run(preset, ctx, resume)
     if done is not None:
         return done
     started = time.time()
-    log = ctx.reporter
-    search, mask_cfg = preset.search, preset.mask
-    inputs = training.load_inputs(preset, ctx, overwrite, resume=resume)
+    state = prepare(preset, ctx, overwrite, resume)
+    train(state)
+    results = final_evaluation(state)
+    results["seconds"] = round(time.time() - started, 1)
+    state.metrics_log.finish(results, state.plan.max_steps)
+    if state.main:
+        rundirs.finish_run(state.out, results)
+    return results
+
+
+def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: bool) -> SearchRun:
+    """Inputs, model, masks and scores checked and built before the run directory is written; then the optimiser
+    and any saved state."""
+    search, mask_cfg, log = preset.search, preset.mask, ctx.reporter
+    inputs = load_inputs(preset, ctx, overwrite, resume=resume)
     if search.train_with:
-        data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
-        inputs.ood_train = training.load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir,
-                                                   preset.data.strict, log)  # fmt: skip
-    loaded = training.load_model(preset, inputs, ctx)
-    model, accelerator = loaded.model, loaded.accelerator
-    train_enc, eval_sets = training.encode_data(preset, inputs, loaded)
-    plan = training.budget(preset, len(train_enc), ctx)  # a warm-up longer than the run is refused before writing
+        inputs.ood_train = load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir_of(preset),
+                                          preset.data.strict, log)  # fmt: skip
+    loaded = load_model(preset, inputs, ctx)
+    train_enc, eval_sets = encode_data(preset, inputs, loaded)
+    plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
+    initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
+    names, stored = make_searchable(preset, loaded, initial, log)
+    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
+    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
+    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+    model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
+    provenance = {"source": str(out), "model": preset.model.name_or_path, "labels": list(inputs.task.labels),
+                  "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+                  "ood_train": bool(search.train_with), "initial_sparsity": initial}  # fmt: skip
+    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
+    state = SearchRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, model,
+                      optimizer, scheduler, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
+                      stored, initial, initial, provenance)  # fmt: skip
+    schedule = (f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}" if initial != mask_cfg.sparsity
+                else f"fixed {mask_cfg.sparsity:.2f}")  # fmt: skip
+    log.log(f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
+            f"every {state.recalibrate_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting "
+            f"from step {state.select_from}")  # fmt: skip
+    if resume:
+        state.restore()
+    return state
 
-    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-    from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
-    from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
 
+def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log: Any) -> tuple[list[str], set[str]]:
+    """Masked layers with scores at the initial sparsity, every weight frozen (the classifier trainable with
+    search.train_classifier); returns the masked layers and the parameters to store with the mask."""
+    search, mask_cfg, model = preset.search, preset.mask, loaded.model
     names = inject_masks(model, target_patterns(mask_cfg.include_pooler, mask_cfg.include_classifier))
     for param in model.parameters():
         param.requires_grad_(False)
-    initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
     init_scores(model, initial, search.init, mask_cfg.scope)
     stored = set(loaded.new_params)
     if stored and search.select_after > 0:
@@ -56,120 +222,39 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
             if name.startswith("classifier."):
                 param.requires_grad_(True)
                 stored.add(name)
-    out = training.start_run(preset, ctx, overwrite, inputs, accelerator, resume)
-    metrics_log = training.open_metrics_log(preset, ctx, out, accelerator)
-    main = is_main(accelerator)
+    return names, stored
 
-    from srnet_cli.engine.batching import BatchStream
-    from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-    from srnet_cli.engine.loop import train_loop
-    from srnet_cli.engine.losses import make_loss
 
-    task, cfg = inputs.task, preset.train
-    selection_set, during = training.evaluation_sets(preset, eval_sets)
-    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
-    model, optimizer, scheduler = training.prepare_optimizer(preset, model, accelerator, plan)
-    recal_every = search.recalibrate_every or preset.eval.every
-    select_from = math.ceil(search.select_after * plan.max_steps)
-    schedule = (f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}" if initial != mask_cfg.sparsity
-                else f"fixed {mask_cfg.sparsity:.2f}")  # fmt: skip
-    log.log(f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
-            f"every {recal_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting from step "
-            f"{select_from}")  # fmt: skip
-    target = {"sparsity": initial}
-    best: dict[str, Any] = {"value": -math.inf, "step": None}
-    selected: dict[str, Any] = {}  # the best mask's (metrics, predictions): not recomputed at the end
-    # what every mask file of this search records of how it was found (`srnet retrain` names its mask by it)
-    provenance = {"source": str(out), "model": preset.model.name_or_path, "labels": list(task.labels),
-                  "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
-                  "ood_train": bool(search.train_with), "initial_sparsity": initial}  # fmt: skip
-    stream = BatchStream(train_enc.lengths, cfg.batch_size, cfg.seed)
-    checkpoints = training.Checkpointer(out, preset.command, accelerator, stream)
-    saved = checkpoints.load() if resume else None
-    if saved is not None:
-        from srnet_cli.engine.resume import unprefixed
-
-        checkpoints.restore(saved, model, optimizer, scheduler)
-        target["sparsity"] = saved.meta["target_sparsity"]
-        best.update(saved.meta["best"])
-        if best["step"] is not None:
-            best.update(
-                masks=unprefixed("best_mask.", saved.tensors), weights=unprefixed("best_weight.", saved.tensors)
-            )
-
-    def current_weights() -> dict[str, Any]:
-        params = dict(accelerator.unwrap_model(model).named_parameters())
-        return {name: params[name].detach().cpu().clone() for name in sorted(stored)}
-
-    def on_step(step: int) -> None:
-        if step % recal_every == 0:
-            target["sparsity"] = cubic_sparsity(step, plan.max_steps, initial, mask_cfg.sparsity, search.schedule_end)
-            recalibrate(accelerator.unwrap_model(model), target["sparsity"], mask_cfg.scope)
-
-    def evaluate_fn(step: int) -> None:
-        masks = masks_state(accelerator.unwrap_model(model))
-        digest = check_same_masks(masks)  # every process must hold the same mask, at every evaluation point
-        if step < select_from:  # a mask from before selection starts can never be chosen: evaluating it is waste
-            return
-        summary = sparsity_summary(masks)
-        metrics, predictions = evaluate_sets(model, during, task.labels, preset.eval.batch_size, accelerator.device,
-                                             task.name, progress=log)  # fmt: skip
-        value = metrics[selection_set.name][preset.eval.metric]
-        line = {"step": step, "epoch": round(step / plan.steps_per_epoch, 3), "sparsity": summary["sparsity"],
-                "target_sparsity": round(target["sparsity"], 6), "mask_hash": digest,
-                **training.flat_metrics(metrics)}  # fmt: skip
-        metrics_log.write(line)
-        improved = value > best["value"]
-        if improved:
-            weights = current_weights()
-            best.update(value=value, step=step, masks=masks, weights=weights, sparsity=summary)
-            # score-mode forward multiplies by an exact 0/1 mask: the fixed mask below gives the same numbers
-            selected["known"] = (metrics, predictions)
-        if improved and main:
-            save_mask_file(out / "masks" / "best.safetensors", MaskFile(masks, weights, {
-                **provenance, "step": step, "target_sparsity": target["sparsity"],
-                "selection": f"{selection_set.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
-        log.log(f"step {step}: sparsity {summary['sparsity']:.4f}, {selection_set.name} {preset.eval.metric} "
-                f"{value:.4f}" + (" (best, mask saved)" if improved else ""))  # fmt: skip
-
-    def checkpoint_fn(step: int) -> None:
-        from srnet_cli.engine.resume import prefixed
-
-        kept = {k: best[k] for k in ("value", "step", "sparsity") if k in best}
-        tensors = (
-            prefixed("best_mask.", best["masks"]) | prefixed("best_weight.", best["weights"]) if "masks" in best else {}
-        )
-        checkpoints.save(step, model, optimizer, scheduler, {"best": kept, "target_sparsity": target["sparsity"]},
-                         tensors)  # fmt: skip
-
+def train(state: SearchRun) -> None:
+    preset = state.preset
     train_loop(
-        model, train_enc, loss_fn, optimizer, scheduler,
-        accelerator=accelerator, stream=stream, first_step=saved.meta["step"] if saved else 0,
-        max_steps=plan.max_steps, eval_every=preset.eval.every, evaluate_fn=evaluate_fn, reporter=log,
-        max_grad_norm=cfg.max_grad_norm, on_step=on_step,
-        checkpoint_every=training.checkpoint_every(preset, preset.eval.every), checkpoint_fn=checkpoint_fn,
-        tracker=metrics_log.tracker,
+        state.model, state.train_enc, state.loss_fn, state.optimizer, state.scheduler,
+        accelerator=state.loaded.accelerator, stream=state.stream, first_step=state.first_step,
+        max_steps=state.plan.max_steps, eval_every=preset.eval.every, evaluate_fn=state.evaluate,
+        reporter=state.ctx.reporter, max_grad_norm=preset.train.max_grad_norm, on_step=state.recalibrate,
+        checkpoint_every=checkpoint_every(preset, preset.eval.every), checkpoint_fn=state.checkpoint,
+        tracker=state.metrics_log.tracker,
     )  # fmt: skip
-    bare = accelerator.unwrap_model(model)
-    if main:
-        save_mask_file(out / "masks" / "last.safetensors", MaskFile(masks_state(bare), current_weights(), {
-            **provenance, "step": plan.max_steps, "target_sparsity": target["sparsity"]}))  # fmt: skip
 
-    # Final evaluation: the selected mask, fixed, with the weights it was selected with.
-    from srnet_cli.recipes.masks import load_weights_into
 
-    load_weights_into(bare, best["weights"], out / "masks" / "best.safetensors")
-    apply_masks(bare, best["masks"])
-    metrics, predictions = evaluate_sets(bare, eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
-                                         task.name, known=selected.get("known"), progress=log)  # fmt: skip
-    if main:
-        write_predictions(out, eval_sets, predictions)
-    results = training.run_results(preset, inputs, out, plan, best["step"], selection_set, metrics)
-    results["data"]["ood_train"] = {d.name: len(d.examples) for d in inputs.ood_train}
-    results["pretrained"] = bool(loaded.new_params)  # the searched model had no trained head (paradigm c)
-    results |= {"target_sparsity": mask_cfg.sparsity, "initial_sparsity": initial, "sparsity": best["sparsity"]}
-    results |= {"mask": str(out / "masks" / "best.safetensors"), "seconds": round(time.time() - started, 1)}
-    metrics_log.finish(results, plan.max_steps)
-    if main:
-        training.finish_run(out, results)
+def final_evaluation(state: SearchRun) -> dict[str, Any]:
+    """masks/last, then the selected mask, fixed, with the weights it was selected with, on every set."""
+    preset, plan, best, bare = state.preset, state.plan, state.best, state.bare_model()
+    if state.main:
+        save_mask_file(state.out / "masks" / "last.safetensors", MaskFile(masks_state(bare), state.current_weights(), {
+            **state.provenance, "step": plan.max_steps, "target_sparsity": state.target}))  # fmt: skip
+    load_weights_into(bare, best.weights, state.out / "masks" / "best.safetensors")
+    apply_masks(bare, best.masks)
+    task = state.inputs.task
+    metrics, predictions = evaluate_sets(bare, state.eval_sets, task.labels, preset.eval.batch_size,
+                                         state.loaded.accelerator.device, task.name, known=best.known,
+                                         progress=state.ctx.reporter)  # fmt: skip
+    if state.main:
+        write_predictions(state.out, state.eval_sets, predictions)
+    selection, _ = evaluation_sets(preset, state.eval_sets)
+    results = run_results(preset, state.inputs, state.out, plan, best.step, selection, metrics)
+    results["data"]["ood_train"] = {d.name: len(d.examples) for d in state.inputs.ood_train}
+    results["pretrained"] = bool(state.loaded.new_params)  # the searched model had no trained head (paradigm c)
+    results |= {"target_sparsity": preset.mask.sparsity, "initial_sparsity": state.initial, "sparsity": best.sparsity}
+    results["mask"] = str(state.out / "masks" / "best.safetensors")
     return results

@@ -8,6 +8,7 @@ from typing import Any
 
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.mask_files import MaskFile, load_mask_file
+from srnet_cli.engine.masking import CLASSIFIER_PATTERN
 from srnet_cli.errors import MaskError
 
 
@@ -41,7 +42,9 @@ def load_mask_input(given: str | None, sparsity: float | None) -> tuple[Path | N
     return path, load_mask_file(path)
 
 
-CLASSIFIER = re.compile(r"^classifier(\.dense|\.out_proj)?\.weight$")
+def is_classifier_weight(name: str) -> bool:
+    """The weight of a classifier layer (BERT `classifier`, RoBERTa `classifier.{dense,out_proj}`)."""
+    return name.endswith(".weight") and re.fullmatch(CLASSIFIER_PATTERN, name.removesuffix(".weight")) is not None
 
 
 def inject_mask_file(model: Any, mask_file: MaskFile, keep_classifier: bool, reporter: Reporter) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def inject_mask_file(model: Any, mask_file: MaskFile, keep_classifier: bool, rep
     from srnet_cli.engine.masking import inject_named, sparsity_summary
 
     masks = dict(mask_file.masks)
-    dropped = [k for k in masks if CLASSIFIER.match(k)] if not keep_classifier else []
+    dropped = [k for k in masks if is_classifier_weight(k)] if not keep_classifier else []
     for key in dropped:
         del masks[key]
     if dropped:

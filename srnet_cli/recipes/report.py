@@ -9,21 +9,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srnet_cli.engine.metrics import mean_std
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_atomic, write_json, write_text_atomic
+from srnet_cli.engine.tasks import CHANCE, METRIC_NAMES, TASKS
 from srnet_cli.errors import UsageError
 from srnet_cli.parsing import json_loads
 
 # Per task: the ID metric and the OOD metrics a report shows (set.metric of the results' `metrics`).
-REPORT_METRICS = {
-    "mnli": ("dev_matched.acc", ("hans.acc", "hans.non_entailed_acc")),
-    "qqp": ("dev.weighted_f1", ("paws_qqp.weighted_f1", "paws_wiki.weighted_f1")),
-    "fever": ("dev.acc", ("fever_sym1.acc", "fever_sym2.acc")),
-}
+REPORT_METRICS = {name: (spec.report_metrics[0], spec.report_metrics[1:]) for name, spec in TASKS.items()}
 TRAINING_COMMANDS = {"finetune", "retrain", "mask-train", "imp"}
 # Full-model reference lines: dashed and dotted in colours the method lines (matplotlib's C0..C6) do not use.
 REFERENCE_STYLES = [
@@ -151,8 +148,7 @@ def summarise(points: list[Point]) -> list[dict[str, Any]]:
         stats = {}
         for metric in sorted({m for p in members for m in p.metrics}):
             values = [p.metrics[metric] for p in members if metric in p.metrics]
-            stats[metric] = {"mean": statistics.fmean(values),
-                             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}  # fmt: skip
+            stats[metric] = {**mean_std(values), "n": len(values)}
         rows.append({"task": task, "method": method, "sparsity": sparsity, "runs": len(members),
                      "seeds": sorted({p.seed for p in members if p.seed is not None}), "metrics": stats})  # fmt: skip
     return rows
@@ -200,19 +196,6 @@ LOSS_DISPLAY = {"ce": "CE", "poe": "PoE"}
 def display(method: str) -> str:
     """A method's legend label: loss names as papers write them (CE, PoE)."""
     return re.sub(r"\b(ce|poe)\b", lambda m: LOSS_DISPLAY[m.group(1)], method)
-
-
-# Axis labels in words, and the accuracy of a uniform random guess where it is well defined (a 3-way MNLI guess
-# is right on 1/3 of MNLI, and, collapsed to HANS's 2 classes, on 1/3 of entailed and 2/3 of non-entailed pairs).
-METRIC_NAMES = {
-    "dev_matched.acc": "MNLI-m accuracy (%)", "hans.acc": "HANS accuracy (%)",
-    "hans.non_entailed_acc": "HANS non-entailed accuracy (%)", "dev.weighted_f1": "QQP dev weighted F1 (%)",
-    "paws_qqp.weighted_f1": "PAWS-QQP weighted F1 (%)", "paws_wiki.weighted_f1": "PAWS-Wiki weighted F1 (%)",
-    "dev.acc": "FEVER dev accuracy (%)", "fever_sym1.acc": "FEVER-Symmetric v1 accuracy (%)",
-    "fever_sym2.acc": "FEVER-Symmetric v2 accuracy (%)",
-}  # fmt: skip
-CHANCE = {"dev_matched.acc": 1 / 3, "hans.acc": 0.5, "hans.non_entailed_acc": 2 / 3, "dev.acc": 1 / 3,
-          "fever_sym1.acc": 1 / 3, "fever_sym2.acc": 1 / 3}  # fmt: skip
 
 
 def _seeds_caption(rows: list[dict[str, Any]]) -> str:
