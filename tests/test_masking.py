@@ -196,6 +196,45 @@ def test_recalibration_restores_top_k_per_matrix():
     assert int((~layer.current_mask()).sum()) == 2 and float(layer.threshold) == pytest.approx(0.1)
 
 
+def test_global_recalibration_is_one_threshold_over_every_matrix():
+    """scope=global: the k smallest scores of all matrices together are pruned (k = round(n·s) over all n), so
+    the sparsity is exact overall and uneven per matrix; by hand: scores 0.05..0.9 and 0.15..0.6, s = 0.5."""
+    small, large = MaskedLinear(nn.Linear(2, 2)), MaskedLinear(nn.Linear(3, 2))
+    small.set_scores(torch.tensor([[0.5, 0.1], [0.9, 0.3]]), 0.01)
+    large.set_scores(torch.tensor([[0.2, 0.8, 0.05], [0.7, 0.15, 0.6]]), 0.01)
+    model = nn.Sequential(small, large)
+    recalibrate(model, 0.5, scope="global")  # 10 scores, 5 pruned: 0.05, 0.1, 0.15, 0.2, 0.3
+    assert float(small.threshold) == pytest.approx(0.3) and float(large.threshold) == pytest.approx(0.3)
+    assert small.current_mask().tolist() == [[True, False], [True, False]]
+    assert large.current_mask().tolist() == [[False, True, False], [True, False, True]]
+    kept = int(small.current_mask().sum() + large.current_mask().sum())
+    assert kept == 5 and int(small.current_mask().sum()) != int(large.current_mask().sum())
+
+
+@pytest.mark.parametrize("every,expected", [(None, [3, 6]), (1, [1, 2, 3, 4, 5, 6]), (2, [2, 4, 6])])
+def test_recalibrate_every_sets_when_thresholds_are_reset(tiny_bert_dir, synth_dir, tmp_path, monkeypatch, every,
+                                                          expected):  # fmt: skip
+    """search.recalibrate_every: unset, at every evaluation (eval.every = 3); 1, every step; N, every N steps."""
+    from srnet_cli.config.loader import load_preset
+    from srnet_cli.engine.context import RunContext
+    from srnet_cli.recipes import mask_train
+
+    calls = []
+    real = mask_train.recalibrate
+    monkeypatch.setattr(mask_train, "recalibrate", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    steps = []
+    real_cubic = mask_train.cubic_sparsity
+    monkeypatch.setattr(mask_train, "cubic_sparsity", lambda step, *a: (steps.append(step), real_cubic(step, *a))[1])
+    sets = ["train.max_steps=6", "eval.every=3", "train.batch_size=8", "train.warmup_steps=0",
+            "train.checkpoint_every=0"]
+    if every is not None:
+        sets.append(f"search.recalibrate_every={every}")
+    preset, _, _ = load_preset("mask-train", None, sets, {"model.name_or_path": str(tiny_bert_dir),
+                                                          "data.dir": str(synth_dir)})  # fmt: skip
+    mask_train.run(preset, RunContext(tmp_path / "run", "cpu"))
+    assert steps == expected and len(calls) == len(expected)
+
+
 def test_ste_gradient_reaches_scores_only_and_equals_the_mask_gradient():
     torch.manual_seed(0)
     linear = nn.Linear(3, 2)
