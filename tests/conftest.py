@@ -10,15 +10,38 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from srnet_cli.engine import synth_nli  # noqa: E402
+from srnet_cli.engine import synth_nli
 
 
 def _corpus() -> list[str]:
     words = set(synth_nli.NOUNS_MATCHED + synth_nli.NOUNS_MISMATCHED + synth_nli.INTRANSITIVE + synth_nli.PREPOSITIONS)
     words |= {w for triple in synth_nli.TRANSITIVE for w in triple} | set(synth_nli.ADJECTIVES)
     words |= set(synth_nli.ADJECTIVES.values()) | set(synth_nli.ADVERBS)
-    words |= {"the", "who", "and", "if", "since", "because", "that", "believed", "hoped", "suspected", "knew", "forgot",
-              "noticed", "was", "by", "did", "not", "nobody", "never", "wanted", "to", ".", ","}  # fmt: skip
+    words |= {
+        "the",
+        "who",
+        "and",
+        "if",
+        "since",
+        "because",
+        "that",
+        "believed",
+        "hoped",
+        "suspected",
+        "knew",
+        "forgot",
+        "noticed",
+        "was",
+        "by",
+        "did",
+        "not",
+        "nobody",
+        "never",
+        "wanted",
+        "to",
+        ".",
+        ",",
+    }
     return sorted(words)
 
 
@@ -32,8 +55,15 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     # transformers 5 ignores `vocab_file=`: pass the vocabulary as `vocab` or every word becomes [UNK].
     tokenizer = BertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=3)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -52,13 +82,24 @@ def tiny_roberta_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-roberta")
     bpe = ByteLevelBPETokenizer()
     sentences = [" ".join(_corpus())] * 3 + [w.capitalize() for w in _corpus()]
-    bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
+    bpe.train_from_iterator(
+        sentences, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(path))
     tokenizer = RobertaTokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
-    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=80, num_labels=3, pad_token_id=1,
-                           bos_token_id=0, eos_token_id=2, type_vocab_size=1)  # fmt: skip
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        num_labels=3,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
+    )
     import torch
 
     torch.manual_seed(0)

@@ -110,14 +110,14 @@ CASES = [
         ["--bias", lambda t, b: _made(t / "x.json", "{")],
         1,
         "is not a srnet bias file",
-    ),  # fmt: skip
+    ),
     (
         "bias pickle",
         None,
         ["--bias", lambda t, b: _made(t / "x.pkl", b"x")],
         1,
         "is a pickle file and pickles are not loaded by default",
-    ),  # fmt: skip
+    ),
     ("bias missing", None, ["--bias", lambda t, b: t / "none.json"], 1, "bias file not found"),
     (
         "npy wrong shape",
@@ -125,7 +125,7 @@ CASES = [
         ["--bias", lambda t, b: _made(t / "w.npy", array=np.zeros((240, 4)))],
         1,
         "has 4 columns; mnli expects 3",
-    ),  # fmt: skip
+    ),
     ("model without config", None, ["--model", lambda t, b: _made(t / "m", directory=True)], 1, "no config.json"),
     (
         "model without weights",
@@ -136,7 +136,7 @@ CASES = [
         ],
         1,
         "cannot load",
-    ),  # fmt: skip
+    ),
     ("invalid model name", None, ["--model", lambda t, b: "a..b"], 1, "neither a local path nor a valid hub name"),
     ("model path missing", None, ["--model", lambda t, b: t / "nowhere" / "model"], 1, "does not exist"),
     (
@@ -153,7 +153,7 @@ CASES = [
         ["--set", lambda t, b: "data.strict=true"],
         1,
         "train.tsv:242: expected 12 tab-separated fields",
-    ),  # fmt: skip
+    ),
     ("zero steps", None, ["--set", lambda t, b: "train.max_steps=0"], 2, "train.max_steps: Input should be greater"),
     ("negative lr", None, ["--set", lambda t, b: "train.lr=-0.1"], 2, "train.lr: Input should be greater than 0"),
     ("unknown loss", None, ["--loss", lambda t, b: "focal"], 2, "unknown loss 'focal': srnet has ce, poe"),
@@ -172,35 +172,35 @@ CASES = [
         ["--loss", lambda t, b: "conf-reg", "--bias", lambda t, b: b],
         2,
         "needs teacher probabilities",
-    ),  # fmt: skip
+    ),
     (
         "teacher without conf-reg",
         None,
         ["--teacher", lambda t, b: _made(t / "t.json", "{}")],
         2,
         "--teacher is used by loss conf-reg only",
-    ),  # fmt: skip
+    ),
     (
         "teacher not probabilities",
         None,
         ["--loss", lambda t, b: "conf-reg", "--bias", lambda t, b: b, "--teacher", lambda t, b: b],
         1,
         "is not a srnet teacher file",
-    ),  # fmt: skip
+    ),
     (
         "anneal without bias",
         None,
         ["--set", lambda t, b: "loss.anneal=[0.8, 1.0]"],
         2,
         "loss.anneal anneals bias probabilities",
-    ),  # fmt: skip
+    ),
     (
         "anneal reversed",
         None,
         ["--bias", lambda t, b: b, "--set", lambda t, b: "loss.anneal=[1.0, 0.8]"],
         2,
         "loss.anneal must be [min, max]",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -296,7 +296,7 @@ SPARSE_CASES = [
         ["--mask", lambda t, b: _made(t / "c.safetensors", b"\x08\0\0\0\0\0\0\0{}")],
         1,
         "not a readable safetensors file",
-    ),  # fmt: skip
+    ),
     ("mask unknown format", "retrain", ["--mask", lambda t, b: _made(t / "m.npz", "x")], 1, "unknown mask format"),
     ("sparsity one", "mask-train", ["--sparsity", lambda t, b: "1.0"], 2, "mask.sparsity: Input should be less than 1"),
     (
@@ -319,7 +319,7 @@ SPARSE_CASES = [
         ["--train-with", lambda t, b: "hans", "--loss", lambda t, b: "poe", "--bias", lambda t, b: b],
         2,
         "--loss ce only",
-    ),  # fmt: skip
+    ),
     ("imp run without level", "retrain", ["--mask", _imp_run_dir], 1, "no mask found in"),
     ("imp below first level", "imp", ["--sparsity", lambda t, b: "0.04"], 2, "is below the first level"),
     (
@@ -337,8 +337,19 @@ SPARSE_CASES = [
 @pytest.mark.parametrize("case", SPARSE_CASES, ids=[c[0] for c in SPARSE_CASES])
 def test_bad_sparse_input(case, data, tmp_path, tiny_bert_dir, bias_file):
     _, command, extra, code, message = case
-    argv = [command, "--task", "mnli", "--data-dir", str(data), "--model", str(tiny_bert_dir), "--out",
-            str(tmp_path / "run"), "--set", "train.max_steps=1"]  # fmt: skip
+    argv = [
+        command,
+        "--task",
+        "mnli",
+        "--data-dir",
+        str(data),
+        "--model",
+        str(tiny_bert_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        "train.max_steps=1",
+    ]
     for flag, make in zip(extra[::2], extra[1::2], strict=True):
         argv += [flag, str(make(tmp_path, bias_file))]
     assert_clean_failure(runner.invoke(app, argv), code, message, tmp_path / "run")
@@ -346,8 +357,12 @@ def test_bad_sparse_input(case, data, tmp_path, tiny_bert_dir, bias_file):
 
 def test_save_probs_needs_the_train_split_and_never_overwrites(tmp_path, synth_dir, tiny_bert_dir):
     base = ["evaluate", "--model", str(tiny_bert_dir), "--task", "mnli", "--data-dir", str(synth_dir)]
-    assert_clean_failure(runner.invoke(app, [*base, "--save-probs", str(tmp_path / "t.json")]), 2,
-                         "add --split train", tmp_path / "t.json")  # fmt: skip
+    assert_clean_failure(
+        runner.invoke(app, [*base, "--save-probs", str(tmp_path / "t.json")]),
+        2,
+        "add --split train",
+        tmp_path / "t.json",
+    )
     existing = tmp_path / "old.json"
     existing.write_text("keep me")
     result = runner.invoke(app, [*base, "--split", "train", "--save-probs", str(existing)])
@@ -368,8 +383,20 @@ class Env:
         self.out = tmp / "run"
 
     def finetune(self, *extra: object, task: str = "mnli", data=None) -> list[str]:
-        argv = ["finetune", "--task", task, "--data-dir", data or self.data, "--model", self.model, "--out", self.out,
-                "--set", "train.max_steps=1", *extra]  # fmt: skip
+        argv = [
+            "finetune",
+            "--task",
+            task,
+            "--data-dir",
+            data or self.data,
+            "--model",
+            self.model,
+            "--out",
+            self.out,
+            "--set",
+            "train.max_steps=1",
+            *extra,
+        ]
         return [str(a) for a in argv]
 
     def model_copy(self, name: str) -> Path:
@@ -448,8 +475,21 @@ def _mask_with_meta(env, meta):
 
     path = env.tmp / "bad.safetensors"
     save_file({"bert.pooler.dense.weight": torch.ones(4, dtype=torch.uint8)}, str(path), metadata={"srnet": meta})
-    return ["retrain", "--task", "mnli", "--data-dir", str(env.data), "--model", str(env.model), "--mask", str(path),
-            "--out", str(env.out), "--set", "train.max_steps=1"]  # fmt: skip
+    return [
+        "retrain",
+        "--task",
+        "mnli",
+        "--data-dir",
+        str(env.data),
+        "--model",
+        str(env.model),
+        "--mask",
+        str(path),
+        "--out",
+        str(env.out),
+        "--set",
+        "train.max_steps=1",
+    ]
 
 
 def _duplicate_ids(env):
@@ -498,10 +538,27 @@ def _nan_weights_mask(env):
 
     path = env.tmp / "nan.safetensors"
     weights = {"classifier.weight": torch.full((3, 32), float("nan")), "classifier.bias": torch.zeros(3)}
-    save_mask_file(path, MaskFile({"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)}, weights,
-                                  {"labels": ["contradiction", "entailment", "neutral"]}))  # fmt: skip
-    return ["evaluate", "--model", str(env.model), "--task", "mnli", "--data-dir", str(env.data), "--mask", str(path),
-            "--out", str(env.out)]  # fmt: skip
+    save_mask_file(
+        path,
+        MaskFile(
+            {"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)},
+            weights,
+            {"labels": ["contradiction", "entailment", "neutral"]},
+        ),
+    )
+    return [
+        "evaluate",
+        "--model",
+        str(env.model),
+        "--task",
+        "mnli",
+        "--data-dir",
+        str(env.data),
+        "--mask",
+        str(path),
+        "--out",
+        str(env.out),
+    ]
 
 
 def _surrogate_fever_line(env):

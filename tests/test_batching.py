@@ -40,7 +40,7 @@ def test_eval_batches_sorted_and_predictions_restored_in_dataset_order():
     assert [lengths[i] for b in batches for i in b] == sorted(lengths)
 
     class Echo(torch.nn.Module):
-        def forward(self, input_ids, attention_mask, token_type_ids=None):  # noqa: ANN001
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
             first = input_ids[:, :1].float()
             return type("Out", (), {"logits": torch.cat([first, attention_mask.sum(1, keepdim=True).float()], 1)})
 

@@ -115,9 +115,13 @@ def test_missing_and_unknown_bias_files(tmp_path):
     with pytest.raises(BiasFileError, match="entry 'train-0' holds something other than numbers"):
         load_bias(tmp_path / "e.json", "mnli", LABELS, _train(1))
     # what numpy would coerce silently: numbers as strings, bools, nested rows; and a float beyond range
-    for row, message in [(["-0.1", "-2", "-3"], "other than numbers"), ([True, -2, -3], "other than numbers"),
-                         ([[-0.1], [-2.0], [-3.0]], "other than numbers"), ([10**400, -1, -1], "too large"),
-                         ([-1, -1], "is not a list of 3 values")]:  # fmt: skip
+    for row, message in [
+        (["-0.1", "-2", "-3"], "other than numbers"),
+        ([True, -2, -3], "other than numbers"),
+        ([[-0.1], [-2.0], [-3.0]], "other than numbers"),
+        ([10**400, -1, -1], "too large"),
+        ([-1, -1], "is not a list of 3 values"),
+    ]:
         (tmp_path / "f.json").write_text(json.dumps({"labels": list(LABELS), "log_probs": {"train-0": row}}))
         with pytest.raises(BiasFileError, match=message):
             load_bias(tmp_path / "f.json", "mnli", LABELS, _train(1))

@@ -21,8 +21,20 @@ def invoke(*args: str):
 def test_help_lists_only_working_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for name in ("finetune", "imp", "mask-train", "retrain", "evaluate", "export-mask", "bias-model", "data", "demo",
-                 "presets", "bench", "report"):  # fmt: skip
+    for name in (
+        "finetune",
+        "imp",
+        "mask-train",
+        "retrain",
+        "evaluate",
+        "export-mask",
+        "bias-model",
+        "data",
+        "demo",
+        "presets",
+        "bench",
+        "report",
+    ):
         assert f" {name} " in result.stdout
 
 
@@ -36,8 +48,22 @@ def test_presets_list_and_show():
 
 
 def test_dry_run_prints_resolved_preset_with_flags_applied():
-    result = invoke("finetune", "--task", "mnli", "--loss", "poe", "--bias", "b.json", "--model", "minilm",
-                    "--seed", "7", "--set", "train.lr=3e-5", "--dry-run")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--bias",
+        "b.json",
+        "--model",
+        "minilm",
+        "--seed",
+        "7",
+        "--set",
+        "train.lr=3e-5",
+        "--dry-run",
+    )
     assert result.exit_code == 0, result.output
     assert 'name_or_path = "minilm"' in result.stdout and "seed = 7" in result.stdout and "lr = 3e-05" in result.stdout
     as_json = json.loads(invoke("finetune", "--task", "mnli", "--dry-run", "--json").stdout)
@@ -56,12 +82,18 @@ def test_dry_run_does_not_import_torch(tmp_path):
 def test_engine_and_recipes_never_import_cli_libraries():
     """The layering: every engine, config and recipe module imports without typer or rich (the CLI's)."""
     root = Path(__file__).resolve().parents[1] / "srnet_cli"
-    modules = sorted(f"srnet_cli.{p.parent.name}.{p.stem}" for layer in ("engine", "recipes", "config")
-                     for p in (root / layer).glob("*.py") if p.stem != "__init__")  # fmt: skip
+    modules = sorted(
+        f"srnet_cli.{p.parent.name}.{p.stem}"
+        for layer in ("engine", "recipes", "config")
+        for p in (root / layer).glob("*.py")
+        if p.stem != "__init__"
+    )
     modules += ["srnet_cli.errors", "srnet_cli.parsing", "srnet_cli.dicts"]
     assert len(modules) > 40
-    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
-            "assert not {'typer', 'rich'} & set(sys.modules), sorted({'typer', 'rich'} & set(sys.modules))")
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        "assert not {'typer', 'rich'} & set(sys.modules), sorted({'typer', 'rich'} & set(sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -120,8 +152,10 @@ def test_bad_preset_file_lists_every_problem(tmp_path):
     result = invoke("finetune", "--preset", str(path), "--dry-run")
     assert result.exit_code == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: train.batch_size: Input should be greater than or equal to 1",
-                      "error: eval.every: Input should be greater than or equal to 1"]  # fmt: skip
+    assert errors == [
+        "error: train.batch_size: Input should be greater than or equal to 1",
+        "error: eval.every: Input should be greater than or equal to 1",
+    ]
     path.write_text("command = [unclosed")
     bad = invoke("finetune", "--preset", str(path), "--dry-run")
     assert bad.exit_code == 2 and "invalid TOML" in bad.stderr
@@ -129,8 +163,9 @@ def test_bad_preset_file_lists_every_problem(tmp_path):
 
 def test_console_script_and_module_entry_point_from_another_directory(tmp_path):
     env = {**os.environ, "COLUMNS": "200"}
-    listed = subprocess.run([sys.executable, "-m", "srnet_cli", "presets", "list"], capture_output=True, text=True,
-                            cwd=tmp_path, env=env)  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-m", "srnet_cli", "presets", "list"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert listed.returncode == 0 and "finetune/poe-mnli" in listed.stdout
     version = subprocess.run([sys.executable, "-m", "srnet_cli", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("srnet ")
@@ -169,8 +204,12 @@ def test_overwrite_needs_srnet_marker_and_spares_inputs(tmp_path, synth_dir):
     assert (lookalike / "src").is_dir()
     # bias-model --overwrite onto a directory that holds its own input data is refused
     data = tmp_path / "data"
-    assert invoke("data", "synth", "--out", str(data), "--train-size", "30", "--dev-size", "6",
-                  "--hans-per-subcase", "1").exit_code == 0  # fmt: skip
+    assert (
+        invoke(
+            "data", "synth", "--out", str(data), "--train-size", "30", "--dev-size", "6", "--hans-per-subcase", "1"
+        ).exit_code
+        == 0
+    )
     result = invoke("bias-model", "--data-dir", str(data), "--out", str(data), "--overwrite")
     assert result.exit_code == 1 and "would delete an input of this run" in result.stderr
     assert (data / "MNLI" / "train.tsv").is_file()
@@ -181,8 +220,21 @@ def test_overwrite_needs_srnet_marker_and_spares_inputs(tmp_path, synth_dir):
 
 
 def test_named_hyperparameter_flags_and_the_run_length(tmp_path, synth_dir):
-    result = invoke("finetune", "--task", "mnli", "--max-steps", "40", "--lr", "1e-4", "--batch-size", "16",
-                    "--max-length", "64", "--dry-run", "--json")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--max-steps",
+        "40",
+        "--lr",
+        "1e-4",
+        "--batch-size",
+        "16",
+        "--max-length",
+        "64",
+        "--dry-run",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     train = json.loads(result.stdout)["train"]
     assert (train["max_steps"], train["lr"], train["batch_size"]) == (40, 1e-4, 16)
@@ -196,8 +248,20 @@ def test_named_hyperparameter_flags_and_the_run_length(tmp_path, synth_dir):
     assert steps["warmup_steps"] == 7 and steps["warmup_ratio"] is None
     assert ratio["train"]["warmup_ratio"] == 0.05 and ratio["train"]["warmup_steps"] is None
     # epochs decide: 240 rows at batch 32 = 8 steps an epoch (counted from the file), 2 epochs = 16 steps
-    epochs = invoke("retrain", "--task", "mnli", "--mask", "m.safetensors", "--data-dir", str(synth_dir), "--epochs",
-                    "2", "--warmup", "0.25", "--dry-run")  # fmt: skip
+    epochs = invoke(
+        "retrain",
+        "--task",
+        "mnli",
+        "--mask",
+        "m.safetensors",
+        "--data-dir",
+        str(synth_dir),
+        "--epochs",
+        "2",
+        "--warmup",
+        "0.25",
+        "--dry-run",
+    )
     assert "epochs decide the run: 2 epochs x 8 steps (240 training rows" in epochs.stderr
     assert "= 16 steps; warm-up 4 steps" in epochs.stderr
     # a named flag beats --set of the same key, and says so
@@ -213,8 +277,21 @@ def test_warmup_flag_is_steps_or_a_ratio(warmup):
 
 def test_a_warmup_longer_than_the_run_is_refused_before_anything_is_written(tmp_path, synth_dir, tiny_bert_dir):
     out = tmp_path / "run"
-    result = invoke("finetune", "--task", "mnli", "--model", str(tiny_bert_dir), "--data-dir", str(synth_dir),
-                    "--max-steps", "4", "--warmup", "10", "--out", str(out))  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(synth_dir),
+        "--max-steps",
+        "4",
+        "--warmup",
+        "10",
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 2
     assert "error: the warm-up (10 steps) is not shorter than the run (4 steps)" in result.stderr
     assert "--warmup 0.1" in result.stderr and not out.exists()
@@ -231,12 +308,27 @@ def test_tasks_lists_sets_metrics_and_bias_kinds():
     assert wrong.exit_code == 2 and "unknown task 'mnlx': srnet knows mnli, qqp, fever" in wrong.stderr
 
 
-@pytest.mark.parametrize("device,message", [("cuda:1", "no CUDA device is visible"), ("cuda:x", "cuda:N"),
-                                            ("gpu", "is not one of auto, cpu, cuda, cuda:N")])  # fmt: skip
+@pytest.mark.parametrize(
+    "device,message",
+    [("cuda:1", "no CUDA device is visible"), ("cuda:x", "cuda:N"), ("gpu", "is not one of auto, cpu, cuda, cuda:N")],
+)
 def test_device_cuda_n(tmp_path, synth_dir, tiny_bert_dir, device, message):
     out = tmp_path / "run"
-    result = invoke("finetune", "--task", "mnli", "--model", str(tiny_bert_dir), "--data-dir", str(synth_dir),
-                    "--max-steps", "1", "--device", device, "--out", str(out))  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(synth_dir),
+        "--max-steps",
+        "1",
+        "--device",
+        device,
+        "--out",
+        str(out),
+    )
     assert result.exit_code == 2 and message in result.stderr and not out.exists()
 
 

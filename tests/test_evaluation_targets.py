@@ -26,8 +26,18 @@ def data(synth_dir, tmp_path):
 
 
 def test_evaluate_only_the_sets_asked_for(tiny_bert_dir, synth_dir):
-    result = run("evaluate", "--model", tiny_bert_dir, "--task", "mnli", "--data-dir", synth_dir, "--sets",
-                 "dev_mismatched,hans", "--json")  # fmt: skip
+    result = run(
+        "evaluate",
+        "--model",
+        tiny_bert_dir,
+        "--task",
+        "mnli",
+        "--data-dir",
+        synth_dir,
+        "--sets",
+        "dev_mismatched,hans",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert list(out["metrics"]) == ["dev_mismatched", "hans"] and list(out["data"]["sets"]) == list(out["metrics"])
@@ -36,8 +46,23 @@ def test_evaluate_only_the_sets_asked_for(tiny_bert_dir, synth_dir):
 
 
 def test_training_commands_take_sets_for_the_final_evaluation(tiny_bert_dir, synth_dir, tmp_path):
-    result = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "2",
-                 "--sets", "hans", "--out", tmp_path / "run", "--json", "-q")  # fmt: skip
+    result = run(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--max-steps",
+        "2",
+        "--sets",
+        "hans",
+        "--out",
+        tmp_path / "run",
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     # the selection set (the first ID split) is always evaluated: it picks the checkpoint
     assert list(json.loads(result.stdout)["metrics"]) == ["dev_matched", "hans"]
@@ -45,12 +70,16 @@ def test_training_commands_take_sets_for_the_final_evaluation(tiny_bert_dir, syn
 
 def test_a_file_in_a_known_layout(tiny_bert_dir, synth_dir, tmp_path):
     hans = synth_dir / "MNLI" / "hans" / "heuristics_evaluation_set.txt"
-    result = run("evaluate", "--model", tiny_bert_dir, "--file", hans, "--layout", "hans", "--json", "--out",
-                 tmp_path / "e")  # fmt: skip
+    result = run(
+        "evaluate", "--model", tiny_bert_dir, "--file", hans, "--layout", "hans", "--json", "--out", tmp_path / "e"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    reference = json.loads(run("evaluate", "--model", tiny_bert_dir, "--task", "mnli", "--data-dir", synth_dir,
-                               "--sets", "hans", "--json").stdout)  # fmt: skip
+    reference = json.loads(
+        run(
+            "evaluate", "--model", tiny_bert_dir, "--task", "mnli", "--data-dir", synth_dir, "--sets", "hans", "--json"
+        ).stdout
+    )
     assert out["metrics"]["file-hans"] == reference["metrics"]["hans"]  # the same breakdown as the task's HANS set
     assert out["data"]["sets"]["file-hans"]["rows"] == 48 and (tmp_path / "e" / "predictions").is_dir()
     dev = synth_dir / "MNLI" / "dev_matched.tsv"
@@ -75,8 +104,21 @@ def test_missing_ood_set_is_listed_and_fatal_on_request(tiny_bert_dir, data, tmp
     fatal = run(*base, "--set", "data.require_ood=true", "--out", tmp_path / "e")
     assert fatal.exit_code == 1 and "data file not found" in fatal.stderr and "require_ood" in fatal.stderr
     assert not (tmp_path / "e").exists()
-    training = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data, "--max-steps", "1",
-                   "--out", tmp_path / "t", "--json", "-q")  # fmt: skip
+    training = run(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        data,
+        "--max-steps",
+        "1",
+        "--out",
+        tmp_path / "t",
+        "--json",
+        "-q",
+    )
     assert json.loads(training.stdout)["data"]["missing"] == ["hans"]
 
 
@@ -84,8 +126,12 @@ def test_results_record_rows_read_and_skipped_per_set(tiny_bert_dir, data):
     dev = data / "MNLI" / "dev_matched.tsv"
     lines = dev.read_text().splitlines()
     lines[3] = "broken row"
-    lines[7] = lines[7].replace("\tentailment", "\tmaybe").replace("\tneutral", "\tmaybe").replace(
-        "\tcontradiction", "\tmaybe")  # fmt: skip
+    lines[7] = (
+        lines[7]
+        .replace("\tentailment", "\tmaybe")
+        .replace("\tneutral", "\tmaybe")
+        .replace("\tcontradiction", "\tmaybe")
+    )
     dev.write_text("\n".join(lines) + "\n")
     out = json.loads(run("evaluate", "--model", tiny_bert_dir, "--task", "mnli", "--data-dir", data, "--json").stdout)
     rows = out["data"]["sets"]["dev_matched"]
@@ -117,9 +163,29 @@ def test_tensorboard_logs_loss_lr_evaluations_and_the_preset(tiny_bert_dir, synt
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "poe-40"
-    result = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "12",
-                 "--lr", "1e-4", "--batch-size", "8", "--set", "eval.every=4", "--log-with", "tensorboard", "--out",
-                 out, "--json", "-q")  # fmt: skip
+    result = run(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--max-steps",
+        "12",
+        "--lr",
+        "1e-4",
+        "--batch-size",
+        "8",
+        "--set",
+        "eval.every=4",
+        "--log-with",
+        "tensorboard",
+        "--out",
+        out,
+        "--json",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     events = EventAccumulator(str(out / "logs" / "poe-40"))  # the run's name is its directory's
     events.Reload()
@@ -139,8 +205,19 @@ def test_tensorboard_logs_loss_lr_evaluations_and_the_preset(tiny_bert_dir, synt
 def test_tracker_choice_is_checked_before_anything_is_written(tiny_bert_dir, synth_dir, tmp_path):
     import importlib.util
 
-    base = ["finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "1",
-            "--out", tmp_path / "run"]  # fmt: skip
+    base = [
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--max-steps",
+        "1",
+        "--out",
+        tmp_path / "run",
+    ]
     bad = run(*base, "--log-with", "neptune")
     assert bad.exit_code == 2 and "--log-with 'neptune' is not one of none, tensorboard, wandb, mlflow" in bad.stderr
     for kind in ("wandb", "mlflow"):
@@ -151,12 +228,25 @@ def test_tracker_choice_is_checked_before_anything_is_written(tiny_bert_dir, syn
 
 
 @pytest.mark.parametrize("kind", ["wandb", "mlflow"])
-def test_optional_trackers_write_into_the_run_directory_offline(tiny_bert_dir, synth_dir, tmp_path, kind,
-                                                                monkeypatch):  # fmt: skip
+def test_optional_trackers_write_into_the_run_directory_offline(tiny_bert_dir, synth_dir, tmp_path, kind, monkeypatch):
     pytest.importorskip(kind)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     out = tmp_path / "run"
-    result = run("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--max-steps", "2",
-                 "--log-with", kind, "--out", out, "-q")  # fmt: skip
+    result = run(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--max-steps",
+        "2",
+        "--log-with",
+        kind,
+        "--out",
+        out,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert (out / ("wandb" if kind == "wandb" else "mlruns")).is_dir()

@@ -11,8 +11,15 @@ import pytest
 from srnet_cli.config.loader import load_preset
 from srnet_cli.engine.context import RecordingReporter, RunContext
 
-COMMON = ["train.max_steps=6", "eval.every=3", "train.batch_size=8", "train.lr=3e-3", "train.warmup_steps=1",
-          "eval.batch_size=16", "train.checkpoint_every=0"]  # fmt: skip
+COMMON = [
+    "train.max_steps=6",
+    "eval.every=3",
+    "train.batch_size=8",
+    "train.lr=3e-3",
+    "train.warmup_steps=1",
+    "eval.batch_size=16",
+    "train.checkpoint_every=0",
+]
 
 
 def _losses(reporter: RecordingReporter) -> list[float]:
@@ -20,8 +27,12 @@ def _losses(reporter: RecordingReporter) -> list[float]:
 
 
 def _run(command, recipe, tiny_bert_dir, synth_dir, tmp_path, extra, flags):
-    preset, _, _ = load_preset(command, None, [*COMMON, *extra], {"model.name_or_path": str(tiny_bert_dir),
-                                                                  "data.dir": str(synth_dir), **flags})  # fmt: skip
+    preset, _, _ = load_preset(
+        command,
+        None,
+        [*COMMON, *extra],
+        {"model.name_or_path": str(tiny_bert_dir), "data.dir": str(synth_dir), **flags},
+    )
     reporter = RecordingReporter()
     results = recipe.run(preset, RunContext(tmp_path / command, "cpu", reporter))
     return results, _losses(reporter)
@@ -30,8 +41,9 @@ def _run(command, recipe, tiny_bert_dir, synth_dir, tmp_path, extra, flags):
 def test_finetune_poe_golden_numbers(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     from srnet_cli.recipes import finetune
 
-    results, losses = _run("finetune", finetune, tiny_bert_dir, synth_dir, tmp_path, [],
-                           {"loss.kind": "poe", "loss.bias": str(bias_file)})  # fmt: skip
+    results, losses = _run(
+        "finetune", finetune, tiny_bert_dir, synth_dir, tmp_path, [], {"loss.kind": "poe", "loss.bias": str(bias_file)}
+    )
     assert losses == pytest.approx(GOLDEN["finetune"]["losses"], abs=1e-4)
     assert results["best_step"] == GOLDEN["finetune"]["best_step"]
     assert results["metrics"]["dev_matched"]["acc"] == pytest.approx(GOLDEN["finetune"]["dev_matched"], abs=1e-4)
@@ -41,8 +53,15 @@ def test_finetune_poe_golden_numbers(tiny_bert_dir, synth_dir, bias_file, tmp_pa
 def test_mask_train_golden_numbers(tiny_bert_dir, synth_dir, tmp_path):
     from srnet_cli.recipes import mask_train
 
-    results, losses = _run("mask-train", mask_train, tiny_bert_dir, synth_dir, tmp_path,
-                           ["search.select_after=0", "train.lr=0.1"], {"mask.sparsity": 0.5})  # fmt: skip
+    results, losses = _run(
+        "mask-train",
+        mask_train,
+        tiny_bert_dir,
+        synth_dir,
+        tmp_path,
+        ["search.select_after=0", "train.lr=0.1"],
+        {"mask.sparsity": 0.5},
+    )
     last = json.loads((tmp_path / "mask-train" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["mask_hash"] == GOLDEN["mask-train"]["mask_hash"]  # the exact mask the search ends with
     assert losses == pytest.approx(GOLDEN["mask-train"]["losses"], abs=1e-4)
@@ -53,8 +72,15 @@ def test_mask_train_golden_numbers(tiny_bert_dir, synth_dir, tmp_path):
 # Measured with torch 2.13.0 (CPU) on this project's tiny fixtures; the losses are the reporter's running mean
 # (0.9 · previous + 0.1 · this step's loss).
 GOLDEN = {
-    "finetune": {"losses": [0.3076, 0.3098, 0.2886, 0.2642, 0.2434, 0.2234], "best_step": 3,
-                 "dev_matched": 1 / 3, "hans": 0.5},
-    "mask-train": {"losses": [1.0991, 1.0996, 1.1028, 1.1034, 1.1041, 1.1018], "dev_matched": 1 / 3,
-                   "mask_hash": "426948f3cd452ff1"},
-}  # fmt: skip
+    "finetune": {
+        "losses": [0.3076, 0.3098, 0.2886, 0.2642, 0.2434, 0.2234],
+        "best_step": 3,
+        "dev_matched": 1 / 3,
+        "hans": 0.5,
+    },
+    "mask-train": {
+        "losses": [1.0991, 1.0996, 1.1028, 1.1034, 1.1041, 1.1018],
+        "dev_matched": 1 / 3,
+        "mask_hash": "426948f3cd452ff1",
+    },
+}

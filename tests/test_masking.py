@@ -212,8 +212,9 @@ def test_global_recalibration_is_one_threshold_over_every_matrix():
 
 
 @pytest.mark.parametrize("every,expected", [(None, [3, 6]), (1, [1, 2, 3, 4, 5, 6]), (2, [2, 4, 6])])
-def test_recalibrate_every_sets_when_thresholds_are_reset(tiny_bert_dir, synth_dir, tmp_path, monkeypatch, every,
-                                                          expected):  # fmt: skip
+def test_recalibrate_every_sets_when_thresholds_are_reset(
+    tiny_bert_dir, synth_dir, tmp_path, monkeypatch, every, expected
+):
     """search.recalibrate_every: unset, at every evaluation (eval.every = 3); 1, every step; N, every N steps."""
     from srnet_cli.config.loader import load_preset
     from srnet_cli.engine.context import RunContext
@@ -225,12 +226,18 @@ def test_recalibrate_every_sets_when_thresholds_are_reset(tiny_bert_dir, synth_d
     steps = []
     real_cubic = mask_train.cubic_sparsity
     monkeypatch.setattr(mask_train, "cubic_sparsity", lambda step, *a: (steps.append(step), real_cubic(step, *a))[1])
-    sets = ["train.max_steps=6", "eval.every=3", "train.batch_size=8", "train.warmup_steps=0",
-            "train.checkpoint_every=0"]
+    sets = [
+        "train.max_steps=6",
+        "eval.every=3",
+        "train.batch_size=8",
+        "train.warmup_steps=0",
+        "train.checkpoint_every=0",
+    ]
     if every is not None:
         sets.append(f"search.recalibrate_every={every}")
-    preset, _, _ = load_preset("mask-train", None, sets, {"model.name_or_path": str(tiny_bert_dir),
-                                                          "data.dir": str(synth_dir)})  # fmt: skip
+    preset, _, _ = load_preset(
+        "mask-train", None, sets, {"model.name_or_path": str(tiny_bert_dir), "data.dir": str(synth_dir)}
+    )
     mask_train.run(preset, RunContext(tmp_path / "run", "cpu"))
     assert steps == expected and len(calls) == len(expected)
 

@@ -25,8 +25,18 @@ from srnet_cli.cli import app
 from srnet_cli.engine.distributed import mask_hash, rank_share
 
 runner = CliRunner()
-FAST = ["--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=16",
-        "--device", "cpu", "--json", "-q"]  # fmt: skip
+FAST = [
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.warmup_steps=0",
+    "--set",
+    "eval.batch_size=16",
+    "--device",
+    "cpu",
+    "--json",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +62,25 @@ def one_process(args: list, out: Path) -> dict:
 
 
 def two_processes(args: list, out: Path) -> dict:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(free_port()), "-m", "srnet_cli", *map(str, args), "--out", str(out)]  # fmt: skip
-    proc = subprocess.run(command, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "srnet_cli",
+        *map(str, args),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        command, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout  # only the main process prints
@@ -80,9 +105,26 @@ def assert_equivalent(one: Path, two: Path, results_one: dict, results_two: dict
 
 
 def test_finetune_on_two_processes_equals_one(no_dropout_bert, synth_dir, bias_file, tmp_path):
-    args = ["finetune", "--task", "mnli", "--loss", "poe", "--model", no_dropout_bert, "--data-dir", synth_dir,
-            "--bias", bias_file, "--set", "train.max_steps=12", "--set", "eval.every=6", "--set", "train.lr=3e-3",
-            *FAST]  # fmt: skip
+    args = [
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        no_dropout_bert,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--set",
+        "train.max_steps=12",
+        "--set",
+        "eval.every=6",
+        "--set",
+        "train.lr=3e-3",
+        *FAST,
+    ]
     one = one_process(args, tmp_path / "one")
     two = two_processes(args, tmp_path / "two")
     assert_equivalent(tmp_path / "one", tmp_path / "two", one, two)
@@ -90,9 +132,30 @@ def test_finetune_on_two_processes_equals_one(no_dropout_bert, synth_dir, bias_f
 
 
 def test_mask_train_on_two_processes_equals_one(no_dropout_bert, synth_dir, tmp_path):
-    args = ["mask-train", "--task", "mnli", "--loss", "ce", "--model", no_dropout_bert, "--data-dir", synth_dir,
-            "--sparsity", "0.6", "--initial-sparsity", "0.2", "--set", "train.max_steps=12", "--set", "eval.every=4",
-            "--set", "search.select_after=0.3", "--set", "train.lr=0.01", *FAST]  # fmt: skip
+    args = [
+        "mask-train",
+        "--task",
+        "mnli",
+        "--loss",
+        "ce",
+        "--model",
+        no_dropout_bert,
+        "--data-dir",
+        synth_dir,
+        "--sparsity",
+        "0.6",
+        "--initial-sparsity",
+        "0.2",
+        "--set",
+        "train.max_steps=12",
+        "--set",
+        "eval.every=4",
+        "--set",
+        "search.select_after=0.3",
+        "--set",
+        "train.lr=0.01",
+        *FAST,
+    ]
     one = one_process(args, tmp_path / "one")
     two = two_processes(args, tmp_path / "two")
     assert_equivalent(tmp_path / "one", tmp_path / "two", one, two)

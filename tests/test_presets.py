@@ -28,7 +28,11 @@ def test_finetune_presets_for_every_loss_follow_table_3(task):
         epochs = 5 if task == "mnli" and loss in ("poe", "conf-reg") else 3
         lr, every, metric = {"mnli": (5e-5, 1000, "acc"), "qqp": (2e-5, 1000, "f1"), "fever": (2e-5, 500, "acc")}[task]
         assert (raw["train"]["epochs"], raw["train"]["lr"], raw["eval"]["every"], raw["eval"]["metric"]) == (
-            epochs, lr, every, metric)  # fmt: skip
+            epochs,
+            lr,
+            every,
+            metric,
+        )
         assert raw["train"]["batch_size"] == 32 and raw["model"]["max_length"] == 128
 
 
@@ -62,11 +66,13 @@ def test_errors_are_one_dotted_line_each(tmp_path):
     path.write_text('command = "finetune"\n[train]\nlrr = 1\nbatch_size = 0\n[loss]\nkind = "focal"\n')
     with pytest.raises(PresetError) as info:
         load_preset("finetune", str(path), [], {})
-    assert sorted(info.value.lines) == sorted([
-        "train.lrr: Extra inputs are not permitted",
-        "train.batch_size: Input should be greater than or equal to 1",
-        "loss.kind: Input should be 'ce', 'poe', 'reweight' or 'conf-reg' (got 'focal')",
-    ])  # fmt: skip
+    assert sorted(info.value.lines) == sorted(
+        [
+            "train.lrr: Extra inputs are not permitted",
+            "train.batch_size: Input should be greater than or equal to 1",
+            "loss.kind: Input should be 'ce', 'poe', 'reweight' or 'conf-reg' (got 'focal')",
+        ]
+    )
 
 
 def test_cross_field_rules():

@@ -7,11 +7,15 @@ import pytest
 from srnet_cli.engine.readers import Example, dataset_from_hub_rows, load_split, mnli_dir, read_hans, read_mnli
 from srnet_cli.errors import DataError
 
-TRAIN_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
-                "sentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")  # fmt: skip
+TRAIN_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+    "sentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+)
 DEV_HEADER = TRAIN_HEADER.replace("label1\tgold_label", "label1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label")
-HANS_HEADER = ("gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
-               "sentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate")  # fmt: skip
+HANS_HEADER = (
+    "gold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"
+    "sentence1\tsentence2\tpairID\theuristic\tsubcase\ttemplate"
+)
 
 
 def _train_row(i: int, s1: str, s2: str, label: str) -> str:
@@ -25,14 +29,17 @@ def write(path: Path, lines: list[str]) -> Path:
 
 
 def test_mnli_train_keeps_quotes_and_counts_malformed_rows(tmp_path):
-    path = write(tmp_path / "train.tsv", [
-        TRAIN_HEADER,
-        _train_row(0, 'He said "yes" to it.', 'He said "no".', "contradiction"),
-        _train_row(1, "A man sleeps.", "A person sleeps.", "entailment"),
-        "2\tonly\tthree",  # wrong field count
-        _train_row(3, "A dog.", "A cat.", "maybe"),  # unknown label
-        _train_row(4, "Rain.", "Wet streets.", "neutral"),
-    ])  # fmt: skip
+    path = write(
+        tmp_path / "train.tsv",
+        [
+            TRAIN_HEADER,
+            _train_row(0, 'He said "yes" to it.', 'He said "no".', "contradiction"),
+            _train_row(1, "A man sleeps.", "A person sleeps.", "entailment"),
+            "2\tonly\tthree",  # wrong field count
+            _train_row(3, "A dog.", "A cat.", "maybe"),  # unknown label
+            _train_row(4, "Rain.", "Wet streets.", "neutral"),
+        ],
+    )
     data = read_mnli(path, "train")
     assert [e.id for e in data.examples] == ["train-0", "train-1", "train-4"]
     assert data.examples[0].text_a == 'He said "yes" to it.'  # quotes are text, not CSV quoting
@@ -67,17 +74,24 @@ def test_missing_column_empty_file_and_missing_file(tmp_path):
 
 
 def test_hans_keeps_heuristic_subcase_template(tmp_path):
-    path = write(tmp_path / "hans.txt", [
-        HANS_HEADER,
-        "non-entailment\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tThe doctor saw the lawyer .\tThe lawyer saw the doctor .\t"
-        "ex0\tlexical_overlap\tln_subject/object_swap\ttemp1",
-        "entailment\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tSince the actor slept , the judge ran .\tThe actor slept .\t"
-        "ex1\tconstituent\tce_embedded_under_since\ttemp3",
-    ])  # fmt: skip
+    path = write(
+        tmp_path / "hans.txt",
+        [
+            HANS_HEADER,
+            "non-entailment\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tThe doctor saw the lawyer .\t"
+            "The lawyer saw the doctor .\t"
+            "ex0\tlexical_overlap\tln_subject/object_swap\ttemp1",
+            "entailment\t( x )\t( y )\t(ROOT x)\t(ROOT y)\tSince the actor slept , the judge ran .\tThe actor slept .\t"
+            "ex1\tconstituent\tce_embedded_under_since\ttemp3",
+        ],
+    )
     data = read_hans(path)
     assert [e.id for e in data.examples] == ["ex0", "ex1"]
-    assert dict(data.examples[1].meta) == {"heuristic": "constituent", "subcase": "ce_embedded_under_since",
-                                           "template": "temp3"}  # fmt: skip
+    assert dict(data.examples[1].meta) == {
+        "heuristic": "constituent",
+        "subcase": "ce_embedded_under_since",
+        "template": "temp3",
+    }
     with pytest.raises(DataError, match="no column 'heuristic'"):
         read_hans(write(tmp_path / "h2.txt", ["gold_label\tsentence1\tsentence2\tpairID", "entailment\ta\tb\tex0"]))
 

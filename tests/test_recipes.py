@@ -29,14 +29,43 @@ def test_bias_model_command(synth_dir, tmp_path):
 
 def test_finetune_poe_then_evaluate(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     run = tmp_path / "poe"
-    result = invoke("finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-                    "--bias", bias_file, "--out", run, "--set", "train.max_steps=6", "--set", "eval.every=3",
-                    "--set", "train.batch_size=8", "--set", "train.warmup_steps=1", "--json")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--out",
+        run,
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "eval.every=3",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.warmup_steps=1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)
     assert results["loss"] == "poe" and results["steps"] == 6 and results["best_step"] in (3, 6)
-    for name in ("preset.toml", "env.json", "metrics.jsonl", "results.json", "model/config.json",
-                 "model/model.safetensors", "predictions/hans_preds.txt", "predictions/dev_matched.tsv"):  # fmt: skip
+    for name in (
+        "preset.toml",
+        "env.json",
+        "metrics.jsonl",
+        "results.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "predictions/hans_preds.txt",
+        "predictions/dev_matched.tsv",
+    ):
         assert (run / name).is_file(), name
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
     assert json.loads((run / "results.json").read_text()) == results
@@ -50,8 +79,18 @@ def test_finetune_poe_then_evaluate(tiny_bert_dir, synth_dir, bias_file, tmp_pat
     again = invoke("finetune", "--preset", run / "preset.toml", "--dry-run")
     assert again.exit_code == 0, again.output
 
-    evaluated = invoke("evaluate", "--model", run / "model", "--task", "mnli", "--data-dir", synth_dir, "--json",
-                       "--out", tmp_path / "eval")  # fmt: skip
+    evaluated = invoke(
+        "evaluate",
+        "--model",
+        run / "model",
+        "--task",
+        "mnli",
+        "--data-dir",
+        synth_dir,
+        "--json",
+        "--out",
+        tmp_path / "eval",
+    )
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(evaluated.stdout)["metrics"]
     assert set(metrics) == {"dev_matched", "dev_mismatched", "hans"}
@@ -70,9 +109,12 @@ def test_finetune_poe_then_evaluate(tiny_bert_dir, synth_dir, bias_file, tmp_pat
 def test_finetune_ce_roberta_records_progress(tiny_roberta_dir, synth_dir, tmp_path):
     from srnet_cli.config.loader import load_preset
 
-    preset, _, _ = load_preset("finetune", "ce-mnli", ["train.max_steps=4", "eval.every=2", "train.batch_size=8",
-                                                       "train.warmup_steps=0"],
-                               {"model.name_or_path": str(tiny_roberta_dir), "data.dir": str(synth_dir)})  # fmt: skip
+    preset, _, _ = load_preset(
+        "finetune",
+        "ce-mnli",
+        ["train.max_steps=4", "eval.every=2", "train.batch_size=8", "train.warmup_steps=0"],
+        {"model.name_or_path": str(tiny_roberta_dir), "data.dir": str(synth_dir)},
+    )
     reporter = RecordingReporter()
     results = finetune.run(preset, RunContext(tmp_path / "ce", "cpu", reporter))
     assert results["metrics"]["dev_matched"]["n"] == 60
@@ -84,8 +126,21 @@ def test_finetune_ce_roberta_records_progress(tiny_roberta_dir, synth_dir, tmp_p
 
 def test_finetune_rejects_misaligned_bias_before_loading_a_model(tiny_bert_dir, synth_dir, tmp_path):
     np.save(tmp_path / "log_probs.npy", np.log(np.full((5, 3), 1 / 3)))
-    result = invoke("finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-                    "--bias", tmp_path / "log_probs.npy", "--out", tmp_path / "run")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        tmp_path / "log_probs.npy",
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 1
     assert "has 5 rows but" in result.stderr and "first id without a row: train-5" in result.stderr
     assert not (tmp_path / "run").exists()  # nothing written
@@ -98,17 +153,45 @@ def test_finetune_reports_malformed_rows(tiny_bert_dir, synth_dir, tmp_path):
         (data / name).write_text((synth_dir / "MNLI" / name).read_text())
     lines = (synth_dir / "MNLI/train.tsv").read_text().splitlines()
     (data / "train.tsv").write_text("\n".join(lines[:20] + ["bad\trow"] + lines[20:40]) + "\n")
-    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data.parent, "--out",
-                    tmp_path / "r", "--set", "train.max_steps=1", "--json")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        data.parent,
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "train.max_steps=1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert "1 malformed rows skipped (first: line 21" in result.stderr
     data_report = json.loads(result.stdout)["data"]
     assert (data_report["train"], data_report["train_malformed"]) == (39, 1)
-    assert data_report["train_rows"] == {"source": str(data / "train.tsv"), "rows": 40, "used": 39, "skipped": 1,
-                                         "first_skipped_lines": [21]}  # fmt: skip
+    assert data_report["train_rows"] == {
+        "source": str(data / "train.tsv"),
+        "rows": 40,
+        "used": 39,
+        "skipped": 1,
+        "first_skipped_lines": [21],
+    }
     assert data_report["missing"] == [] and data_report["sets"]["hans"]["rows"] == 48
-    strict = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", data.parent, "--out",
-                    tmp_path / "s", "--set", "data.strict=true")  # fmt: skip
+    strict = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        data.parent,
+        "--out",
+        tmp_path / "s",
+        "--set",
+        "data.strict=true",
+    )
     assert strict.exit_code == 1 and "train.tsv:21: expected 12 tab-separated fields" in strict.stderr
 
 
@@ -119,14 +202,29 @@ def test_evaluate_missing_model_and_missing_data(tmp_path, synth_dir):
     assert result.exit_code == 1 and "data file not found" in result.stderr
 
 
-STUDY_RUNS = ["finetune-ce", "finetune-poe", "a-imp-ce", "a-imp-poe", "a-mask-ce-50", "a-mask-ce-70", "a-mask-poe-50",
-              "a-mask-poe-70", "b-lt-imp-poe", "b-retrain-lt-poe-50", "b-retrain-mask-poe-50-ce",
-              "b-retrain-mask-poe-50-poe", "c-mask-pt-poe-50", "ood-mask-ce-50", "gradual-mask-poe-50-70"]  # fmt: skip
+STUDY_RUNS = [
+    "finetune-ce",
+    "finetune-poe",
+    "a-imp-ce",
+    "a-imp-poe",
+    "a-mask-ce-50",
+    "a-mask-ce-70",
+    "a-mask-poe-50",
+    "a-mask-poe-70",
+    "b-lt-imp-poe",
+    "b-retrain-lt-poe-50",
+    "b-retrain-mask-poe-50-ce",
+    "b-retrain-mask-poe-50-poe",
+    "c-mask-pt-poe-50",
+    "ood-mask-ce-50",
+    "gradual-mask-poe-50-70",
+]
 
 
 def tiny_demo(model, **kw):
-    return demo.DemoSpec(model=str(model), steps=3, search_steps=4, imp_steps=10, train_size=60, dev_size=12,
-                         hans_per_subcase=2, **kw)  # fmt: skip
+    return demo.DemoSpec(
+        model=str(model), steps=3, search_steps=4, imp_steps=10, train_size=60, dev_size=12, hans_per_subcase=2, **kw
+    )
 
 
 def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path):
@@ -136,13 +234,24 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path):
         assert (tmp_path / "demo" / run / "results.json").is_file(), run
     methods = [(r["method"], round(r["sparsity"], 1)) for r in summary["rows"]]
     assert methods == [
-        ("bias-only (overlap)", 0.0), ("CE fine-tuned", 0.0), ("PoE fine-tuned", 0.0), ("IMP CE", 0.5),
-        ("IMP CE", 0.7), ("IMP PoE", 0.5), ("IMP PoE", 0.7), ("mask training CE", 0.5), ("mask training CE", 0.7),
-        ("mask training PoE", 0.5), ("mask training PoE", 0.7), ("lottery-ticket IMP PoE, retrained PoE", 0.5),
-        ("PoE mask (a), retrained CE", 0.5), ("PoE mask (a), retrained PoE", 0.5),
-        ("mask training PoE on pre-trained", 0.5), ("mask training CE + OOD train data", 0.5),
+        ("bias-only (overlap)", 0.0),
+        ("CE fine-tuned", 0.0),
+        ("PoE fine-tuned", 0.0),
+        ("IMP CE", 0.5),
+        ("IMP CE", 0.7),
+        ("IMP PoE", 0.5),
+        ("IMP PoE", 0.7),
+        ("mask training CE", 0.5),
+        ("mask training CE", 0.7),
+        ("mask training PoE", 0.5),
+        ("mask training PoE", 0.7),
+        ("lottery-ticket IMP PoE, retrained PoE", 0.5),
+        ("PoE mask (a), retrained CE", 0.5),
+        ("PoE mask (a), retrained PoE", 0.5),
+        ("mask training PoE on pre-trained", 0.5),
+        ("mask training CE + OOD train data", 0.5),
         ("mask training PoE, gradual 50%->70%", 0.7),
-    ]  # fmt: skip
+    ]
     # The table's numbers are the runs' own results (the IMP rows: its evaluated levels).
     mask = json.loads((tmp_path / "demo" / "a-mask-poe-70" / "results.json").read_text())
     row = next(r for r in summary["rows"] if r["run"] == "a-mask-poe-70")
@@ -168,17 +277,24 @@ def test_demo_findings_are_checked_against_the_numbers():
     def row(method, sparsity, mnli_m, hans, section="x"):
         return {"section": section, "method": method, "sparsity": sparsity, "mnli_m": mnli_m, "hans": hans}
 
-    rows = [row("CE fine-tuned", 0, 0.90, 0.55), row("PoE fine-tuned", 0, 0.85, 0.54),
-            row("mask training PoE", 0.5, 0.856, 0.60), row("IMP PoE", 0.5, 0.86, 0.62),
-            row("mask training PoE", 0.7, 0.854, 0.56), row("mask training CE", 0.7, 0.88, 0.50),
-            row("mask training PoE, gradual 50%->70%", 0.7, 0.86, 0.56, demo.GRADUAL)]  # fmt: skip
+    rows = [
+        row("CE fine-tuned", 0, 0.90, 0.55),
+        row("PoE fine-tuned", 0, 0.85, 0.54),
+        row("mask training PoE", 0.5, 0.856, 0.60),
+        row("IMP PoE", 0.5, 0.86, 0.62),
+        row("mask training PoE", 0.7, 0.854, 0.56),
+        row("mask training CE", 0.7, 0.88, 0.50),
+        row("mask training PoE, gradual 50%->70%", 0.7, 0.86, 0.56, demo.GRADUAL),
+    ]
     found = {f["claim"]: f["holds"] for f in demo.findings(rows, demo_task, spec)}
     assert found["a debiasing loss (PoE) makes the full model more robust out of distribution"] is False
     # 95% of 0.90 is 0.855: 0.856 passes at 50%, 0.854 fails at 70%
-    assert found["SRNets exist at 50%: a PoE subnetwork of the CE model keeps >= 95% of its mnli_m and beats it "
-                 "on hans"]  # fmt: skip
-    assert not found["SRNets exist at 70%: a PoE subnetwork of the CE model keeps >= 95% of its mnli_m and beats it "
-                     "on hans"]  # fmt: skip
+    assert found[
+        "SRNets exist at 50%: a PoE subnetwork of the CE model keeps >= 95% of its mnli_m and beats it on hans"
+    ]
+    assert not found[
+        "SRNets exist at 70%: a PoE subnetwork of the CE model keeps >= 95% of its mnli_m and beats it on hans"
+    ]
     assert found["mask training finds more robust 50% subnetworks than IMP (PoE)"] is False
     assert found["the debiasing loss matters in the search too (70%, mask training)"] is True
     assert found["gradual sparsity (50%->70%) beats a fixed 70% search"] is True  # 0.86 + 0.56 > 0.854 + 0.56
@@ -206,9 +322,28 @@ def test_demo_dense_only_and_quick(tiny_bert_dir, tmp_path):
 
 
 def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):
-    result = invoke("finetune", "--task", "mnli", "--loss", "reweight", "--model", tiny_bert_dir, "--data-dir",
-                    synth_dir, "--bias", bias_file, "--out", tmp_path / "rw", "--set", "train.max_steps=3",
-                    "--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--json")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "reweight",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--out",
+        tmp_path / "rw",
+        "--set",
+        "train.max_steps=3",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.warmup_steps=0",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["loss"] == "reweight"
     assert 'kind = "reweight"' in (tmp_path / "rw" / "preset.toml").read_text()
@@ -217,8 +352,22 @@ def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path
 def test_mixed_precision_bf16_on_cpu_and_fp16_needs_a_gpu(tiny_bert_dir, synth_dir, tmp_path):
     import torch
 
-    args = ["finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--set",
-            "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--json"]  # fmt: skip
+    args = [
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--set",
+        "train.max_steps=2",
+        "--set",
+        "train.batch_size=8",
+        "--set",
+        "train.warmup_steps=0",
+        "--json",
+    ]
     result = invoke(*args, "--mixed-precision", "bf16", "--out", tmp_path / "bf16")
     assert result.exit_code == 0, result.output
     assert 'mixed_precision = "bf16"' in (tmp_path / "bf16" / "preset.toml").read_text()
@@ -232,8 +381,21 @@ def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_f
     import statistics
 
     fast = ["--set", "train.max_steps=2", "--set", "train.batch_size=8", "--set", "train.warmup_steps=0"]
-    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--seeds", "3,4",
-                    "--out", tmp_path / "ce", *fast, "--json")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--seeds",
+        "3,4",
+        "--out",
+        tmp_path / "ce",
+        *fast,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["seeds"] == [3, 4] and json.loads((tmp_path / "ce" / "summary.json").read_text()) == summary
@@ -243,9 +405,25 @@ def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_f
     assert summary["metrics"]["hans.acc"]["mean"] == pytest.approx(statistics.fmean(values))
     assert summary["metrics"]["hans.acc"]["std"] == pytest.approx(statistics.stdev(values))
     # `{seed}` in a path picks each seed's own model: mask training on both CE runs.
-    masked = invoke("mask-train", "--task", "mnli", "--loss", "poe", "--bias", bias_file, "--model",
-                    tmp_path / "ce" / "seed-{seed}" / "model", "--data-dir", synth_dir, "--seeds", "3,4",
-                    "--out", tmp_path / "mt", *fast, "--json")  # fmt: skip
+    masked = invoke(
+        "mask-train",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--bias",
+        bias_file,
+        "--model",
+        tmp_path / "ce" / "seed-{seed}" / "model",
+        "--data-dir",
+        synth_dir,
+        "--seeds",
+        "3,4",
+        "--out",
+        tmp_path / "mt",
+        *fast,
+        "--json",
+    )
     assert masked.exit_code == 0, masked.output
     for s in (3, 4):
         preset = (tmp_path / "mt" / f"seed-{s}" / "preset.toml").read_text()
@@ -278,8 +456,9 @@ def test_evaluate_sets_reuses_known_sets_and_predicts_the_others():
 
     sets = [eval_set("dev_matched"), eval_set("dev_mismatched")]
     known = ({"dev_matched": {"acc": 0.25, "n": 4}}, {"dev_matched": ["neutral"] * 4})
-    metrics, predictions = evaluate_sets(Counting(), sets, ("entailment", "neutral", "contradiction"), 8, "cpu",
-                                         "mnli", known=known)  # fmt: skip
+    metrics, predictions = evaluate_sets(
+        Counting(), sets, ("entailment", "neutral", "contradiction"), 8, "cpu", "mnli", known=known
+    )
     assert Counting.calls == 1  # only dev_mismatched was predicted
     assert metrics["dev_matched"] == {"acc": 0.25, "n": 4} and predictions["dev_matched"] == ["neutral"] * 4
     assert metrics["dev_mismatched"]["acc"] == 0.0 and predictions["dev_mismatched"] == ["neutral"] * 4
@@ -295,8 +474,9 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     config.max_position_embeddings = 128  # the original settings pad to 128
     BertForSequenceClassification(config).save_pretrained(tmp_path / "m")
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "m")
-    result = run_bench(str(tmp_path / "m"), steps=2, batch=4, eval_examples=16, sizes=False, memory=False,
-                       log=lambda message: None)  # fmt: skip
+    result = run_bench(
+        str(tmp_path / "m"), steps=2, batch=4, eval_examples=16, sizes=False, memory=False, log=lambda message: None
+    )
     assert set(result["ratios"]) == set(TARGETS) - {"mask_train_memory_vs_dense"}
     assert all(value > 0 for value in result["ratios"].values())
     assert 0 <= result["finetune"]["padding_waste"] < 1 and result["pair_tokens"]["mean"] > 5

@@ -20,15 +20,43 @@ from typer.testing import CliRunner
 from srnet_cli.cli import app
 
 runner = CliRunner()
-FAST = ["--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=16",
-        "--device", "cpu", "--json", "-q"]  # fmt: skip
+FAST = [
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.warmup_steps=0",
+    "--set",
+    "eval.batch_size=16",
+    "--device",
+    "cpu",
+    "--json",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
 def args(tiny_bert_dir, synth_dir):
-    return [str(a) for a in ["finetune", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--data-dir",
-                             synth_dir, "--set", "train.max_steps=24", "--set", "eval.every=6", "--set",
-                             "train.lr=3e-3", *FAST]]  # fmt: skip
+    return [
+        str(a)
+        for a in [
+            "finetune",
+            "--task",
+            "mnli",
+            "--loss",
+            "ce",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--set",
+            "train.max_steps=24",
+            "--set",
+            "eval.every=6",
+            "--set",
+            "train.lr=3e-3",
+            *FAST,
+        ]
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +81,13 @@ def no_temp_files(root: Path) -> bool:
 
 
 def start(argv: list[str], **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "srnet_cli", *argv], env=os.environ | env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "srnet_cli", *argv],
+        env=os.environ | env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -73,8 +106,12 @@ def test_a_second_run_or_resume_into_a_busy_out_is_refused_at_once(args, referen
         wait_for(marker, first)  # holds the lock, with a state from step 12
         for extra in ([], ["--resume"], ["--overwrite"]):
             began = time.time()
-            second = subprocess.run([sys.executable, "-m", "srnet_cli", *args, "--out", str(out), *extra],
-                                    capture_output=True, text=True, timeout=120)  # fmt: skip
+            second = subprocess.run(
+                [sys.executable, "-m", "srnet_cli", *args, "--out", str(out), *extra],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert second.returncode == 1, second.stderr
             assert error_lines(second.stderr) == [f"error: --out {out} is in use by process {first.pid}"]
             assert "Traceback" not in second.stderr and time.time() - began < 60
@@ -104,10 +141,18 @@ def test_seeds_lock_the_parent_and_each_seed_directory(args, tmp_path):
     from srnet_cli.engine.runlock import lock_run_dir, release_locks
 
     out = tmp_path / "seeds"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from srnet_cli.engine.runlock import lock_run_dir; "
-                               f"lock_run_dir(Path({str(out / 'seed-2')!r})); print('locked', flush=True); "
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from srnet_cli.engine.runlock import lock_run_dir; "
+            f"lock_run_dir(Path({str(out / 'seed-2')!r})); print('locked', flush=True); "
+            "time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         result = runner.invoke(app, [*args, "--out", str(out), "--seeds", "1,2"])
@@ -140,8 +185,10 @@ def test_a_signal_stops_the_run_resumably(args, reference, tmp_path, sig, code, 
 
 
 # ---------------------------------------------------------------------------------------------- a full disk
-@pytest.mark.parametrize("fault", ["enospc@checkpoint-write:2", "enospc@model-write:1", "enospc@write-results.json",
-                                   "enospc@write-metrics.jsonl"])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault",
+    ["enospc@checkpoint-write:2", "enospc@model-write:1", "enospc@write-results.json", "enospc@write-metrics.jsonl"],
+)
 def test_a_full_disk_keeps_the_last_state_and_resume_finishes_the_run(args, reference, tmp_path, monkeypatch, fault):
     out = tmp_path / "run"
     monkeypatch.setenv("SRNET_FAULT", fault)
@@ -172,8 +219,9 @@ def test_a_real_full_disk_then_resume_after_space_is_freed(args, reference, tmp_
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         out = disk / "run"
-        full = subprocess.run([sys.executable, "-m", "srnet_cli", *args, "--out", str(out)], capture_output=True,
-                              text=True, timeout=180)  # fmt: skip
+        full = subprocess.run(
+            [sys.executable, "-m", "srnet_cli", *args, "--out", str(out)], capture_output=True, text=True, timeout=180
+        )
         assert full.returncode == 1, full.stderr
         assert error_lines(full.stderr)[0].startswith("error: no space left on device while writing")
         assert "Traceback" not in full.stderr and no_temp_files(out)
@@ -214,14 +262,17 @@ def _state_json_a_list(out: Path) -> None:
     (out / "resume" / "state" / "state.json").write_text("[1, 2]")
 
 
-@pytest.mark.parametrize("tamper,message", [
-    (_break_state_json, "the saved state in"),
-    (_state_json_a_list, "state.json lacks command"),
-    (_truncate_tensors, "(tensors.safetensors:"),
-    (_objects_not_tensors, "objects.pt cannot be read safely"),
-    (_objects_a_list, "objects.pt does not hold optimizer"),
-    (_break_preset, "preset.toml is damaged"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "tamper,message",
+    [
+        (_break_state_json, "the saved state in"),
+        (_state_json_a_list, "state.json lacks command"),
+        (_truncate_tensors, "(tensors.safetensors:"),
+        (_objects_not_tensors, "objects.pt cannot be read safely"),
+        (_objects_a_list, "objects.pt does not hold optimizer"),
+        (_break_preset, "preset.toml is damaged"),
+    ],
+)
 def test_a_tampered_resume_directory_is_named_and_left_as_it_is(args, tmp_path, monkeypatch, tamper, message):
     out = tmp_path / "run"
     monkeypatch.setenv("SRNET_FAULT", "enospc@write-results.json")  # stops after the last state: a resumable run
@@ -238,8 +289,7 @@ def test_a_tampered_resume_directory_is_named_and_left_as_it_is(args, tmp_path, 
 
 
 # ------------------------------------------------------------------------------------- unexpected exceptions
-def test_an_unexpected_exception_is_one_line_naming_the_file_and_debug_shows_the_traceback(args, tmp_path,
-                                                                                          monkeypatch):  # fmt: skip
+def test_an_unexpected_exception_is_one_line_naming_the_file_and_debug_shows_the_traceback(args, tmp_path, monkeypatch):
     from srnet_cli.engine import readers
 
     def broken(*_: object, **__: object) -> None:
@@ -284,8 +334,20 @@ def test_original_imp_checkpoint_warns_about_its_trained_weights_and_can_use_the
         else:
             state[name] = param.detach()
     torch.save(state, tmp_path / "pytorch_model.bin")
-    base = ["evaluate", "--model", str(tiny_bert_dir), "--task", "mnli", "--data-dir", str(synth_dir), "--mask",
-            str(tmp_path / "pytorch_model.bin"), "--json", "--device", "cpu"]  # fmt: skip
+    base = [
+        "evaluate",
+        "--model",
+        str(tiny_bert_dir),
+        "--task",
+        "mnli",
+        "--data-dir",
+        str(synth_dir),
+        "--mask",
+        str(tmp_path / "pytorch_model.bin"),
+        "--json",
+        "--device",
+        "cpu",
+    ]
     plain = runner.invoke(app, base)
     assert plain.exit_code == 0, plain.output
     assert "holds trained weights (weight_orig) of 12 layers" in plain.stderr and "--use-mask-weights" in plain.stderr

@@ -26,14 +26,27 @@ def _metrics(m, h):
 def runs(tmp_path):
     root = tmp_path / "runs"
     for seed, (m, h) in {1: (0.9, 0.5), 2: (0.8, 0.7)}.items():
-        _run(root / "ce" / f"seed-{seed}", {"command": "finetune", "task": "mnli", "loss": "ce", "seed": seed,
-                                            "metrics": _metrics(m, h)})  # fmt: skip
-        _run(root / "mt" / f"seed-{seed}", {"command": "mask-train", "task": "mnli", "loss": "poe", "seed": seed,
-                                            "sparsity": {"sparsity": 0.5}, "data": {"ood_train": {}},
-                                            "metrics": _metrics(m - 0.1, h + 0.1)})  # fmt: skip
+        _run(
+            root / "ce" / f"seed-{seed}",
+            {"command": "finetune", "task": "mnli", "loss": "ce", "seed": seed, "metrics": _metrics(m, h)},
+        )
+        _run(
+            root / "mt" / f"seed-{seed}",
+            {
+                "command": "mask-train",
+                "task": "mnli",
+                "loss": "poe",
+                "seed": seed,
+                "sparsity": {"sparsity": 0.5},
+                "data": {"ood_train": {}},
+                "metrics": _metrics(m - 0.1, h + 0.1),
+            },
+        )
     levels = [{"level": s, "sparsity": s, "metrics": _metrics(0.9 - s, 0.6)} for s in (0.1, 0.2)]
-    _run(root / "imp", {"command": "imp", "task": "mnli", "loss": "poe", "seed": 1, "rewind": "pretrained",
-                        "levels": levels})  # fmt: skip
+    _run(
+        root / "imp",
+        {"command": "imp", "task": "mnli", "loss": "poe", "seed": 1, "rewind": "pretrained", "levels": levels},
+    )
     (root / "crashed").mkdir()
     (root / "crashed" / "env.json").write_text("{}")  # started, never finished
     return root
@@ -42,8 +55,12 @@ def runs(tmp_path):
 def test_groups_by_method_and_sparsity_with_mean_and_std_by_hand(runs, tmp_path):
     report = run([runs], tmp_path / "report")
     rows = {(r["method"], r["sparsity"]): r for r in report["rows"]}
-    assert set(rows) == {("full model ce", 0.0), ("mask-train poe", 0.5), ("lottery-ticket IMP poe", 0.1),
-                         ("lottery-ticket IMP poe", 0.2)}  # fmt: skip
+    assert set(rows) == {
+        ("full model ce", 0.0),
+        ("mask-train poe", 0.5),
+        ("lottery-ticket IMP poe", 0.1),
+        ("lottery-ticket IMP poe", 0.2),
+    }
     hans = rows[("full model ce", 0.0)]["metrics"]["hans.acc"]
     assert hans["mean"] == pytest.approx(0.6) and hans["std"] == pytest.approx(statistics.stdev([0.5, 0.7]))
     assert rows[("mask-train poe", 0.5)]["metrics"]["dev_matched.acc"]["mean"] == pytest.approx(0.75)
@@ -60,10 +77,14 @@ def test_groups_by_method_and_sparsity_with_mean_and_std_by_hand(runs, tmp_path)
 
 def test_method_names():
     assert method_of({"command": "imp", "loss": "ce", "rewind": "none"}) == "IMP ce"
-    assert method_of({"command": "mask-train", "loss": "poe", "pretrained": True, "data": {}}) == \
-        "mask-train poe (pre-trained)"  # fmt: skip
-    assert method_of({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}}) == \
-        "mask-train ce + OOD data"  # fmt: skip
+    assert (
+        method_of({"command": "mask-train", "loss": "poe", "pretrained": True, "data": {}})
+        == "mask-train poe (pre-trained)"
+    )
+    assert (
+        method_of({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}})
+        == "mask-train ce + OOD data"
+    )
     assert method_of({"command": "retrain", "loss": "poe"}) == "retrain poe"
 
 
@@ -99,9 +120,20 @@ def test_review_regressions(runs, tmp_path):
     assert (runs / "ce" / "seed-1" / "results.json").is_file()
     # Gradual searches are their own method and grouped on the target sparsity.
     for seed, measured in ((1, 0.89), (2, 0.9)):
-        _run(runs / "gradual" / f"seed-{seed}", {"command": "mask-train", "task": "mnli", "loss": "poe",
-             "seed": seed, "target_sparsity": 0.9, "initial_sparsity": 0.7, "sparsity": {"sparsity": measured},
-             "data": {"ood_train": {}}, "metrics": _metrics(0.8, 0.6)})  # fmt: skip
+        _run(
+            runs / "gradual" / f"seed-{seed}",
+            {
+                "command": "mask-train",
+                "task": "mnli",
+                "loss": "poe",
+                "seed": seed,
+                "target_sparsity": 0.9,
+                "initial_sparsity": 0.7,
+                "sparsity": {"sparsity": measured},
+                "data": {"ood_train": {}},
+                "metrics": _metrics(0.8, 0.6),
+            },
+        )
     rows = [r for r in run([runs], None)["rows"] if "gradual" in r["method"]]
     assert [(r["method"], r["sparsity"], r["runs"]) for r in rows] == [("mask-train poe (gradual from 70%)", 0.9, 2)]
 
@@ -114,8 +146,11 @@ def test_plot_reads_in_words_with_chance_error_bars_explained_and_hans_non_entai
     fig = figure(summarise(collect([runs]).points), "mnli")
     try:
         axes = fig.axes
-        assert [ax.get_ylabel() for ax in axes] == ["MNLI-m accuracy (%)", "HANS accuracy (%)",
-                                                    "HANS non-entailed accuracy (%)"]  # fmt: skip
+        assert [ax.get_ylabel() for ax in axes] == [
+            "MNLI-m accuracy (%)",
+            "HANS accuracy (%)",
+            "HANS non-entailed accuracy (%)",
+        ]
         assert all(ax.get_xlabel() == "sparsity: masked weights set to zero (%)" for ax in axes)
         assert "side by side" not in " ".join(ax.get_xlabel() for ax in axes)
         caption = fig._suptitle.get_text()

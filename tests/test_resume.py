@@ -19,8 +19,18 @@ from typer.testing import CliRunner
 from srnet_cli.cli import app
 
 runner = CliRunner()
-FAST = ["--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=16",
-        "--device", "cpu", "--json", "-q"]  # fmt: skip
+FAST = [
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.warmup_steps=0",
+    "--set",
+    "eval.batch_size=16",
+    "--device",
+    "cpu",
+    "--json",
+    "-q",
+]
 
 
 def invoke(*args: object) -> dict:
@@ -32,8 +42,9 @@ def invoke(*args: object) -> dict:
 def killed(args: list, fault: str) -> None:
     """Run the command in a subprocess that SIGKILLs itself at `fault` (ACTION@POINT:N)."""
     env = os.environ | {"SRNET_FAULT": fault}
-    proc = subprocess.run([sys.executable, "-m", "srnet_cli", *map(str, args)], env=env, capture_output=True,
-                          text=True, timeout=180)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "srnet_cli", *map(str, args)], env=env, capture_output=True, text=True, timeout=180
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
@@ -58,9 +69,26 @@ def assert_same_run(a: Path, b: Path, results_a: dict, results_b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def finetune_args(tiny_bert_dir, synth_dir, bias_file):
-    return ["finetune", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-            "--bias", bias_file, "--set", "train.max_steps=24", "--set", "eval.every=6", "--set", "train.lr=3e-3",
-            *FAST]  # fmt: skip
+    return [
+        "finetune",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--set",
+        "train.max_steps=24",
+        "--set",
+        "eval.every=6",
+        "--set",
+        "train.lr=3e-3",
+        *FAST,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +100,12 @@ def finetune_ref(finetune_args, tmp_path_factory):
 def test_finetune_resumes_after_kill_from_outside(finetune_args, finetune_ref, tmp_path):
     out, marker = tmp_path / "run", tmp_path / "hanging"
     env = os.environ | {"SRNET_FAULT": "hang@step:15", "SRNET_FAULT_MARKER": str(marker)}
-    proc = subprocess.Popen([sys.executable, "-m", "srnet_cli", *map(str, finetune_args), "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srnet_cli", *map(str, finetune_args), "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -97,9 +129,30 @@ def test_finetune_resumes_after_kill_mid_evaluation(finetune_args, finetune_ref,
 
 @pytest.fixture(scope="module")
 def imp_args(tiny_bert_dir, synth_dir, bias_file):
-    return ["imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias",
-            bias_file, "--rewind", "3", "--sparsity", "0.5", "--set", "train.max_steps=30",
-            "--set", "train.checkpoint_every=4", "--set", "train.lr=3e-3", *FAST]  # fmt: skip
+    return [
+        "imp",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--rewind",
+        "3",
+        "--sparsity",
+        "0.5",
+        "--set",
+        "train.max_steps=30",
+        "--set",
+        "train.checkpoint_every=4",
+        "--set",
+        "train.lr=3e-3",
+        *FAST,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +173,32 @@ def test_imp_resumes_in_a_later_level(imp_args, imp_ref, tmp_path, fault, state_
 
 
 def test_mask_train_resumes_after_kill_between_evaluation_and_state(tiny_bert_dir, synth_dir, bias_file, tmp_path):
-    args = ["mask-train", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-            "--bias", bias_file, "--sparsity", "0.6", "--initial-sparsity", "0.2", "--set", "train.max_steps=16",
-            "--set", "eval.every=4", "--set", "train.lr=0.01", "--set", "search.select_after=0.3", *FAST]  # fmt: skip
+    args = [
+        "mask-train",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--sparsity",
+        "0.6",
+        "--initial-sparsity",
+        "0.2",
+        "--set",
+        "train.max_steps=16",
+        "--set",
+        "eval.every=4",
+        "--set",
+        "train.lr=0.01",
+        "--set",
+        "search.select_after=0.3",
+        *FAST,
+    ]
     ref = invoke(*args, "--out", tmp_path / "ref")
     out = tmp_path / "run"
     killed([*args, "--out", out], "kill@evaluated:3")  # metrics line and best mask of step 12 written, no state
@@ -133,8 +209,26 @@ def test_mask_train_resumes_after_kill_between_evaluation_and_state(tiny_bert_di
 
 
 def test_retrain_resumes_after_kill_during_state_write(tiny_bert_dir, synth_dir, imp_ref, tmp_path):
-    args = ["retrain", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--mask", imp_ref[0], "--sparsity",
-            "0.3", "--data-dir", synth_dir, "--set", "train.max_steps=12", "--set", "eval.every=4", *FAST]  # fmt: skip
+    args = [
+        "retrain",
+        "--task",
+        "mnli",
+        "--loss",
+        "ce",
+        "--model",
+        tiny_bert_dir,
+        "--mask",
+        imp_ref[0],
+        "--sparsity",
+        "0.3",
+        "--data-dir",
+        synth_dir,
+        "--set",
+        "train.max_steps=12",
+        "--set",
+        "eval.every=4",
+        *FAST,
+    ]
     ref = invoke(*args, "--out", tmp_path / "ref")
     out = tmp_path / "run"
     killed([*args, "--out", out], "kill@checkpoint-write:2")  # the step-8 state complete in a temp dir, not in place

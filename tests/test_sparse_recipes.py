@@ -28,8 +28,27 @@ def ok(result):
 @pytest.fixture(scope="module")
 def imp_run(tiny_bert_dir, synth_dir, bias_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("imp") / "run"
-    results = ok(invoke("imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-                        "--bias", bias_file, "--out", out, "--set", "train.max_steps=20", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "imp",
+            "--task",
+            "mnli",
+            "--loss",
+            "poe",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--bias",
+            bias_file,
+            "--out",
+            out,
+            "--set",
+            "train.max_steps=20",
+            *FAST,
+            "--json",
+        )
+    )
     return out, results
 
 
@@ -52,14 +71,58 @@ def test_imp_produces_levels_with_masks_and_metrics(imp_run):
 
 def test_lottery_ticket_then_retrain_keeps_pruned_weights_zero(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     lt = tmp_path / "lt"
-    ok(invoke("imp", "--task", "mnli", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias",
-              bias_file, "--rewind", "pretrained", "--sparsity", "0.5", "--out", lt, "--set", "train.max_steps=10",
-              *FAST, "--json"))  # fmt: skip
+    ok(
+        invoke(
+            "imp",
+            "--task",
+            "mnli",
+            "--loss",
+            "poe",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--bias",
+            bias_file,
+            "--rewind",
+            "pretrained",
+            "--sparsity",
+            "0.5",
+            "--out",
+            lt,
+            "--set",
+            "train.max_steps=10",
+            *FAST,
+            "--json",
+        )
+    )
     assert sorted(p.name for p in (lt / "masks").iterdir())[-1] == "level-0.50.safetensors"
     rt = tmp_path / "rt"
-    results = ok(invoke("retrain", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--mask", lt,
-                        "--sparsity", "0.3", "--data-dir", synth_dir, "--out", rt, "--set", "train.max_steps=6",
-                        "--set", "eval.every=3", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "retrain",
+            "--task",
+            "mnli",
+            "--loss",
+            "ce",
+            "--model",
+            tiny_bert_dir,
+            "--mask",
+            lt,
+            "--sparsity",
+            "0.3",
+            "--data-dir",
+            synth_dir,
+            "--out",
+            rt,
+            "--set",
+            "train.max_steps=6",
+            "--set",
+            "eval.every=3",
+            *FAST,
+            "--json",
+        )
+    )
     assert results["command"] == "retrain" and results["mask"].endswith("level-0.30.safetensors")
     assert results["sparsity"]["sparsity"] == pytest.approx(0.3, abs=2e-3)  # measured on the saved weights
     from transformers import AutoModelForSequenceClassification
@@ -83,8 +146,9 @@ def test_mask_train_selects_after_ratio_and_evaluate_reproduces(tiny_bert_dir, s
     assert [x["step"] for x in lines] == [9, 12] and all(x["target_sparsity"] == 0.6 for x in lines)
     mask = load_mask_file(out / "masks" / "best.safetensors")
     assert "classifier.weight" in mask.masks and mask.meta["step"] == results["best_step"]
-    evaluated = ok(invoke("evaluate", "--model", tiny_bert_dir, "--mask", out, "--task", "mnli", "--data-dir",
-                          synth_dir, "--json"))  # fmt: skip
+    evaluated = ok(
+        invoke("evaluate", "--model", tiny_bert_dir, "--mask", out, "--task", "mnli", "--data-dir", synth_dir, "--json")
+    )
     assert evaluated["metrics"] == results["metrics"]
     # both mask files of the search say how it was found, so a retrain of either is named alike
     from srnet_cli.recipes.finetune import mask_method
@@ -101,15 +165,47 @@ def test_mask_train_on_pretrained_model_stores_the_random_head(tiny_bert_dir, sy
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
         (encoder_only / name).write_bytes((tiny_bert_dir / name).read_bytes())
     out = tmp_path / "pt"
-    results = ok(invoke("mask-train", "--preset", "pt-ce-mnli", "--model", encoder_only, "--data-dir", synth_dir,
-                        "--sparsity", "0.5", "--out", out, "--set", "train.max_steps=6", "--set", "eval.every=2",
-                        "--set", "train.lr=0.01", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "mask-train",
+            "--preset",
+            "pt-ce-mnli",
+            "--model",
+            encoder_only,
+            "--data-dir",
+            synth_dir,
+            "--sparsity",
+            "0.5",
+            "--out",
+            out,
+            "--set",
+            "train.max_steps=6",
+            "--set",
+            "eval.every=2",
+            "--set",
+            "train.lr=0.01",
+            *FAST,
+            "--json",
+        )
+    )
     assert results["best_step"] in (2, 4, 6)  # select_after 0: any evaluation may win
     mask = load_mask_file(out / "masks" / "best.safetensors")
     assert {"classifier.weight", "classifier.bias"} <= set(mask.weights)
     assert mask.meta["labels"] == ["contradiction", "entailment", "neutral"]
-    evaluated = ok(invoke("evaluate", "--model", encoder_only, "--mask", out / "masks" / "best.safetensors",
-                          "--task", "mnli", "--data-dir", synth_dir, "--json"))  # fmt: skip
+    evaluated = ok(
+        invoke(
+            "evaluate",
+            "--model",
+            encoder_only,
+            "--mask",
+            out / "masks" / "best.safetensors",
+            "--task",
+            "mnli",
+            "--data-dir",
+            synth_dir,
+            "--json",
+        )
+    )
     assert evaluated["metrics"] == results["metrics"]  # the search's classifier is restored, not a new random one
     dropped = invoke("export-mask", out, "--format", "bool", "--to", tmp_path / "b.safetensors")
     assert dropped.exit_code == 2 and "cannot hold" in dropped.stderr  # converting must not lose the stored head
@@ -117,9 +213,29 @@ def test_mask_train_on_pretrained_model_stores_the_random_head(tiny_bert_dir, sy
 
 def test_gradual_sparsity_follows_the_cubic_schedule(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     out = tmp_path / "g"
-    results = ok(invoke("mask-train", "--preset", "gradual-poe-mnli", "--model", tiny_bert_dir, "--data-dir",
-                        synth_dir, "--bias", bias_file, "--out", out, "--set", "train.max_steps=8",
-                        "--set", "eval.every=2", "--set", "search.select_after=0", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "mask-train",
+            "--preset",
+            "gradual-poe-mnli",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--bias",
+            bias_file,
+            "--out",
+            out,
+            "--set",
+            "train.max_steps=8",
+            "--set",
+            "eval.every=2",
+            "--set",
+            "search.select_after=0",
+            *FAST,
+            "--json",
+        )
+    )
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     expected = [0.9 - 0.2 * (1 - s / 8) ** 3 for s in (2, 4, 6, 8)]
     assert [x["target_sparsity"] for x in lines] == pytest.approx(expected, abs=1e-6)
@@ -144,8 +260,11 @@ def test_export_mask_inspect_convert_and_bake(imp_run, tiny_bert_dir, tmp_path):
     clash = invoke("export-mask", original, "--to", tmp_path / "back.safetensors")
     assert clash.exit_code == 1 and "already exists" in clash.stderr
     baked = tmp_path / "baked"
-    ok(invoke("export-mask", tmp_path / "back.safetensors", "--bake", "--model", tiny_bert_dir, "--out", baked,
-              "--json"))  # fmt: skip
+    ok(
+        invoke(
+            "export-mask", tmp_path / "back.safetensors", "--bake", "--model", tiny_bert_dir, "--out", baked, "--json"
+        )
+    )
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(baked)  # OUT itself is the checkpoint
@@ -155,12 +274,34 @@ def test_export_mask_inspect_convert_and_bake(imp_run, tiny_bert_dir, tmp_path):
 
 def test_sparse_commands_reject_bad_masks(tiny_bert_dir, tiny_roberta_dir, synth_dir, imp_run, tmp_path):
     out, _ = imp_run
-    wrong_model = invoke("evaluate", "--model", tiny_roberta_dir, "--mask", out / "masks" / "level-0.50.safetensors",
-                         "--task", "mnli", "--data-dir", synth_dir)  # fmt: skip
+    wrong_model = invoke(
+        "evaluate",
+        "--model",
+        tiny_roberta_dir,
+        "--mask",
+        out / "masks" / "level-0.50.safetensors",
+        "--task",
+        "mnli",
+        "--data-dir",
+        synth_dir,
+    )
     assert wrong_model.exit_code == 1 and "mask key bert.encoder.layer.0" in wrong_model.stderr
     assert "Traceback" not in wrong_model.output
-    no_level = invoke("retrain", "--task", "mnli", "--model", tiny_bert_dir, "--mask", out, "--sparsity", "0.55",
-                      "--data-dir", synth_dir, "--out", tmp_path / "x")  # fmt: skip
+    no_level = invoke(
+        "retrain",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--mask",
+        out,
+        "--sparsity",
+        "0.55",
+        "--data-dir",
+        synth_dir,
+        "--out",
+        tmp_path / "x",
+    )
     assert no_level.exit_code == 1 and "no mask found" in no_level.stderr and "level-0.50" in no_level.stderr
     assert not (tmp_path / "x").exists()
     corrupt = tmp_path / "corrupt.safetensors"
@@ -173,23 +314,94 @@ def test_sparse_commands_reject_bad_masks(tiny_bert_dir, tiny_roberta_dir, synth
 
 def test_mask_train_with_ood_data_adds_hans_train_copies(tiny_bert_dir, synth_dir, tmp_path):
     out = tmp_path / "ood"
-    results = ok(invoke("mask-train", "--task", "mnli", "--loss", "ce", "--model", tiny_bert_dir, "--data-dir",
-                        synth_dir, "--train-with", "hans", "--set", "search.ood_copies=2", "--out", out,
-                        "--set", "train.max_steps=4", "--set", "eval.every=2", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "mask-train",
+            "--task",
+            "mnli",
+            "--loss",
+            "ce",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--train-with",
+            "hans",
+            "--set",
+            "search.ood_copies=2",
+            "--out",
+            out,
+            "--set",
+            "train.max_steps=4",
+            "--set",
+            "eval.every=2",
+            *FAST,
+            "--json",
+        )
+    )
     assert results["data"]["ood_train"] == {"hans_train": 2 * 48}
-    poe = invoke("mask-train", "--task", "mnli", "--loss", "poe", "--bias", "b.json", "--train-with", "hans",
-                 "--model", tiny_bert_dir, "--dry-run")  # fmt: skip
+    poe = invoke(
+        "mask-train",
+        "--task",
+        "mnli",
+        "--loss",
+        "poe",
+        "--bias",
+        "b.json",
+        "--train-with",
+        "hans",
+        "--model",
+        tiny_bert_dir,
+        "--dry-run",
+    )
     assert poe.exit_code == 2 and "--loss ce only" in poe.stderr
 
 
 def test_timing_study_masks_an_intermediate_checkpoint(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     ft = tmp_path / "ft"
-    ok(invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--save-every", "3",
-              "--out", ft, "--set", "train.max_steps=6", "--set", "eval.every=6", *FAST, "--json"))  # fmt: skip
+    ok(
+        invoke(
+            "finetune",
+            "--task",
+            "mnli",
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            synth_dir,
+            "--save-every",
+            "3",
+            "--out",
+            ft,
+            "--set",
+            "train.max_steps=6",
+            "--set",
+            "eval.every=6",
+            *FAST,
+            "--json",
+        )
+    )
     assert sorted(p.name for p in (ft / "checkpoints").iterdir()) == ["step-3", "step-6"]
-    results = ok(invoke("mask-train", "--preset", "timing-poe-mnli", "--model", ft / "checkpoints" / "step-3",
-                        "--bias", bias_file, "--data-dir", synth_dir, "--out", tmp_path / "t",
-                        "--set", "train.max_steps=3", "--set", "eval.every=3", *FAST, "--json"))  # fmt: skip
+    results = ok(
+        invoke(
+            "mask-train",
+            "--preset",
+            "timing-poe-mnli",
+            "--model",
+            ft / "checkpoints" / "step-3",
+            "--bias",
+            bias_file,
+            "--data-dir",
+            synth_dir,
+            "--out",
+            tmp_path / "t",
+            "--set",
+            "train.max_steps=3",
+            "--set",
+            "eval.every=3",
+            *FAST,
+            "--json",
+        )
+    )
     assert results["sparsity"]["sparsity"] == pytest.approx(0.7, abs=2e-3)
 
 
@@ -198,8 +410,22 @@ def test_imp_levels_and_rewind_step_checks(tiny_bert_dir, synth_dir, tmp_path):
 
     assert levels(0.1, 0.9) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     assert levels(0.2, 0.8) == pytest.approx([0.2, 0.4, 0.6, 0.8])
-    late = invoke("imp", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--rewind", "5",
-                  "--out", tmp_path / "late", "--set", "train.max_steps=20", *FAST)  # fmt: skip
+    late = invoke(
+        "imp",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--rewind",
+        "5",
+        "--out",
+        tmp_path / "late",
+        "--set",
+        "train.max_steps=20",
+        *FAST,
+    )
     assert late.exit_code == 2 and "after the first level's 2 steps" in late.stderr
     assert not (tmp_path / "late").exists()
     bad = invoke("imp", "--task", "mnli", "--model", tiny_bert_dir, "--rewind", "later", "--dry-run")
@@ -208,17 +434,48 @@ def test_imp_levels_and_rewind_step_checks(tiny_bert_dir, synth_dir, tmp_path):
 
 def test_same_seed_same_machine_gives_identical_masks_and_metrics(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     """Determinism: two mask-train and two finetune runs with one seed agree exactly; another seed differs."""
-    args = ["--model", tiny_bert_dir, "--data-dir", synth_dir, "--bias", bias_file, "--sparsity", "0.5", "--set",
-            "train.max_steps=6", "--set", "eval.every=3", "--set", "train.lr=0.01", *FAST, "--json"]  # fmt: skip
-    runs = [ok(invoke("mask-train", "--task", "mnli", "--loss", "poe", *args, "--seed", seed, "--out",
-                      tmp_path / f"m{i}")) for i, seed in enumerate(("4", "4", "5"))]  # fmt: skip
+    args = [
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--bias",
+        bias_file,
+        "--sparsity",
+        "0.5",
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "eval.every=3",
+        "--set",
+        "train.lr=0.01",
+        *FAST,
+        "--json",
+    ]
+    runs = [
+        ok(invoke("mask-train", "--task", "mnli", "--loss", "poe", *args, "--seed", seed, "--out", tmp_path / f"m{i}"))
+        for i, seed in enumerate(("4", "4", "5"))
+    ]
     masks = [load_mask_file(tmp_path / f"m{i}" / "masks" / "last.safetensors").masks for i in range(3)]
     assert runs[0]["metrics"] == runs[1]["metrics"]
     assert masks[0].keys() == masks[1].keys() and all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])
     assert any(not torch.equal(masks[0][k], masks[2][k]) for k in masks[0])  # the seed matters (data order)
 
-    tune = ["finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--seed", "7",
-            "--set", "train.max_steps=4", *FAST, "--json"]  # fmt: skip
+    tune = [
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--seed",
+        "7",
+        "--set",
+        "train.max_steps=4",
+        *FAST,
+        "--json",
+    ]
     first, second = (ok(invoke(*tune, "--out", tmp_path / f"f{i}")) for i in range(2))
     assert first["metrics"] == second["metrics"]
     weights = [load_file(tmp_path / f"f{i}" / "model" / "model.safetensors") for i in range(2)]

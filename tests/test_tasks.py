@@ -33,13 +33,16 @@ def write(path: Path, lines: list[str]) -> Path:
 
 # ------------------------------------------------------------------------------------------------------ readers
 def test_qqp_tsv_ids_labels_and_malformed_rows(tmp_path):
-    path = write(tmp_path / "train.tsv", [
-        "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
-        '402\t1\t2\tHow do I learn "Python"?\tWhat is the best way to learn Python?\t1',
-        "17\t3\t4\tIs Paris big?\tIs Rome big?\t0",
-        "18\t5\t6\tonly one question\t0",  # GLUE's QQP train.tsv has rows like this
-        "19\t7\t8\tA?\tB?\t2",
-    ])  # fmt: skip
+    path = write(
+        tmp_path / "train.tsv",
+        [
+            "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+            '402\t1\t2\tHow do I learn "Python"?\tWhat is the best way to learn Python?\t1',
+            "17\t3\t4\tIs Paris big?\tIs Rome big?\t0",
+            "18\t5\t6\tonly one question\t0",  # GLUE's QQP train.tsv has rows like this
+            "19\t7\t8\tA?\tB?\t2",
+        ],
+    )
     data = read_qqp(path, "train")
     assert [(e.id, e.label, e.row) for e in data.examples] == [
         ("train-402", "duplicate", 0),
@@ -56,37 +59,66 @@ def test_paws_reader_accepts_both_releases_and_bytes_literals(tmp_path):
     root = tmp_path / "QQP"
     write(root / "train.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate", "1\t1\t2\ta\tb\t0"])
     # PAWS-qqp's released file is dev_and_test.tsv; its generator writes Python bytes literals.
-    write(root / "paws_qqp" / "dev_and_test.tsv", ["id\tsentence1\tsentence2\tlabel",
-                                                   "7\tb'Why do cats purr ?'\tb\"Why do purr cats ?\"\t0"])  # fmt: skip
+    write(
+        root / "paws_qqp" / "dev_and_test.tsv",
+        ["id\tsentence1\tsentence2\tlabel", "7\tb'Why do cats purr ?'\tb\"Why do purr cats ?\"\t0"],
+    )
     write(root / "paws_wiki" / "test.tsv", ["id\tsentence1\tsentence2\tlabel", "1\tA is in B .\tB is in A .\t1"])
     paws = load_split("qqp", "paws_qqp", tmp_path)
     assert paws.split == "paws_qqp" and paws.source.endswith("dev_and_test.tsv")
     assert (paws.examples[0].id, paws.examples[0].text_a, paws.examples[0].text_b, paws.examples[0].label) == (
-        "7", "Why do cats purr ?", "Why do purr cats ?", "not_duplicate")  # fmt: skip
+        "7",
+        "Why do cats purr ?",
+        "Why do purr cats ?",
+        "not_duplicate",
+    )
     assert load_split("qqp", "paws_wiki", tmp_path).examples[0].label == "duplicate"
     assert read_paws(root / "paws_wiki" / "test.tsv", "paws_wiki").name == "paws_wiki"
 
 
 def test_fever_and_symmetric_readers(tmp_path):
-    fever = write(tmp_path / "fever" / "fever.train.jsonl", [
-        json.dumps({"claim": "A is B.", "evidence": "A is B indeed.", "gold_label": "SUPPORTS", "weight": 0.3}),
-        json.dumps({"claim": "A is C.", "evidence": "A is B.", "label": "REFUTES"}),
-        "{broken",
-        json.dumps({"claim": "A is D.", "evidence": "A is B.", "gold_label": "MAYBE"}),
-        json.dumps({"claim": "A is E.", "evidence": "A was born.", "gold_label": "NOT ENOUGH INFO"}),
-    ])  # fmt: skip
+    fever = write(
+        tmp_path / "fever" / "fever.train.jsonl",
+        [
+            json.dumps({"claim": "A is B.", "evidence": "A is B indeed.", "gold_label": "SUPPORTS", "weight": 0.3}),
+            json.dumps({"claim": "A is C.", "evidence": "A is B.", "label": "REFUTES"}),
+            "{broken",
+            json.dumps({"claim": "A is D.", "evidence": "A is B.", "gold_label": "MAYBE"}),
+            json.dumps({"claim": "A is E.", "evidence": "A was born.", "gold_label": "NOT ENOUGH INFO"}),
+        ],
+    )
     data = read_fever(fever, "train")
     # ids are `{split}-{line position}`: the row key of the original row-aligned .npy
     assert [(e.id, e.label, e.row) for e in data.examples] == [
-        ("train-0", "SUPPORTS", 0), ("train-1", "REFUTES", 1), ("train-4", "NOT ENOUGH INFO", 4)]  # fmt: skip
+        ("train-0", "SUPPORTS", 0),
+        ("train-1", "REFUTES", 1),
+        ("train-4", "NOT ENOUGH INFO", 4),
+    ]
     assert data.n_rows == 5 and [line for line, _ in data.malformed] == [3, 4]
-    sym1 = write(tmp_path / "fever" / "sym1" / "test.jsonl", [
-        json.dumps({"id": 91, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"})])  # fmt: skip
-    sym2 = write(tmp_path / "fever" / "sym2" / "test.jsonl", [json.dumps(
-        {"id": 5, "claim": "c", "evidence": "e", "sentence1": "c", "sentence2": "e", "gold_label": "REFUTES",
-         "label": "REFUTES", "evid": "x"})])  # fmt: skip
+    sym1 = write(
+        tmp_path / "fever" / "sym1" / "test.jsonl",
+        [json.dumps({"id": 91, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"})],
+    )
+    sym2 = write(
+        tmp_path / "fever" / "sym2" / "test.jsonl",
+        [
+            json.dumps(
+                {
+                    "id": 5,
+                    "claim": "c",
+                    "evidence": "e",
+                    "sentence1": "c",
+                    "sentence2": "e",
+                    "gold_label": "REFUTES",
+                    "label": "REFUTES",
+                    "evid": "x",
+                }
+            )
+        ],
+    )
     assert [(e.id, e.text_b, e.label) for e in read_fever(sym1, "fever_sym1", symmetric=True).examples] == [
-        ("91", "e", "SUPPORTS")]  # fmt: skip
+        ("91", "e", "SUPPORTS")
+    ]
     assert load_split("fever", "fever_sym2", tmp_path).examples[0].id == "5" and sym2.is_file()
 
 
@@ -151,7 +183,10 @@ def test_synth_fact_plants_a_negation_shortcut(tmp_path):
     spec = synth_fact.SynthFactSpec(train_size=900, dev_size=90, challenge_size=200, seed=5)
     counts = synth_fact.write_synth_fact(tmp_path, spec)
     assert counts["fever/sym2/dev.jsonl"] == 100
-    negated = lambda claim: any(w in claim.split() for w in ("not", "never"))  # noqa: E731
+
+    def negated(claim: str) -> bool:
+        return any(w in claim.split() for w in ("not", "never"))
+
     train = load_split("fever", "train", tmp_path)
     refutes = [negated(e.text_a) for e in train.examples if e.label == "REFUTES"]
     others = [negated(e.text_a) for e in train.examples if e.label != "REFUTES"]
@@ -188,8 +223,18 @@ def paraphrase_dir(tmp_path_factory):
 
 
 def test_claim_only_bias_model_ignores_the_evidence(fact_dir, tmp_path):
-    result = invoke("bias-model", "--task", "fever", "--kind", "claim-only", "--data-dir", fact_dir,
-                    "--out", tmp_path / "b", "--json")  # fmt: skip
+    result = invoke(
+        "bias-model",
+        "--task",
+        "fever",
+        "--kind",
+        "claim-only",
+        "--data-dir",
+        fact_dir,
+        "--out",
+        tmp_path / "b",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)["metrics"]
     assert set(metrics) == {"train", "dev", "fever_sym1", "fever_sym2"}
@@ -206,8 +251,18 @@ def test_claim_only_bias_model_ignores_the_evidence(fact_dir, tmp_path):
 
 
 def test_hypothesis_only_and_unknown_kinds(synth_dir, tmp_path):
-    ok = invoke("bias-model", "--task", "mnli", "--kind", "hypothesis-only", "--data-dir", synth_dir,
-                "--out", tmp_path / "h", "--json")  # fmt: skip
+    ok = invoke(
+        "bias-model",
+        "--task",
+        "mnli",
+        "--kind",
+        "hypothesis-only",
+        "--data-dir",
+        synth_dir,
+        "--out",
+        tmp_path / "h",
+        "--json",
+    )
     assert ok.exit_code == 0, ok.output
     bad = invoke(
         "bias-model", "--task", "qqp", "--kind", "claim-only", "--data-dir", synth_dir, "--out", tmp_path / "x"
@@ -216,15 +271,36 @@ def test_hypothesis_only_and_unknown_kinds(synth_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------ end to end
-STEPS = ["--set", "train.max_steps=4", "--set", "eval.every=2", "--set", "train.batch_size=8",
-         "--set", "train.warmup_steps=1", "--json"]  # fmt: skip
+STEPS = [
+    "--set",
+    "train.max_steps=4",
+    "--set",
+    "eval.every=2",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.warmup_steps=1",
+    "--json",
+]
 
 
 def test_qqp_every_loss_and_paws_evaluation(tiny_bert_dir, paraphrase_dir, tmp_path):
     bias = tmp_path / "bias"
     assert invoke("bias-model", "--task", "qqp", "--data-dir", paraphrase_dir, "--out", bias).exit_code == 0
-    ce = invoke("finetune", "--task", "qqp", "--loss", "ce", "--model", tiny_bert_dir, "--data-dir", paraphrase_dir,
-                "--out", tmp_path / "ce", *STEPS)  # fmt: skip
+    ce = invoke(
+        "finetune",
+        "--task",
+        "qqp",
+        "--loss",
+        "ce",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        paraphrase_dir,
+        "--out",
+        tmp_path / "ce",
+        *STEPS,
+    )
     assert ce.exit_code == 0, ce.output
     results = json.loads(ce.stdout)
     assert results["selection"] == "dev.f1"  # the preset's metric, as the original (eval_f1)
@@ -234,29 +310,80 @@ def test_qqp_every_loss_and_paws_evaluation(tiny_bert_dir, paraphrase_dir, tmp_p
     assert config["id2label"] == {"0": "not_duplicate", "1": "duplicate"}
 
     teacher = tmp_path / "teacher.json"
-    saved = invoke("evaluate", "--task", "qqp", "--model", tmp_path / "ce" / "model", "--data-dir", paraphrase_dir,
-                   "--split", "train", "--save-probs", teacher, "--json")  # fmt: skip
+    saved = invoke(
+        "evaluate",
+        "--task",
+        "qqp",
+        "--model",
+        tmp_path / "ce" / "model",
+        "--data-dir",
+        paraphrase_dir,
+        "--split",
+        "train",
+        "--save-probs",
+        teacher,
+        "--json",
+    )
     assert saved.exit_code == 0, saved.output
     probs = json.loads(teacher.read_text())
     assert probs["format"] == "srnet-probs/1" and len(probs["probs"]) == 240
     assert all(math.isclose(sum(p), 1.0, abs_tol=1e-5) for p in probs["probs"].values())
 
     for loss, extra in (("poe", []), ("reweight", []), ("conf-reg", ["--teacher", teacher])):
-        run = invoke("finetune", "--task", "qqp", "--loss", loss, "--model", tiny_bert_dir, "--data-dir",
-                     paraphrase_dir, "--bias", bias / "bias.json", *extra, "--out", tmp_path / loss,
-                     *STEPS)  # fmt: skip
+        run = invoke(
+            "finetune",
+            "--task",
+            "qqp",
+            "--loss",
+            loss,
+            "--model",
+            tiny_bert_dir,
+            "--data-dir",
+            paraphrase_dir,
+            "--bias",
+            bias / "bias.json",
+            *extra,
+            "--out",
+            tmp_path / loss,
+            *STEPS,
+        )
         assert run.exit_code == 0, (loss, run.output)
         assert json.loads(run.stdout)["loss"] == loss
 
 
 def test_fever_poe_and_symmetric_evaluation(tiny_bert_dir, fact_dir, tmp_path):
     assert invoke("bias-model", "--task", "fever", "--data-dir", fact_dir, "--out", tmp_path / "b").exit_code == 0
-    run = invoke("finetune", "--task", "fever", "--loss", "poe", "--model", tiny_bert_dir, "--data-dir", fact_dir,
-                 "--bias", tmp_path / "b" / "bias.json", "--out", tmp_path / "poe",
-                 "--set", "loss.anneal=[0.8, 1.0]", *STEPS)  # fmt: skip
+    run = invoke(
+        "finetune",
+        "--task",
+        "fever",
+        "--loss",
+        "poe",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        fact_dir,
+        "--bias",
+        tmp_path / "b" / "bias.json",
+        "--out",
+        tmp_path / "poe",
+        "--set",
+        "loss.anneal=[0.8, 1.0]",
+        *STEPS,
+    )
     assert run.exit_code == 0, run.output
-    evaluated = invoke("evaluate", "--task", "fever", "--model", tmp_path / "poe" / "model", "--data-dir", fact_dir,
-                       "--json", "--out", tmp_path / "eval")  # fmt: skip
+    evaluated = invoke(
+        "evaluate",
+        "--task",
+        "fever",
+        "--model",
+        tmp_path / "poe" / "model",
+        "--data-dir",
+        fact_dir,
+        "--json",
+        "--out",
+        tmp_path / "eval",
+    )
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(evaluated.stdout)["metrics"]
     assert set(metrics) == {"dev", "fever_sym1", "fever_sym2"}
@@ -268,23 +395,77 @@ def test_conf_reg_rejects_a_teacher_with_missing_ids(tiny_bert_dir, fact_dir, tm
     assert invoke("bias-model", "--task", "fever", "--data-dir", fact_dir, "--out", tmp_path / "b").exit_code == 0
     teacher = tmp_path / "t.json"
     ids = [f"train-{i}" for i in range(239)]  # one short
-    teacher.write_text(json.dumps({"format": "srnet-probs/1", "task": "fever", "labels": ["SUPPORTS", "REFUTES",
-                                   "NOT ENOUGH INFO"], "probs": {i: [0.2, 0.3, 0.5] for i in ids}}))  # fmt: skip
-    run = invoke("finetune", "--task", "fever", "--loss", "conf-reg", "--model", tiny_bert_dir, "--data-dir", fact_dir,
-                 "--bias", tmp_path / "b" / "bias.json", "--teacher", teacher, "--out", tmp_path / "cr")  # fmt: skip
+    teacher.write_text(
+        json.dumps(
+            {
+                "format": "srnet-probs/1",
+                "task": "fever",
+                "labels": ["SUPPORTS", "REFUTES", "NOT ENOUGH INFO"],
+                "probs": {i: [0.2, 0.3, 0.5] for i in ids},
+            }
+        )
+    )
+    run = invoke(
+        "finetune",
+        "--task",
+        "fever",
+        "--loss",
+        "conf-reg",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        fact_dir,
+        "--bias",
+        tmp_path / "b" / "bias.json",
+        "--teacher",
+        teacher,
+        "--out",
+        tmp_path / "cr",
+    )
     assert run.exit_code == 1 and "has no entry for example id 'train-239' (1 ids missing)" in run.stderr
     assert not (tmp_path / "cr").exists()
-    no_teacher = invoke("finetune", "--task", "fever", "--loss", "conf-reg", "--model", tiny_bert_dir, "--bias",
-                        tmp_path / "b" / "bias.json", "--out", tmp_path / "cr")  # fmt: skip
+    no_teacher = invoke(
+        "finetune",
+        "--task",
+        "fever",
+        "--loss",
+        "conf-reg",
+        "--model",
+        tiny_bert_dir,
+        "--bias",
+        tmp_path / "b" / "bias.json",
+        "--out",
+        tmp_path / "cr",
+    )
     assert no_teacher.exit_code == 2 and "needs teacher probabilities" in no_teacher.stderr
 
 
 def test_mask_train_with_symmetric_dev_copies(tiny_bert_dir, fact_dir, tmp_path):
-    ce = invoke("finetune", "--task", "fever", "--model", tiny_bert_dir, "--data-dir", fact_dir, "--out",
-                tmp_path / "ce", *STEPS)  # fmt: skip
+    ce = invoke(
+        "finetune",
+        "--task",
+        "fever",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        fact_dir,
+        "--out",
+        tmp_path / "ce",
+        *STEPS,
+    )
     assert ce.exit_code == 0, ce.output
-    run = invoke("mask-train", "--preset", "ood-ce-fever", "--model", tmp_path / "ce" / "model", "--data-dir",
-                 fact_dir, "--out", tmp_path / "ood", *STEPS)  # fmt: skip
+    run = invoke(
+        "mask-train",
+        "--preset",
+        "ood-ce-fever",
+        "--model",
+        tmp_path / "ce" / "model",
+        "--data-dir",
+        fact_dir,
+        "--out",
+        tmp_path / "ood",
+        *STEPS,
+    )
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["data"]["ood_train"] == {"fever_sym2_dev": 20 * 10}  # the preset's x10 copies
 
@@ -292,8 +473,10 @@ def test_mask_train_with_symmetric_dev_copies(tiny_bert_dir, fact_dir, tmp_path)
 def test_hub_rows_for_qqp_map_labels_by_name():
     from srnet_cli.engine.readers import dataset_from_hub_rows
 
-    rows = [{"question1": "a?", "question2": "b?", "label": 1, "idx": 7},
-            {"question1": "c?", "question2": "d?", "label": 0, "idx": 8}]  # fmt: skip
+    rows = [
+        {"question1": "a?", "question2": "b?", "label": 1, "idx": 7},
+        {"question1": "c?", "question2": "d?", "label": 0, "idx": 8},
+    ]
     data = dataset_from_hub_rows("dev", rows, "qqp")
     assert [(e.id, e.label) for e in data.examples] == [("dev-7", "duplicate"), ("dev-8", "not_duplicate")]
     assert data.split == "dev" and data.name == "qqp-dev"
@@ -303,38 +486,90 @@ def _upstream_qqp(root: Path) -> None:
     """A few hand-written rows per file, in the exact released layouts (quirks included)."""
     head = "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"
     second = ("Is rome big?", "How do I get to rome from paris?")
-    rows = [f"{100 + i}\t{2 * i}\t{2 * i + 1}\tHow do I get from paris to rome?\t{second[i % 2]}\t{i % 2}"
-            for i in range(16)]  # fmt: skip
+    rows = [
+        f"{100 + i}\t{2 * i}\t{2 * i + 1}\tHow do I get from paris to rome?\t{second[i % 2]}\t{i % 2}"
+        for i in range(16)
+    ]
     write(root / "QQP" / "train.tsv", [head, *rows, "999\t1\t2\tbroken row"])
     write(root / "QQP" / "dev.tsv", [head, *rows[:6]])
-    paws = ["id\tsentence1\tsentence2\tlabel", "1\tb'How do I get from paris to rome ?'\tb'How do I get from rome to "
-            "paris ?'\t0", "2\tb'What is the difference between A and B ?'\tb'What is the difference between B and A "
-            "?'\t1"]  # fmt: skip
+    paws = [
+        "id\tsentence1\tsentence2\tlabel",
+        "1\tb'How do I get from paris to rome ?'\tb'How do I get from rome to paris ?'\t0",
+        "2\tb'What is the difference between A and B ?'\tb'What is the difference between B and A ?'\t1",
+    ]
     write(root / "QQP" / "paws_qqp" / "dev_and_test.tsv", paws)
     write(root / "QQP" / "paws_wiki" / "test.tsv", [line.replace("b'", "").replace("'", "") for line in paws])
 
 
 def _upstream_fever(root: Path) -> None:
     labels = ["SUPPORTS", "REFUTES", "NOT ENOUGH INFO"]
-    train = [json.dumps({"claim": f"Anna was born in paris {i}.", "evidence": "Anna was born in paris.",
-                         "gold_label": labels[i % 3], "weight": 0.5}) for i in range(12)]  # fmt: skip
+    train = [
+        json.dumps(
+            {
+                "claim": f"Anna was born in paris {i}.",
+                "evidence": "Anna was born in paris.",
+                "gold_label": labels[i % 3],
+                "weight": 0.5,
+            }
+        )
+        for i in range(12)
+    ]
     write(root / "fever" / "fever.train.jsonl", train)
     write(root / "fever" / "fever.dev.jsonl", [line.replace("gold_label", "label") for line in train[:6]])
-    write(root / "fever" / "sym1" / "test.jsonl", [json.dumps(
-        {"id": 1, "label": "SUPPORTS", "claim": "Anna was born in paris.", "evidence_sentence": "Anna was born in "
-         "paris."})])  # fmt: skip
-    write(root / "fever" / "sym2" / "test.jsonl", [json.dumps(
-        {"id": 7, "claim": "Anna was not born in paris.", "evidence": "Anna was born in paris.", "sentence1": "x",
-         "sentence2": "y", "gold_label": "REFUTES", "label": "REFUTES", "evid": "z"})])  # fmt: skip
+    write(
+        root / "fever" / "sym1" / "test.jsonl",
+        [
+            json.dumps(
+                {
+                    "id": 1,
+                    "label": "SUPPORTS",
+                    "claim": "Anna was born in paris.",
+                    "evidence_sentence": "Anna was born in paris.",
+                }
+            )
+        ],
+    )
+    write(
+        root / "fever" / "sym2" / "test.jsonl",
+        [
+            json.dumps(
+                {
+                    "id": 7,
+                    "claim": "Anna was not born in paris.",
+                    "evidence": "Anna was born in paris.",
+                    "sentence1": "x",
+                    "sentence2": "y",
+                    "gold_label": "REFUTES",
+                    "label": "REFUTES",
+                    "evid": "z",
+                }
+            )
+        ],
+    )
 
 
 @pytest.mark.parametrize("task", ["qqp", "fever"])
 def test_finetune_and_evaluate_on_hand_made_upstream_files(task, tiny_bert_dir, tmp_path):
     data = tmp_path / "data"
     (_upstream_qqp if task == "qqp" else _upstream_fever)(data)
-    run = invoke("finetune", "--task", task, "--model", tiny_bert_dir, "--data-dir", data, "--out", tmp_path / "ce",
-                 "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.warmup_steps=0",
-                 "--json")  # fmt: skip
+    run = invoke(
+        "finetune",
+        "--task",
+        task,
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        data,
+        "--out",
+        tmp_path / "ce",
+        "--set",
+        "train.max_steps=2",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.warmup_steps=0",
+        "--json",
+    )
     assert run.exit_code == 0, run.output
     results = json.loads(run.stdout)
     assert (results["data"]["train"], results["data"]["train_malformed"]) == ((16, 1) if task == "qqp" else (12, 0))
@@ -355,15 +590,33 @@ def test_regressions_from_review(tmp_path, tiny_bert_dir, synth_dir):
     # A row-aligned teacher .npy is indexed by row position, whatever the ids (QQP pair ids).
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
     np.save(tmp_path / "probs.npy", probs)
-    qqp = write(tmp_path / "train.tsv", ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
-                                         "40\t1\t2\ta\tb\t0", "7\t3\t4\tc\td\t1", "999\t5\t6\te\tf\t1"])  # fmt: skip
+    qqp = write(
+        tmp_path / "train.tsv",
+        [
+            "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate",
+            "40\t1\t2\ta\tb\t0",
+            "7\t3\t4\tc\td\t1",
+            "999\t5\t6\te\tf\t1",
+        ],
+    )
     got = load_teacher(tmp_path / "probs.npy", "qqp", ("duplicate", "not_duplicate"), read_qqp(qqp, "train"))
     assert np.allclose(got, probs[:, ::-1])
     # --seeds checks every seed directory before the first run.
     (tmp_path / "runs" / "seed-2").mkdir(parents=True)
     (tmp_path / "runs" / "seed-2" / "x").write_text("keep")
-    result = invoke("finetune", "--task", "mnli", "--model", tiny_bert_dir, "--data-dir", synth_dir, "--seeds", "1,2",
-                    "--out", tmp_path / "runs")  # fmt: skip
+    result = invoke(
+        "finetune",
+        "--task",
+        "mnli",
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        synth_dir,
+        "--seeds",
+        "1,2",
+        "--out",
+        tmp_path / "runs",
+    )
     assert result.exit_code == 1 and "seed-2 is not empty" in result.stderr
     assert not (tmp_path / "runs" / "seed-1").exists()
 
@@ -374,26 +627,48 @@ def test_paws_bytes_literals_decode_their_escapes(tmp_path):
     root = tmp_path / "QQP"
     (root / "paws_qqp").mkdir(parents=True)
     (root / "train.tsv").write_text("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t1\t2\ta\tb\t0\n")
-    rows = ["id\tsentence1\tsentence2\tlabel", "1\tb'caf\\xc3\\xa9 au lait'\tb'Tom \\'s cat'\t1",
-            "2\tb'unclosed\tplain text\t0"]  # fmt: skip
+    rows = [
+        "id\tsentence1\tsentence2\tlabel",
+        "1\tb'caf\\xc3\\xa9 au lait'\tb'Tom \\'s cat'\t1",
+        "2\tb'unclosed\tplain text\t0",
+    ]
     (root / "paws_qqp" / "dev_and_test.tsv").write_text("\n".join(rows) + "\n")
     paws = load_split("qqp", "paws_qqp", tmp_path)
     pairs = [(e.text_a, e.text_b) for e in paws.examples]
     assert pairs == [("café au lait", "Tom 's cat"), ("b'unclosed", "plain text")]
 
 
-@pytest.mark.parametrize("task,split,rel,line", [
-    ("fever", "fever_sym1", "symmetric_v0.1/fever_symmetric_generated.jsonl",
-     '{"id": 5, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"}'),
-    ("fever", "fever_sym2", "symmetric_v0.2/fever_symmetric_test.jsonl",
-     '{"id": 6, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}'),
-    ("fever", "fever_sym2_dev", "fever_symmetric_dev.jsonl",
-     '{"id": 7, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}'),
-    ("qqp", "paws_qqp", "paws_qqp/output/dev_and_test.tsv", "id\tsentence1\tsentence2\tlabel\n3\ta\tb\t1"),
-    ("qqp", "paws_wiki", "paws_wiki_labeled_final/test.tsv", "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0"),
-    ("qqp", "paws_wiki_train", "paws_wiki_labeled_final/final/train.tsv",
-     "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "task,split,rel,line",
+    [
+        (
+            "fever",
+            "fever_sym1",
+            "symmetric_v0.1/fever_symmetric_generated.jsonl",
+            '{"id": 5, "label": "SUPPORTS", "claim": "c", "evidence_sentence": "e"}',
+        ),
+        (
+            "fever",
+            "fever_sym2",
+            "symmetric_v0.2/fever_symmetric_test.jsonl",
+            '{"id": 6, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}',
+        ),
+        (
+            "fever",
+            "fever_sym2_dev",
+            "fever_symmetric_dev.jsonl",
+            '{"id": 7, "gold_label": "REFUTES", "claim": "c", "evidence": "e"}',
+        ),
+        ("qqp", "paws_qqp", "paws_qqp/output/dev_and_test.tsv", "id\tsentence1\tsentence2\tlabel\n3\ta\tb\t1"),
+        ("qqp", "paws_wiki", "paws_wiki_labeled_final/test.tsv", "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0"),
+        (
+            "qqp",
+            "paws_wiki_train",
+            "paws_wiki_labeled_final/final/train.tsv",
+            "id\tsentence1\tsentence2\tlabel\n4\ta\tb\t0",
+        ),
+    ],
+)
 def test_upstream_release_names_are_found(tmp_path, task, split, rel, line):
     from srnet_cli.engine.readers import load_split
 

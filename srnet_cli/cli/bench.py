@@ -15,21 +15,30 @@ def _table(result: dict) -> None:
     from srnet_cli.recipes.bench import TARGETS
 
     f, e = result["finetune"], result["evaluate"]
-    table = Table(title=f"srnet bench · {result['model']} · {result['threads']} threads · batch {result['batch']} · "
-                  f"mean pair {result['pair_tokens']['mean']:.0f} tokens", title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"srnet bench · {result['model']} · {result['threads']} threads · batch {result['batch']} · "
+        f"mean pair {result['pair_tokens']['mean']:.0f} tokens",
+        title_justify="left",
+    )
     for col in ("measure", "ratio", "target", ""):
         table.add_column(col, justify="left" if col == "measure" else "right")
     for name, value in result["ratios"].items():
         target, higher = TARGETS[name]
         ok = value >= target if higher else value <= target
-        table.add_row(name.replace("_", " "), f"{value:.2f}", f"{'≥' if higher else '≤'} {target}",
-                      "[green]ok[/]" if ok else "[red]miss[/]")  # fmt: skip
+        table.add_row(
+            name.replace("_", " "),
+            f"{value:.2f}",
+            f"{'≥' if higher else '≤'} {target}",
+            "[green]ok[/]" if ok else "[red]miss[/]",
+        )
     stdout.print(table)
-    stdout.print(f"finetune examples/s: srnet {f['srnet_examples_per_s']:.1f}, Trainer run_glue "
-                 f"{f['trainer_run_glue_examples_per_s']:.1f}, Trainer best {f['trainer_best_examples_per_s']:.1f}; "
-                 f"evaluate examples/s: srnet {e['srnet_examples_per_s']:.0f}, original "
-                 f"{e['original_examples_per_s']:.0f}, Trainer.predict "
-                 f"{e['trainer_predict_examples_per_s']:.0f}")  # fmt: skip
+    stdout.print(
+        f"finetune examples/s: srnet {f['srnet_examples_per_s']:.1f}, Trainer run_glue "
+        f"{f['trainer_run_glue_examples_per_s']:.1f}, Trainer best {f['trainer_best_examples_per_s']:.1f}; "
+        f"evaluate examples/s: srnet {e['srnet_examples_per_s']:.0f}, original "
+        f"{e['original_examples_per_s']:.0f}, Trainer.predict "
+        f"{e['trainer_predict_examples_per_s']:.0f}"
+    )
     memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result.get("peak_rss_mb", {}).items())
     stdout.print(f"peak RSS: {memory}; matmul peak {result['flops']['matmul_peak'] / 1e9:.0f} GFLOP/s")
     for name, row in result.get("scaling_model_size", {}).items():

@@ -81,8 +81,10 @@ def _resume_hint() -> str:
 
     runs = [d for d in locked_dirs() if (d / "preset.toml").is_file() or (d / "resume").is_dir()]
     if runs:
-        return (f"{runs[-1]} keeps its last saved state: run the same command again with --resume to continue "
-                "(a run stopped before its first state starts again from step 0)")  # fmt: skip
+        return (
+            f"{runs[-1]} keeps its last saved state: run the same command again with --resume to continue "
+            "(a run stopped before its first state starts again from step 0)"
+        )
     return "run the command again"
 
 
@@ -100,9 +102,11 @@ def _os_error(exc: OSError) -> tuple[str, str]:
     found = file_of(exc)
     path = found[1] if found else "a file"
     if exc.errno in DISK_FULL:
-        return (f"no space left on device while writing {path}",
-                "free some space (or write --out to another disk); the last complete state and model are intact: "
-                "run the same command with --resume to continue")  # fmt: skip
+        return (
+            f"no space left on device while writing {path}",
+            "free some space (or write --out to another disk); the last complete state and model are intact: "
+            "run the same command with --resume to continue",
+        )
     if exc.errno in NOT_WRITABLE:
         return f"cannot write {path}: {exc.strerror}", "choose a writable location (another --out or --to)"
     return f"{exc.strerror or _first_line(exc)}{_where(exc)}", "check the path and its permissions"

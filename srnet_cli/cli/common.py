@@ -43,9 +43,12 @@ def _valid_seeds(value: str | None) -> str | None:
 
 SeedsOpt = Annotated[
     str | None,
-    typer.Option("--seeds", help="Comma-separated seeds: one run per seed into OUT/seed-N, then mean ± std.",
-                 callback=_valid_seeds),
-]  # fmt: skip
+    typer.Option(
+        "--seeds",
+        help="Comma-separated seeds: one run per seed into OUT/seed-N, then mean ± std.",
+        callback=_valid_seeds,
+    ),
+]
 MixedPrecisionOpt = Annotated[
     str | None, typer.Option("--mixed-precision", help="no | bf16 | fp16 (fp16 on GPUs only; train.mixed_precision).")
 ]
@@ -78,38 +81,77 @@ WarmupOpt = Annotated[
     str | None, typer.Option("--warmup", help="Warm-up: whole steps (500) or a fraction of the run below 1 (0.1).")
 ]
 LogWithOpt = Annotated[
-    str, typer.Option("--log-with", help="Experiment tracker: none | tensorboard | wandb | mlflow (files in OUT; W&B "
-                      "offline unless WANDB_MODE is set).")
-]  # fmt: skip
+    str,
+    typer.Option(
+        "--log-with",
+        help="Experiment tracker: none | tensorboard | wandb | mlflow (files in OUT; W&B "
+        "offline unless WANDB_MODE is set).",
+    ),
+]
 SetsOpt = Annotated[
-    str | None, typer.Option("--sets", help="Evaluate only these sets, comma-separated (e.g. dev_matched,hans; "
-                             "`srnet tasks` lists them); training still selects on the first ID set."),
-]  # fmt: skip
+    str | None,
+    typer.Option(
+        "--sets",
+        help="Evaluate only these sets, comma-separated (e.g. dev_matched,hans; "
+        "`srnet tasks` lists them); training still selects on the first ID set.",
+    ),
+]
 UseMaskWeightsOpt = Annotated[
     bool,
-    typer.Option("--use-mask-weights", help="A torch-pruned mask file (the original IMP's pytorch_model.bin): use "
-                 "its trained weights (weight_orig) instead of --model's."),
-]  # fmt: skip
+    typer.Option(
+        "--use-mask-weights",
+        help="A torch-pruned mask file (the original IMP's pytorch_model.bin): use "
+        "its trained weights (weight_orig) instead of --model's.",
+    ),
+]
 MaskOpt = Annotated[str | None, typer.Option("--mask", help="Mask file, or a run directory holding masks/.")]
 
 
-def training_flags(task: str | None, loss: str | None, model: str | None, data_dir: Path | None, bias: Path | None,
-                   seed: int | None, teacher: Path | None, allow_pickle: bool, mixed_precision: str | None,
-                   hyper: dict[str, Any], sets: str | None) -> dict[str, Any]:  # fmt: skip
+def training_flags(
+    task: str | None,
+    loss: str | None,
+    model: str | None,
+    data_dir: Path | None,
+    bias: Path | None,
+    seed: int | None,
+    teacher: Path | None,
+    allow_pickle: bool,
+    mixed_precision: str | None,
+    hyper: dict[str, Any],
+    sets: str | None,
+) -> dict[str, Any]:
     """The named flags the four training commands share, as preset keys (None: not given)."""
     return {
-        "task": task, "loss.kind": loss, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-        "loss.bias": str(bias) if bias else None, "train.seed": seed,
-        "loss.teacher": str(teacher) if teacher else None, "loss.allow_pickle": allow_pickle or None,
-        "train.mixed_precision": mixed_precision, "eval.sets": sets_flag(sets), **hyper,
-    }  # fmt: skip
+        "task": task,
+        "loss.kind": loss,
+        "model.name_or_path": model,
+        "data.dir": str(data_dir) if data_dir else None,
+        "loss.bias": str(bias) if bias else None,
+        "train.seed": seed,
+        "loss.teacher": str(teacher) if teacher else None,
+        "loss.allow_pickle": allow_pickle or None,
+        "train.mixed_precision": mixed_precision,
+        "eval.sets": sets_flag(sets),
+        **hyper,
+    }
 
 
-def hyper_flags(lr: float | None, epochs: float | None, max_steps: int | None, batch_size: int | None,
-                max_length: int | None, warmup: str | None) -> dict[str, Any]:  # fmt: skip
+def hyper_flags(
+    lr: float | None,
+    epochs: float | None,
+    max_steps: int | None,
+    batch_size: int | None,
+    max_length: int | None,
+    warmup: str | None,
+) -> dict[str, Any]:
     """The named hyperparameter flags as preset keys; --warmup is steps (an integer) or a ratio (below 1)."""
-    flags: dict[str, Any] = {"train.lr": lr, "train.epochs": epochs, "train.max_steps": max_steps,
-                             "train.batch_size": batch_size, "model.max_length": max_length}  # fmt: skip
+    flags: dict[str, Any] = {
+        "train.lr": lr,
+        "train.epochs": epochs,
+        "train.max_steps": max_steps,
+        "train.batch_size": batch_size,
+        "model.max_length": max_length,
+    }
     if warmup is not None:
         text = warmup.strip()
         try:
@@ -117,8 +159,10 @@ def hyper_flags(lr: float | None, epochs: float | None, max_steps: int | None, b
         except ValueError:
             value = None
         if value is None or value < 0 or (isinstance(value, float) and value >= 1):
-            raise UsageError(f"--warmup {warmup!r} is neither a number of steps nor a fraction of the run below 1",
-                             "e.g. --warmup 500 (steps) or --warmup 0.1 (10% of the run)")  # fmt: skip
+            raise UsageError(
+                f"--warmup {warmup!r} is neither a number of steps nor a fraction of the run below 1",
+                "e.g. --warmup 500 (steps) or --warmup 0.1 (10% of the run)",
+            )
         flags["train.warmup_steps" if isinstance(value, int) else "train.warmup_ratio"] = value
     return flags
 
@@ -132,8 +176,10 @@ def check_task(task: str | None) -> None:
     from srnet_cli.engine.tasks import TASKS
 
     if task is not None and task not in TASKS:
-        raise UsageError(f"unknown task {task!r}: srnet knows {', '.join(TASKS)}",
-                         "pass --task mnli, qqp or fever (`srnet tasks` lists their sets and metrics)")  # fmt: skip
+        raise UsageError(
+            f"unknown task {task!r}: srnet knows {', '.join(TASKS)}",
+            "pass --task mnli, qqp or fever (`srnet tasks` lists their sets and metrics)",
+        )
 
 
 def check_loss(loss: str | None) -> None:
@@ -142,8 +188,9 @@ def check_loss(loss: str | None) -> None:
     from srnet_cli.config.schema import LossKind
 
     if loss is not None and loss not in get_args(LossKind):
-        raise UsageError(f"unknown loss {loss!r}: srnet has {', '.join(get_args(LossKind))}",
-                         "e.g. --loss poe (lower case)")  # fmt: skip
+        raise UsageError(
+            f"unknown loss {loss!r}: srnet has {', '.join(get_args(LossKind))}", "e.g. --loss poe (lower case)"
+        )
 
 
 def check_device(device: str) -> str:
@@ -151,13 +198,16 @@ def check_device(device: str) -> str:
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and index.isdigit()):
         raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N", "e.g. --device cuda:1")
     if device.startswith("cuda:") and "RANK" in os.environ:
-        raise UsageError(f"--device {device} picks one GPU; under torchrun/accelerate launch each process takes its "
-                         "own", "drop --device, or set CUDA_VISIBLE_DEVICES for the launch")  # fmt: skip
+        raise UsageError(
+            f"--device {device} picks one GPU; under torchrun/accelerate launch each process takes its own",
+            "drop --device, or set CUDA_VISIBLE_DEVICES for the launch",
+        )
     return device
 
 
-def resolve(command: str, preset: str | None, task: str | None, loss: str | None, sets: list[str] | None,
-            flags: dict[str, Any]) -> Section:  # fmt: skip
+def resolve(
+    command: str, preset: str | None, task: str | None, loss: str | None, sets: list[str] | None, flags: dict[str, Any]
+) -> Section:
     """Pick the preset (explicit, or `<loss>-<task>` from --task/--loss), apply --set and flags, validate."""
     check_task(task)
     check_loss(loss)
@@ -186,15 +236,19 @@ def run_length(preset: Section) -> str | None:
 
         counted = count_training_rows(preset.task, Path(data_dir).expanduser()) if data_dir else None  # type: ignore[attr-defined]
         if counted is None:
-            return (f"epochs decide the run: {train.epochs:g} epochs of the training set at batch {train.batch_size} "
-                    "(its size is known once the data is read: pass --data-dir to count it now)")  # fmt: skip
+            return (
+                f"epochs decide the run: {train.epochs:g} epochs of the training set at batch {train.batch_size} "
+                "(its size is known once the data is read: pass --data-dir to count it now)"
+            )
         rows, path = counted
         limit = preset.data.train_limit  # type: ignore[attr-defined]
         rows = min(rows, limit) if limit else rows
         per_epoch = math.ceil(rows / train.batch_size)
         total = max(1, math.ceil(train.epochs * per_epoch))
-        text = (f"epochs decide the run: {train.epochs:g} epochs x {per_epoch} steps ({rows} training rows in {path}, "
-                f"batch {train.batch_size}) = {total} steps")  # fmt: skip
+        text = (
+            f"epochs decide the run: {train.epochs:g} epochs x {per_epoch} steps ({rows} training rows in {path}, "
+            f"batch {train.batch_size}) = {total} steps"
+        )
     warmup = train.warmup_steps if train.warmup_steps is not None else round((train.warmup_ratio or 0.0) * total)
     text += f"; warm-up {warmup} steps"
     if warmup and warmup >= total:
@@ -220,10 +274,21 @@ def require_out(out: Path | None, command: str) -> Path:
     return out
 
 
-def launch(command: str, recipe: Any, resolved: Section, out: Path | None, device: str, quiet: bool,
-           overwrite: bool, as_json: bool, table: Callable[[dict[str, Any]], None],
-           seeds: str | None = None, seed_flag: int | None = None, resume: bool = False,
-           log_with: str = "none") -> None:  # fmt: skip
+def launch(
+    command: str,
+    recipe: Any,
+    resolved: Section,
+    out: Path | None,
+    device: str,
+    quiet: bool,
+    overwrite: bool,
+    as_json: bool,
+    table: Callable[[dict[str, Any]], None],
+    seeds: str | None = None,
+    seed_flag: int | None = None,
+    resume: bool = False,
+    log_with: str = "none",
+) -> None:
     """Run a training recipe with a rich reporter and print its results; with `seeds`, once per seed into
     OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds. Under torchrun or
     accelerate launch only the first process reports and prints."""
@@ -233,8 +298,10 @@ def launch(command: str, recipe: Any, resolved: Section, out: Path | None, devic
     if seeds is not None and seed_flag is not None:
         raise UsageError("--seed and --seeds both given", "pass one: --seed N for one run, --seeds 1,2,3 for several")
     if resume and overwrite:
-        raise UsageError("--resume and --overwrite both given", "--resume continues the run in --out; --overwrite "
-                         "replaces it: pass one")  # fmt: skip
+        raise UsageError(
+            "--resume and --overwrite both given",
+            "--resume continues the run in --out; --overwrite replaces it: pass one",
+        )
     out = require_out(out, command)
     check_device(device)
     from srnet_cli.engine.tracking import check_kind

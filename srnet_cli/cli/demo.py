@@ -10,11 +10,24 @@ import typer
 from srnet_cli.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, check_device, emit, stdout
 from srnet_cli.errors import UsageError
 
-TITLES = {"mnli_m": "MNLI-m", "mnli_mm": "MNLI-mm", "hans": "HANS", "hans_entailed": "HANS ent",
-          "hans_non_entailed": "HANS non-ent", "qqp_acc": "QQP acc", "qqp_f1": "QQP F1", "paws_qqp_acc": "PAWS-qqp acc",
-          "paws_qqp_f1": "PAWS-qqp F1", "paws_wiki_acc": "PAWS-wiki acc", "paws_wiki_f1": "PAWS-wiki F1",
-          "fever_dev": "FEVER dev", "sym1": "Symm v1", "sym1_2way": "Symm v1 2-way", "sym2": "Symm v2",
-          "sym2_2way": "Symm v2 2-way"}  # fmt: skip
+TITLES = {
+    "mnli_m": "MNLI-m",
+    "mnli_mm": "MNLI-mm",
+    "hans": "HANS",
+    "hans_entailed": "HANS ent",
+    "hans_non_entailed": "HANS non-ent",
+    "qqp_acc": "QQP acc",
+    "qqp_f1": "QQP F1",
+    "paws_qqp_acc": "PAWS-qqp acc",
+    "paws_qqp_f1": "PAWS-qqp F1",
+    "paws_wiki_acc": "PAWS-wiki acc",
+    "paws_wiki_f1": "PAWS-wiki F1",
+    "fever_dev": "FEVER dev",
+    "sym1": "Symm v1",
+    "sym1_2way": "Symm v1 2-way",
+    "sym2": "Symm v2",
+    "sym2_2way": "Symm v2 2-way",
+}
 
 
 def _table(summary: dict) -> None:
@@ -39,8 +52,10 @@ def _table(summary: dict) -> None:
     for finding in summary["findings"]:
         mark = "[green]holds[/green]" if finding["holds"] else "[red]does not hold[/red]"
         stdout.print(f"{mark}: {finding['claim']} ({finding['evidence']})")
-    stdout.print(f"{summary['seconds']:.0f} s; report: {summary['report']['markdown']}, plot: "
-                 f"{summary['report']['plot']}, summary: {summary['out']}/summary.json")  # fmt: skip
+    stdout.print(
+        f"{summary['seconds']:.0f} s; report: {summary['report']['markdown']}, plot: "
+        f"{summary['report']['plot']}, summary: {summary['out']}/summary.json"
+    )
 
 
 def demo(

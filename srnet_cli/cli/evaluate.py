@@ -27,7 +27,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
     sets_flag,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import subnetwork_table
 from srnet_cli.engine.tasks import LAYOUTS
 from srnet_cli.errors import UsageError
@@ -73,13 +73,23 @@ def evaluate(
     With --out DIR, also writes results.json and predictions/ (HANS in the upstream evaluator's format).
     Teacher for conf-reg: srnet evaluate --model runs/ce/model --split train --save-probs teacher.json --data-dir D
     """
-    flags = {"task": task, "model.name_or_path": model, "data.dir": str(data_dir) if data_dir else None,
-             "mask_file": mask, "use_mask_weights": use_mask_weights or None, "split": split,
-             "save_probs": str(save_probs) if save_probs else None, "eval.sets": sets_flag(sets),
-             "file": str(file) if file else None, "layout": layout}  # fmt: skip
+    flags = {
+        "task": task,
+        "model.name_or_path": model,
+        "data.dir": str(data_dir) if data_dir else None,
+        "mask_file": mask,
+        "use_mask_weights": use_mask_weights or None,
+        "split": split,
+        "save_probs": str(save_probs) if save_probs else None,
+        "eval.sets": sets_flag(sets),
+        "file": str(file) if file else None,
+        "layout": layout,
+    }
     if (file is None) != (layout is None):
-        raise UsageError("--file needs --layout (mnli, hans, qqp, paws, fever, fever-sym), and --layout a --file",
-                         "e.g. srnet evaluate --model M --file my_hans.txt --layout hans")  # fmt: skip
+        raise UsageError(
+            "--file needs --layout (mnli, hans, qqp, paws, fever, fever-sym), and --layout a --file",
+            "e.g. srnet evaluate --model M --file my_hans.txt --layout hans",
+        )
     if task is None and layout in LAYOUTS and preset is None:
         task = LAYOUTS[layout]  # --file F --layout hans: the task is implied
         flags["task"] = task

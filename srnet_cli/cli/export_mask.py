@@ -15,7 +15,7 @@ from srnet_cli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     UseMaskWeightsOpt,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import mask_table
 from srnet_cli.errors import UsageError
 
@@ -44,16 +44,21 @@ def export_mask(
     if format_ is not None and to is None:
         raise UsageError("--format says how to write --to FILE: it needs --to", "e.g. --to mask.pt --format original")
     if sparsity is not None and not Path(mask).expanduser().is_dir():
-        raise UsageError(f"--sparsity picks an IMP level inside a run directory; {mask} is a file",
-                         "pass the imp run directory with --sparsity, or the level file alone")  # fmt: skip
+        raise UsageError(
+            f"--sparsity picks an IMP level inside a run directory; {mask} is a file",
+            "pass the imp run directory with --sparsity, or the level file alone",
+        )
     if format_ not in (None, "srnet", "bool", "original"):
         raise UsageError(f"--format {format_!r} is not one of srnet, bool, original", "e.g. --format srnet")
     if bake and (model is None or out is None):
-        raise UsageError("--bake needs --model (the weights the mask applies to) and --out DIR",
-                         "e.g. --bake --model runs/ce/model --out runs/baked")  # fmt: skip
+        raise UsageError(
+            "--bake needs --model (the weights the mask applies to) and --out DIR",
+            "e.g. --bake --model runs/ce/model --out runs/baked",
+        )
     if (model is not None or out is not None or use_mask_weights) and not bake:
-        raise UsageError("--model, --out and --use-mask-weights are only used with --bake",
-                         "add --bake, or use --to FILE to convert")  # fmt: skip
+        raise UsageError(
+            "--model, --out and --use-mask-weights are only used with --bake", "add --bake, or use --to FILE to convert"
+        )
     from srnet_cli.recipes import export_mask as recipe
     from srnet_cli.recipes.masks import load_mask_input
 
@@ -62,15 +67,18 @@ def export_mask(
         from srnet_cli.engine.context import NullReporter
 
         assert model is not None and out is not None
-        results = recipe.bake(mask, model, out, overwrite, NullReporter() if quiet else RichReporter(),
-                              use_mask_weights)  # fmt: skip
+        results = recipe.bake(
+            mask, model, out, overwrite, NullReporter() if quiet else RichReporter(), use_mask_weights
+        )
         if json_:
             print(json.dumps(results))
         else:
             from srnet_cli.cli.common import stdout
 
-            stdout.print(f"baked {results['mask']} into {results['out']} (sparsity {100 * results['sparsity']:.2f}%); "
-                         "loads with AutoModelForSequenceClassification.from_pretrained")  # fmt: skip
+            stdout.print(
+                f"baked {results['mask']} into {results['out']} (sparsity {100 * results['sparsity']:.2f}%); "
+                "loads with AutoModelForSequenceClassification.from_pretrained"
+            )
         return
     path, mask_file = load_mask_input(mask, sparsity)
     assert path is not None and mask_file is not None

@@ -39,7 +39,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
     training_flags,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import metrics_table
 
 SaveEveryOpt = Annotated[

@@ -40,7 +40,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
     training_flags,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import imp_table
 
 RewindOpt = Annotated[str | None, typer.Option("--rewind", help="none | pretrained | STEP: lottery-ticket rewinding.")]

@@ -40,7 +40,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
     training_flags,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import subnetwork_table
 
 InitialSparsityOpt = Annotated[
@@ -98,11 +98,14 @@ def mask_train(
     --data-dir D --out runs/mask
     """
     hyper = hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
-    flags = training_flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision, hyper,
-                           sets) | {
-        "mask.sparsity": sparsity, "search.initial_sparsity": initial_sparsity, "search.init": init,
+    flags = training_flags(
+        task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision, hyper, sets
+    ) | {
+        "mask.sparsity": sparsity,
+        "search.initial_sparsity": initial_sparsity,
+        "search.init": init,
         "search.train_with": train_with or None,
-    }  # fmt: skip
+    }
     resolved = resolve("mask-train", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)

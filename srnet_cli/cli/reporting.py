@@ -41,10 +41,15 @@ class RichReporter:
         if self.live:
             if self.progress is None:
                 self.progress = Progress(
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=self.console, transient=False,
-                )  # fmt: skip
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    transient=False,
+                )
                 self.progress.start()
             task.task_id = self.progress.add_task(description, total=total, info="")
         self.tasks.append(task)

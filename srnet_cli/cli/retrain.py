@@ -37,7 +37,7 @@ from srnet_cli.cli.common import (
     print_dry_run,
     resolve,
     training_flags,
-)  # fmt: skip
+)
 from srnet_cli.cli.tables import subnetwork_table
 
 

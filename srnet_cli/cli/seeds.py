@@ -37,8 +37,9 @@ def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool, resume: bool =
         raise RunDirError(f"--out {out} is a file, not a directory", "choose a directory path for --out")
     lock_run_dir(out)  # the whole multi-seed job owns OUT (and each seed's run its OUT/seed-N)
     if (out / "results.json").is_file():
-        raise RunDirError(f"--out {out} holds a single run already; seed runs would nest inside it",
-                          "choose a new --out for --seeds")  # fmt: skip
+        raise RunDirError(
+            f"--out {out} holds a single run already; seed runs would nest inside it", "choose a new --out for --seeds"
+        )
     if resume:
         return
     for seed in seeds:
@@ -61,15 +62,21 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     """The metrics.jsonl flattening (`hans.acc`), without the set sizes and flags: what a seed average means."""
     from srnet_cli.dicts import flat_metrics
 
-    return {key: float(value) for key, value in flat_metrics(metrics).items()
-            if not key.endswith(".n") and not isinstance(value, bool)}  # fmt: skip
+    return {
+        key: float(value)
+        for key, value in flat_metrics(metrics).items()
+        if not key.endswith(".n") and not isinstance(value, bool)
+    }
 
 
 def run_numbers(run: dict[str, Any]) -> dict[str, float]:
     """Final metrics of a run; for imp, every level's (`0.50/hans.acc`)."""
     if "levels" in run:
-        return {f"{level['level']:.2f}/{key}": value for level in run["levels"]
-                for key, value in _numbers(level["metrics"]).items()}  # fmt: skip
+        return {
+            f"{level['level']:.2f}/{key}": value
+            for level in run["levels"]
+            for key, value in _numbers(level["metrics"]).items()
+        }
     return _numbers(run["metrics"])
 
 
@@ -84,7 +91,13 @@ def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     for key in keys:
         values = [r[key] for r in per_run]
         stats[key] = {**mean_std(values), "values": values}
-    summary = {"command": runs[0]["command"], "task": runs[0]["task"], "seeds": [r["seed"] for r in runs],
-               "out": str(out), "metrics": stats, "runs": [r["out"] for r in runs]}  # fmt: skip
+    summary = {
+        "command": runs[0]["command"],
+        "task": runs[0]["task"],
+        "seeds": [r["seed"] for r in runs],
+        "out": str(out),
+        "metrics": stats,
+        "runs": [r["out"] for r in runs],
+    }
     write_json(out / "summary.json", summary)
     return summary

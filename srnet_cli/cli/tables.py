@@ -16,10 +16,14 @@ def _pct(value: Any) -> str:
 # Columns after accuracy, per task: the breakdowns researchers report (metric key, header).
 EXTRA_COLUMNS = {
     "mnli": [("entailed_acc", "entailed %"), ("non_entailed_acc", "non-entailed %")],
-    "qqp": [("f1", "F1 dup %"), ("weighted_f1", "weighted F1 %"), ("duplicate_acc", "dup %"),
-            ("non_duplicate_acc", "non-dup %")],
+    "qqp": [
+        ("f1", "F1 dup %"),
+        ("weighted_f1", "weighted F1 %"),
+        ("duplicate_acc", "dup %"),
+        ("non_duplicate_acc", "non-dup %"),
+    ],
     "fever": [("acc_2way", "2-way acc %"), ("nei_predicted", "NEI predicted %")],
-}  # fmt: skip
+}
 
 
 def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
@@ -48,8 +52,10 @@ def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
 def sparsity_line(results: dict[str, Any]) -> None:
     s = results.get("sparsity")
     if isinstance(s, dict):
-        stdout.print(f"sparsity {100 * s['sparsity']:.2f}% of {s['masked_weights']:,} masked weights "
-                     f"({s['layers']} layers); encoder {100 * s['encoder_sparsity']:.2f}%")  # fmt: skip
+        stdout.print(
+            f"sparsity {100 * s['sparsity']:.2f}% of {s['masked_weights']:,} masked weights "
+            f"({s['layers']} layers); encoder {100 * s['encoder_sparsity']:.2f}%"
+        )
 
 
 def subnetwork_table(results: dict[str, Any]) -> None:
@@ -60,13 +66,18 @@ def subnetwork_table(results: dict[str, Any]) -> None:
 def imp_table(results: dict[str, Any]) -> None:
     rows = results["levels"]
     sets = list(rows[0]["metrics"]) if rows else []
-    table = Table(title=f"imp · {results['model']} · loss {results['loss']} · rewind {results['rewind']}",
-                  title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"imp · {results['model']} · loss {results['loss']} · rewind {results['rewind']}", title_justify="left"
+    )
     for col in ["level", "sparsity %", "step"] + [f"{s} acc %" for s in sets]:
         table.add_column(col, justify="right")
     for row in rows:
-        table.add_row(f"{row['level']:.2f}", f"{100 * row['sparsity']:.2f}", str(row["step"]),
-                      *(_pct(row["metrics"][s].get("acc")) for s in sets))  # fmt: skip
+        table.add_row(
+            f"{row['level']:.2f}",
+            f"{100 * row['sparsity']:.2f}",
+            str(row["step"]),
+            *(_pct(row["metrics"][s].get("acc")) for s in sets),
+        )
     stdout.print(table)
     missing = results.get("data", {}).get("missing", [])
     if missing:
@@ -75,9 +86,11 @@ def imp_table(results: dict[str, Any]) -> None:
 
 
 def mask_table(info: dict[str, Any], per_layer: bool) -> None:
-    stdout.print(f"{info['file']} ({info['format']}): sparsity {100 * info['sparsity']:.2f}% of "
-                 f"{info['masked_weights']:,} weights in {info['layers']} layers; encoder "
-                 f"{100 * info['encoder_sparsity']:.2f}%")  # fmt: skip
+    stdout.print(
+        f"{info['file']} ({info['format']}): sparsity {100 * info['sparsity']:.2f}% of "
+        f"{info['masked_weights']:,} weights in {info['layers']} layers; encoder "
+        f"{100 * info['encoder_sparsity']:.2f}%"
+    )
     if info["stored_weights"]:
         stdout.print(f"stored with the mask: {', '.join(info['stored_weights'])}")
     if per_layer:
@@ -85,8 +98,12 @@ def mask_table(info: dict[str, Any], per_layer: bool) -> None:
         for col in ("layer", "shape", "zeros", "sparsity %"):
             table.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
         for layer in info["per_layer"]:
-            table.add_row(layer["name"], "×".join(map(str, layer["shape"])), f"{layer['zeros']:,}",
-                          f"{100 * layer['sparsity']:.2f}")  # fmt: skip
+            table.add_row(
+                layer["name"],
+                "×".join(map(str, layer["shape"])),
+                f"{layer['zeros']:,}",
+                f"{100 * layer['sparsity']:.2f}",
+            )
         stdout.print(table)
 
 

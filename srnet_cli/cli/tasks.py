@@ -13,14 +13,21 @@ from srnet_cli.engine.tasks import TASKS
 def task_rows() -> list[dict[str, Any]]:
     rows = []
     for spec in TASKS.values():
-        rows.append({
-            "task": spec.name, "labels": list(spec.labels), "id_sets": list(spec.id_splits),
-            "selects_on": spec.id_splits[0], "ood_sets": list(spec.ood_sets),
-            "ood_training_data": sorted(spec.ood_train), "selection_metrics": list(spec.selection_metrics),
-            "bias_kinds": list(spec.bias_kinds), "data_dir": TASK_DIRS[spec.name],
-            "files": {split: SPLIT_FILES[spec.name][split][0] for split in (*spec.id_splits, *spec.ood_sets)},
-            "built_in_benchmark": SYNTH[spec.name],
-        })  # fmt: skip
+        rows.append(
+            {
+                "task": spec.name,
+                "labels": list(spec.labels),
+                "id_sets": list(spec.id_splits),
+                "selects_on": spec.id_splits[0],
+                "ood_sets": list(spec.ood_sets),
+                "ood_training_data": sorted(spec.ood_train),
+                "selection_metrics": list(spec.selection_metrics),
+                "bias_kinds": list(spec.bias_kinds),
+                "data_dir": TASK_DIRS[spec.name],
+                "files": {split: SPLIT_FILES[spec.name][split][0] for split in (*spec.id_splits, *spec.ood_sets)},
+                "built_in_benchmark": SYNTH[spec.name],
+            }
+        )
     return rows
 
 
@@ -36,7 +43,13 @@ def tasks(json_: JsonOpt = False) -> None:
     for column in ("task", "labels", "ID sets (first selects)", "OOD sets", "metrics", "bias kinds", "built-in"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r["task"], ", ".join(r["labels"]), ", ".join(r["id_sets"]), ", ".join(r["ood_sets"]),
-                      ", ".join(r["selection_metrics"]), ", ".join(r["bias_kinds"]),
-                      f"srnet data synth --task {r['built_in_benchmark']}")  # fmt: skip
+        table.add_row(
+            r["task"],
+            ", ".join(r["labels"]),
+            ", ".join(r["id_sets"]),
+            ", ".join(r["ood_sets"]),
+            ", ".join(r["selection_metrics"]),
+            ", ".join(r["bias_kinds"]),
+            f"srnet data synth --task {r['built_in_benchmark']}",
+        )
     stdout.print(table)

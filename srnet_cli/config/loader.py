@@ -86,8 +86,9 @@ def _deep_set(raw: dict[str, Any], dotted: str, value: Any) -> None:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             section = dotted[: dotted.index(part) + len(part)]
-            raise PresetError([f"{dotted}: {part!r} is a value, not a section"],
-                              f"set the value itself, e.g. --set {section}=VALUE")  # fmt: skip
+            raise PresetError(
+                [f"{dotted}: {part!r} is a value, not a section"], f"set the value itself, e.g. --set {section}=VALUE"
+            )
         node = child
     node[leaf] = value
 
@@ -167,9 +168,11 @@ def _rescale_warmup(raw: dict[str, Any], overrides: set[str], notes: list[str]) 
         return
     train.pop("warmup_steps")
     train["warmup_ratio"] = RESCALED_WARMUP
-    notes.append(f"the preset's warm-up of {steps} steps is sized for its own run length; with another run length "
-                 f"it is {RESCALED_WARMUP:.0%} of the run (train.warmup_ratio = {RESCALED_WARMUP}); pass --warmup "
-                 "to choose")  # fmt: skip
+    notes.append(
+        f"the preset's warm-up of {steps} steps is sized for its own run length; with another run length "
+        f"it is {RESCALED_WARMUP:.0%} of the run (train.warmup_ratio = {RESCALED_WARMUP}); pass --warmup "
+        "to choose"
+    )
 
 
 def dump_toml(preset: Section) -> str:

@@ -42,9 +42,11 @@ class LossCfg(Section):
     bias: str | None = Field(None, description="bias-model log-probs: srnet .json, the original .npy, or .pkl")
     teacher: str | None = Field(None, description="conf-reg: teacher probabilities (`evaluate --save-probs`)")
     anneal: tuple[float, float] | None = Field(
-        None, strict=False, description="[min, max]: bias probabilities raised to a power decaying linearly from max "
+        None,
+        strict=False,
+        description="[min, max]: bias probabilities raised to a power decaying linearly from max "
         "to min, renormalised (the annealed losses of Utama et al. 2020); unset: no annealing",
-    )  # fmt: skip
+    )
     allow_pickle: bool = Field(False, description="allow a pickled (.pkl) bias file; pickle can run code: trust it")
 
     @model_validator(mode="after")
@@ -52,13 +54,16 @@ class LossCfg(Section):
         if self.kind in LOSSES_NEEDING_BIAS and not self.bias:
             raise ValueError(f"loss {self.kind!r} needs a bias file: pass --bias PATH or set loss.bias")
         if self.kind == "conf-reg" and not self.teacher:
-            raise ValueError("loss 'conf-reg' needs teacher probabilities: pass --teacher PATH (made by "
-                             "`srnet evaluate --split train --save-probs PATH` on the CE model)")  # fmt: skip
+            raise ValueError(
+                "loss 'conf-reg' needs teacher probabilities: pass --teacher PATH (made by "
+                "`srnet evaluate --split train --save-probs PATH` on the CE model)"
+            )
         if self.teacher and self.kind != "conf-reg":
             raise ValueError(f"--teacher is used by loss conf-reg only, not {self.kind!r}")
         if self.bias and self.kind not in LOSSES_NEEDING_BIAS:
-            raise ValueError(f"loss {self.kind!r} uses no bias file: drop --bias, or pick --loss poe, reweight or "
-                             "conf-reg")  # fmt: skip
+            raise ValueError(
+                f"loss {self.kind!r} uses no bias file: drop --bias, or pick --loss poe, reweight or conf-reg"
+            )
         if self.anneal is not None:
             low, high = self.anneal
             if not 0 <= low <= high:
@@ -79,11 +84,16 @@ class TrainCfg(Section):
     max_grad_norm: float = Field(1.0, ge=0, description="gradient clipping by global norm; 0 disables it")
     seed: int = Field(1, ge=0, le=SEED_MAX)
     save_every: int | None = Field(None, ge=1, description="also save checkpoints/step-N/ every N steps (timing study)")
-    checkpoint_every: int | None = Field(None, ge=0, description="save the resumable state (OUT/resume) every N "
-                                         "steps; unset: at every evaluation (imp: every level); 0: never (no "
-                                         "--resume)")  # fmt: skip
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="autocast through accelerate (GPU; "
-                                                           "bf16 also on CPU)")  # fmt: skip
+    checkpoint_every: int | None = Field(
+        None,
+        ge=0,
+        description="save the resumable state (OUT/resume) every N "
+        "steps; unset: at every evaluation (imp: every level); 0: never (no "
+        "--resume)",
+    )
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no", description="autocast through accelerate (GPU; bf16 also on CPU)"
+    )
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainCfg:
@@ -99,8 +109,11 @@ class EvalCfg(Section):
         "acc", description="ID dev metric that selects the best checkpoint (QQP: f1 of duplicate, or weighted_f1)"
     )
     ood_during_training: bool = Field(False, description="also evaluate OOD sets at every evaluation")
-    sets: list[str] | None = Field(None, description="evaluate only these of the task's sets (`srnet tasks`); "
-                                   "training commands still select on the first ID set")  # fmt: skip
+    sets: list[str] | None = Field(
+        None,
+        description="evaluate only these of the task's sets (`srnet tasks`); "
+        "training commands still select on the first ID set",
+    )
 
 
 class MaskCfg(Section):
@@ -134,10 +147,18 @@ class SearchCfg(Section):
     init: Literal["hard", "soft"] = Field("hard", description="hard: scores 0 / 2φ by magnitude; soft: scores |W|")
     initial_sparsity: float | None = Field(None, ge=0, lt=1, description="start of the cubic schedule; unset: fixed")
     schedule_end: float = Field(1.0, gt=0, le=1, description="fraction of training at which the final sparsity holds")
-    recalibrate_every: int | None = Field(None, ge=1, description="reset thresholds to the top-k every N steps; "
-                                          "unset: every evaluation (the paper); 1: every step")  # fmt: skip
-    select_after: float = Field(0.7, ge=0, lt=1, description="select the best mask only after this fraction of "
-                                "training (0.7 from a fine-tuned model, 0 from a pre-trained one)")  # fmt: skip
+    recalibrate_every: int | None = Field(
+        None,
+        ge=1,
+        description="reset thresholds to the top-k every N steps; unset: every evaluation (the paper); 1: every step",
+    )
+    select_after: float = Field(
+        0.7,
+        ge=0,
+        lt=1,
+        description="select the best mask only after this fraction of "
+        "training (0.7 from a fine-tuned model, 0 from a pre-trained one)",
+    )
     train_classifier: bool = Field(False, description="also train the classifier's weights (the paper: frozen)")
     train_with: list[Literal["hans", "paws", "symmetric"]] = Field(
         default_factory=list,
@@ -152,14 +173,17 @@ def check_sets(task: str, sets: list[str] | None) -> None:
     known = (*TASKS[task].id_splits, *TASKS[task].ood_sets)
     unknown = [s for s in sets if s not in known]
     if unknown or not sets:
-        raise ValueError(f"eval.sets: {unknown[0] if unknown else 'an empty list'!r} is not a set of {task}; "
-                         f"choose from {', '.join(known)}")  # fmt: skip
+        raise ValueError(
+            f"eval.sets: {unknown[0] if unknown else 'an empty list'!r} is not a set of {task}; "
+            f"choose from {', '.join(known)}"
+        )
 
 
 def check_metric(task: str, metric: str) -> None:
     if metric not in TASKS[task].selection_metrics:
-        raise ValueError(f"eval.metric {metric!r} does not exist for {task}; use one of "
-                         f"{', '.join(TASKS[task].selection_metrics)}")  # fmt: skip
+        raise ValueError(
+            f"eval.metric {metric!r} does not exist for {task}; use one of {', '.join(TASKS[task].selection_metrics)}"
+        )
 
 
 class FinetunePreset(Section):
@@ -187,11 +211,15 @@ class EvaluatePreset(Section):
     data: DataCfg = DataCfg()
     eval: EvalCfg = EvalCfg()
     mask_file: str | None = Field(None, description="evaluate the model with this mask applied")
-    use_mask_weights: bool = Field(False, description="a torch-pruned mask file (the original IMP's "
-                                   "pytorch_model.bin): use its trained weight_orig, not the model's")  # fmt: skip
+    use_mask_weights: bool = Field(
+        False,
+        description="a torch-pruned mask file (the original IMP's "
+        "pytorch_model.bin): use its trained weight_orig, not the model's",
+    )
     split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
-    save_probs: str | None = Field(None, description="with split=train: write class probabilities by example id "
-                                   "(the conf-reg teacher file)")  # fmt: skip
+    save_probs: str | None = Field(
+        None, description="with split=train: write class probabilities by example id (the conf-reg teacher file)"
+    )
     file: str | None = Field(None, description="evaluate this one file instead of the task's sets (with layout)")
     layout: Literal["mnli", "hans", "qqp", "paws", "fever", "fever-sym"] | None = Field(
         None, description="the upstream format of `file`"
@@ -205,8 +233,10 @@ class EvaluatePreset(Section):
         if (self.file is None) != (self.layout is None):
             raise ValueError("--file needs --layout (mnli, hans, qqp, paws, fever, fever-sym), and --layout a --file")
         if self.layout is not None and LAYOUTS[self.layout] != self.task:
-            raise ValueError(f"--layout {self.layout} is a {LAYOUTS[self.layout]} file, not {self.task}: pass "
-                             f"--task {LAYOUTS[self.layout]}")  # fmt: skip
+            raise ValueError(
+                f"--layout {self.layout} is a {LAYOUTS[self.layout]} file, not {self.task}: pass "
+                f"--task {LAYOUTS[self.layout]}"
+            )
         if self.file is not None and (self.split == "train" or self.eval.sets):
             raise ValueError("--file evaluates one file: drop --split train / --sets")
         return self
@@ -242,15 +272,18 @@ class MaskTrainPreset(FinetunePreset):
     def _ood_with_ce(self) -> MaskTrainPreset:
         initial = self.search.initial_sparsity
         if initial is not None and initial > self.mask.sparsity:
-            raise ValueError(f"search.initial_sparsity {initial} is above the final sparsity {self.mask.sparsity}: "
-                             "the cubic schedule only prunes more over time")  # fmt: skip
+            raise ValueError(
+                f"search.initial_sparsity {initial} is above the final sparsity {self.mask.sparsity}: "
+                "the cubic schedule only prunes more over time"
+            )
         if self.search.train_with and self.loss.kind != "ce":
             raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")
         allowed = list(TASKS[self.task].ood_train)
         wrong = [name for name in self.search.train_with if name not in allowed]
         if wrong:
-            raise ValueError(f"--train-with {wrong[0]} is not OOD data of {self.task}; use --train-with "
-                             f"{' or '.join(allowed)}")  # fmt: skip
+            raise ValueError(
+                f"--train-with {wrong[0]} is not OOD data of {self.task}; use --train-with {' or '.join(allowed)}"
+            )
         return self
 
 

@@ -36,7 +36,7 @@ class Encoded:
         return [len(x) for x in self.input_ids]
 
 
-def encode(examples: list[Example], tokenizer, max_length: int, label_index: dict[str, int]) -> Encoded:  # noqa: ANN001
+def encode(examples: list[Example], tokenizer, max_length: int, label_index: dict[str, int]) -> Encoded:
     """Tokenise (text_a, text_b) pairs without padding. Labels not in `label_index` become -1 (e.g. HANS)."""
     enc = tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True, max_length=max_length)
     types = enc.get("token_type_ids")

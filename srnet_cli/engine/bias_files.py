@@ -74,8 +74,16 @@ def load_bias(path: Path, task: str, labels: tuple[str, ...], train: Dataset, al
             array, columns = _load_pickle(path, task, train)
         else:
             array, columns = _load_json(path, task, ids)
-    except (ValueError, TypeError, OSError, UnicodeDecodeError, EOFError, KeyError, IndexError,
-            pickle.UnpicklingError) as exc:  # fmt: skip
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        UnicodeDecodeError,
+        EOFError,
+        KeyError,
+        IndexError,
+        pickle.UnpicklingError,
+    ) as exc:
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}" if str(exc) else type(exc).__name__
         raise BiasFileError(f"{path} cannot be read as a bias file ({reason})", HINT) from exc
     _check_values(array, path, ids)
@@ -125,13 +133,18 @@ class _ArraysOnly(pickle.Unpickler):
     """Even an allowed pickle may only rebuild dicts, lists and numpy arrays: no other callable is resolved."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol-5 arrays
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-    }  # fmt: skip
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),  # protocol-5 arrays
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("collections", "OrderedDict"),
+    }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a bias pickle")
         return super().find_class(module, name)
@@ -180,15 +193,22 @@ def rows_by_id(table: dict, ids: list[str], width: int, path: Path, missing_hint
     an error naming the first one."""
     missing = [i for i in ids if i not in table]
     if missing:
-        raise BiasFileError(f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)",
-                            missing_hint)  # fmt: skip
+        raise BiasFileError(
+            f"{path} has no entry for example id {missing[0]!r} ({len(missing)} ids missing)", missing_hint
+        )
     rows = [table[i] for i in ids]
     bad = next((i for i, r in zip(ids, rows, strict=True) if not isinstance(r, list) or len(r) != width), None)
     if bad is not None:
         raise BiasFileError(f"{path}: entry {bad!r} is not a list of {width} values", hint)
     # numbers only: "-0.1" (a string), true (a bool) or [[-0.1]] (nested) are not values numpy should coerce
-    bad = next((i for i, r in zip(ids, rows, strict=True)
-                if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in r)), None)  # fmt: skip
+    bad = next(
+        (
+            i
+            for i, r in zip(ids, rows, strict=True)
+            if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in r)
+        ),
+        None,
+    )
     if bad is not None:
         raise BiasFileError(f"{path}: entry {bad!r} holds something other than numbers", hint)
     try:
@@ -197,8 +217,9 @@ def rows_by_id(table: dict, ids: list[str], width: int, path: Path, missing_hint
         raise BiasFileError(f"{path}: a value is too large for a float ({exc})", hint) from exc
 
 
-def select_columns(array: np.ndarray, columns: tuple[str, ...], labels: tuple[str, ...], path: Path,
-                   hint: str) -> np.ndarray:  # fmt: skip
+def select_columns(
+    array: np.ndarray, columns: tuple[str, ...], labels: tuple[str, ...], path: Path, hint: str
+) -> np.ndarray:
     """The columns of `array` (named `columns`) in the order of `labels`; a label without a column is an error."""
     missing = [name for name in labels if name not in columns]
     if missing:

@@ -18,8 +18,10 @@ def check_device(device: str) -> None:
     if device.startswith("cuda:"):
         index, count = int(device.removeprefix("cuda:")), torch.cuda.device_count()
         if index >= count:
-            raise UsageError(f"--device {device} but only {count} CUDA device(s) are visible",
-                             f"use --device cuda:0 ... cuda:{count - 1}")  # fmt: skip
+            raise UsageError(
+                f"--device {device} but only {count} CUDA device(s) are visible",
+                f"use --device cuda:0 ... cuda:{count - 1}",
+            )
         torch.cuda.set_device(index)  # accelerate's single-process device is the current CUDA device
 
 

@@ -33,8 +33,9 @@ def head_labels(model_labels: tuple[str, ...], task: TaskSpec, reporter: Reporte
     generic = tuple(f"label_{i}" for i in range(len(model_labels)))
     if lowered == generic and len(model_labels) == len(task.labels):
         if reporter is not None:
-            reporter.log(f"warning: the model's labels have no names; assuming the {task.name} order "
-                         f"{', '.join(task.labels)}")  # fmt: skip
+            reporter.log(
+                f"warning: the model's labels have no names; assuming the {task.name} order {', '.join(task.labels)}"
+            )
         return task.labels
     raise ModelError(
         f"the model's labels ({', '.join(model_labels)}) are not the {task.name} labels ({', '.join(task.labels)})",
@@ -51,8 +52,14 @@ def predicted_labels(logits: torch.Tensor, labels: tuple[str, ...]) -> list[str]
     return [labels[i] for i in logits.argmax(dim=-1).tolist()]
 
 
-def set_metrics(task: str, name: str, logits: torch.Tensor, labels: tuple[str, ...], dataset: Dataset,
-                predicted: list[str] | None = None) -> dict:  # fmt: skip
+def set_metrics(
+    task: str,
+    name: str,
+    logits: torch.Tensor,
+    labels: tuple[str, ...],
+    dataset: Dataset,
+    predicted: list[str] | None = None,
+) -> dict:
     """The metrics researchers report for one evaluation set, from the model's logits (and its argmax labels, if
     the caller has them already)."""
     predicted = predicted if predicted is not None else predicted_labels(logits, labels)

@@ -108,8 +108,14 @@ PROGRESS_AFTER_S = 3.0  # an evaluation shows progress once it has run this long
 
 
 @torch.inference_mode()  # cheaper than no_grad: no version counters or view tracking
-def predict_logits(model: torch.nn.Module, data: Encoded, batch_size: int, device: torch.device | str,
-                   progress: Reporter | None = None, description: str = "evaluate") -> torch.Tensor:  # fmt: skip
+def predict_logits(
+    model: torch.nn.Module,
+    data: Encoded,
+    batch_size: int,
+    device: torch.device | str,
+    progress: Reporter | None = None,
+    description: str = "evaluate",
+) -> torch.Tensor:
     """Logits for every example, in dataset order (batches are length-sorted, results scattered back). With a
     `progress` reporter, an evaluation that runs longer than a few seconds shows a bar (a line per 10% in a log).
 

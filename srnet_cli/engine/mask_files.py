@@ -114,13 +114,17 @@ def _check_meta(meta: Any, path: Path) -> None:
         raise MaskError(f"{path}: its srnet metadata is a {type(meta).__name__}, not an object", "re-export the mask")
     shapes = meta.get("shapes", {})
     if not isinstance(shapes, dict):
-        raise MaskError(f"{path}: its recorded shapes are a {type(shapes).__name__}, not an object of layer names",
-                        "re-export the mask")  # fmt: skip
+        raise MaskError(
+            f"{path}: its recorded shapes are a {type(shapes).__name__}, not an object of layer names",
+            "re-export the mask",
+        )
     for name, shape in shapes.items():
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):  # fmt: skip
-            raise MaskError(f"{path}: the recorded shape of {name} is not a list of sizes ({shape!r})",
-                            "re-export the mask")  # fmt: skip
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise MaskError(
+                f"{path}: the recorded shape of {name} is not a list of sizes ({shape!r})", "re-export the mask"
+            )
     labels = meta.get("labels")
     if labels is not None and not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
         raise MaskError(f"{path}: its recorded labels are not a list of names ({labels!r})", "re-export the mask")
@@ -131,15 +135,16 @@ def _load_torch(path: Path) -> MaskFile:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says it all
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
+    except Exception as exc:
         if "Weights only load failed" in str(exc):
             message = f"cannot read {path}: it holds Python objects, not only tensors (unpickling them could run code)"
             raise MaskError(message, "pass a mask.pt of tensors, or convert it where you trust it") from exc
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise MaskError(f"cannot read {path} as a mask ({first})", "pass a mask.pt of tensors") from exc
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise MaskError(f"{path} does not hold a dict of mask tensors by weight name",
-                        "pass the original project's mask.pt")  # fmt: skip
+        raise MaskError(
+            f"{path} does not hold a dict of mask tensors by weight name", "pass the original project's mask.pt"
+        )
     # A torch-pruned checkpoint holds `*.weight_orig` and `*.weight_mask`; a mask.pt holds `*.weight` or
     # `*.weight_mask` 0/1 tensors.
     has_mask_keys = any(k.endswith(".weight_mask") for k in state)
@@ -150,8 +155,9 @@ def _load_torch(path: Path) -> MaskFile:
         if has_mask_keys and not key.endswith(".weight_mask"):
             continue
         if not key.endswith((".weight", ".weight_mask")):
-            raise MaskError(f"{path}: key {key} is neither `*.weight` nor `*.weight_mask`",
-                            "pass the original project's mask.pt")  # fmt: skip
+            raise MaskError(
+                f"{path}: key {key} is neither `*.weight` nor `*.weight_mask`", "pass the original project's mask.pt"
+            )
         masks[key.removesuffix("_mask")] = _as_bool(value, key, path)
     if not masks:
         raise MaskError(f"{path} holds no masks", "pass the original project's mask.pt")

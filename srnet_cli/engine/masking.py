@@ -36,11 +36,11 @@ class BinarizeSTE(torch.autograd.Function):
     no clipping: the original project's `MaskedLinear1`)."""
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
         return (scores > threshold).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
 
 
@@ -149,8 +149,10 @@ def check_masks_fit(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
             )
     missing = [name for name in modules if name not in masks]
     if missing:
-        raise MaskError(f"the mask has no entry for {missing[0]} (and {len(missing) - 1} more layers)",
-                        "use a mask made for this model, or one with every masked layer")  # fmt: skip
+        raise MaskError(
+            f"the mask has no entry for {missing[0]} (and {len(missing) - 1} more layers)",
+            "use a mask made for this model, or one with every masked layer",
+        )
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:

@@ -40,7 +40,10 @@ def hans_report(predicted: Sequence[str], examples: Sequence[Example]) -> dict:
         by_key[(meta.get("heuristic", "?"), e.label)].append(ok)
         by_subcase[meta.get("subcase", "?")].append(ok)
         by_label[e.label].append(ok)
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+
+    def mean(xs: list[bool]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
     heuristics: dict[str, dict[str, float | None]] = defaultdict(dict)
     for (heuristic, label), oks in sorted(by_key.items()):
         heuristics[heuristic][label] = mean(oks)
@@ -76,9 +79,11 @@ def paraphrase_report(predicted: Sequence[str], gold: Sequence[str]) -> dict[str
     f1_dup = f1_score(predicted, gold, "duplicate")
     f1_non = f1_score(predicted, gold, "not_duplicate")
     n_dup = sum(g == "duplicate" for g in gold)
-    weighted = None if not gold or f1_dup is None or f1_non is None else (
-        (n_dup * f1_dup + (len(gold) - n_dup) * f1_non) / len(gold)
-    )  # fmt: skip
+    weighted = (
+        None
+        if not gold or f1_dup is None or f1_non is None
+        else ((n_dup * f1_dup + (len(gold) - n_dup) * f1_non) / len(gold))
+    )
     return {
         "acc": accuracy(predicted, gold),
         "f1": f1_dup,

@@ -80,26 +80,33 @@ def _local_load_error(name: str, exc: Exception) -> ModelError:
 
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in first:
-        return ModelError(f"refused to load {name}: its weights file holds Python objects, not only tensors "
-                          "(unpickling them could run code)", "convert it to model.safetensors where you trust it, "
-                          "or use another model")  # fmt: skip
+        return ModelError(
+            f"refused to load {name}: its weights file holds Python objects, not only tensors "
+            "(unpickling them could run code)",
+            "convert it to model.safetensors where you trust it, or use another model",
+        )
     if isinstance(exc, SafetensorError):
-        return ModelError(f"cannot load {name}: its model.safetensors is damaged ({first})",
-                          "re-save or re-download the model")  # fmt: skip
+        return ModelError(
+            f"cannot load {name}: its model.safetensors is damaged ({first})", "re-save or re-download the model"
+        )
     if isinstance(exc, RecursionError):
-        return ModelError(f"cannot load {name}: a JSON file of it is nested too deeply to be parsed",
-                          "re-save the model (config.json, tokenizer files)")  # fmt: skip
-    return ModelError(f"cannot load {name}: {first}", "check that the directory is a complete HF model "
-                      "(config.json, weights, tokenizer files)")  # fmt: skip
+        return ModelError(
+            f"cannot load {name}: a JSON file of it is nested too deeply to be parsed",
+            "re-save the model (config.json, tokenizer files)",
+        )
+    return ModelError(
+        f"cannot load {name}: {first}",
+        "check that the directory is a complete HF model (config.json, weights, tokenizer files)",
+    )
 
 
-def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
+def _from_pretrained(loader, name: str, **kwargs):
     """Cache first; the network only when it is reachable, so an offline machine fails in milliseconds."""
     try:
         with touching(name), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # the error below says it all
             return loader.from_pretrained(name, local_files_only=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - transformers, safetensors and torch raise many types for bad files
+    except Exception as exc:
         if Path(name).exists():
             raise _local_load_error(name, exc) from exc
         if not isinstance(exc, OSError | ValueError | RuntimeError):
@@ -114,7 +121,7 @@ def _from_pretrained(loader, name: str, **kwargs):  # noqa: ANN001, ANN202
         ) from exc
 
 
-def load_tokenizer(name_or_path: str):  # noqa: ANN201
+def load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -123,7 +130,7 @@ def load_tokenizer(name_or_path: str):  # noqa: ANN201
     return _from_pretrained(AutoTokenizer, resolve_model(name_or_path))
 
 
-def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **extra):  # noqa: ANN003, ANN201
+def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **extra):
     """AutoModelForSequenceClassification; with `labels`, a head of that size whose id2label are the label names."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -145,14 +152,14 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **
         hf_logging.set_verbosity(verbosity)
 
 
-def load_for_task(name_or_path: str, labels: tuple[str, ...]):  # noqa: ANN201
+def load_for_task(name_or_path: str, labels: tuple[str, ...]):
     """The classifier for a task, and the names of the parameters the checkpoint did not provide (a new head)."""
     model, info = load_classifier(name_or_path, labels, output_loading_info=True)
     mismatched = {k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())}
     return model, set(info.get("missing_keys", ())) | mismatched
 
 
-def check_tokenizer_fits(tokenizer, model, name: str) -> None:  # noqa: ANN001
+def check_tokenizer_fits(tokenizer, model, name: str) -> None:
     """A model directory without tokenizer files loads a tiny default vocabulary: every word becomes [UNK]."""
     vocab = getattr(model.config, "vocab_size", None)
     if vocab and len(tokenizer) < vocab // 2:
@@ -162,7 +169,7 @@ def check_tokenizer_fits(tokenizer, model, name: str) -> None:  # noqa: ANN001
         )
 
 
-def check_encoded_fits(model, encoded: list, name: str) -> None:  # noqa: ANN001
+def check_encoded_fits(model, encoded: list, name: str) -> None:
     """Every token id, token-type id and position the data will use exists in the model's embedding tables:
     otherwise training dies with an IndexError mid-run (e.g. BERT weights with RoBERTa tokenizer files). Checked on
     the tokenised data, before the run directory is written."""
@@ -171,23 +178,28 @@ def check_encoded_fits(model, encoded: list, name: str) -> None:  # noqa: ANN001
     ids = [seq for enc in encoded for seq in enc.input_ids if seq]
     top = max((max(seq) for seq in ids), default=0)
     if vocab and top >= vocab:
-        raise ModelError(f"the tokenizer of {name} produces token id {top}, but the model's embedding table has "
-                         f"{vocab} rows", "use the tokenizer files saved with these weights (a RoBERTa tokenizer "
-                         "does not fit BERT weights)")  # fmt: skip
+        raise ModelError(
+            f"the tokenizer of {name} produces token id {top}, but the model's embedding table has {vocab} rows",
+            "use the tokenizer files saved with these weights (a RoBERTa tokenizer does not fit BERT weights)",
+        )
     type_ids = [seq for enc in encoded if enc.token_type_ids is not None for seq in enc.token_type_ids if seq]
     top_type = max((max(seq) for seq in type_ids), default=0)
     if types and top_type >= types:
-        raise ModelError(f"the tokenizer of {name} produces token type {top_type}, but the model has "
-                         f"{types} token types", "use the tokenizer files saved with these weights")  # fmt: skip
+        raise ModelError(
+            f"the tokenizer of {name} produces token type {top_type}, but the model has {types} token types",
+            "use the tokenizer files saved with these weights",
+        )
     positions = getattr(config, "max_position_embeddings", None)
     if positions and config.model_type in ("roberta", "xlm-roberta", "camembert"):
         positions -= (config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
     longest = max((len(seq) for seq in ids), default=0)
     if positions and longest > positions:
-        raise ModelError(f"the data has pairs of {longest} tokens, but {name} has {positions} positions",
-                         f"lower model.max_length to {positions} (--set model.max_length={positions})")  # fmt: skip
+        raise ModelError(
+            f"the data has pairs of {longest} tokens, but {name} has {positions} positions",
+            f"lower model.max_length to {positions} (--set model.max_length={positions})",
+        )
 
 
-def model_labels(model) -> tuple[str, ...]:  # noqa: ANN001
+def model_labels(model) -> tuple[str, ...]:
     id2label = model.config.id2label
     return tuple(id2label[i] for i in range(len(id2label)))

@@ -176,8 +176,9 @@ def read_qqp(path: Path, split: str, strict: bool = False) -> Dataset:
 
 def read_paws(path: Path, split: str, strict: bool = False) -> Dataset:
     """PAWS TSV (id, sentence1, sentence2, label), PAWS-qqp or PAWS-wiki; ids are the file's own."""
-    rows, malformed = _read_tsv(path, ["sentence1", "sentence2", "id", "label"], "label", tuple(PARAPHRASE_LABELS),
-                                strict)  # fmt: skip
+    rows, malformed = _read_tsv(
+        path, ["sentence1", "sentence2", "id", "label"], "label", tuple(PARAPHRASE_LABELS), strict
+    )
     examples = [
         Example(
             r["id"],
@@ -376,8 +377,10 @@ def check_unique_ids(dataset: Dataset) -> None:
     for example in dataset.examples:
         if example.id in first_line:
             where = f"lines {first_line[example.id]} and {example.line}" if example.line else "two rows"
-            raise DataError(f"{dataset.source}: example id {example.id!r} appears twice ({where})",
-                            "give every row its own id (the index / id / pairID column)")  # fmt: skip
+            raise DataError(
+                f"{dataset.source}: example id {example.id!r} appears twice ({where})",
+                "give every row its own id (the index / id / pairID column)",
+            )
         first_line[example.id] = example.line
 
 
@@ -412,14 +415,14 @@ def _from_hub(task: str, split: str, missing: Path) -> Dataset:
         from datasets import load_dataset
 
         ds = load_dataset(name, config, split=hub_split) if config else load_dataset(name, split=hub_split)
-    except Exception as exc:  # noqa: BLE001 - any hub failure means "not available here"
+    except Exception as exc:
         raise MissingDataError(
             f"{missing} unavailable: no --data-dir given and the hub download failed ({type(exc).__name__})", hint
         ) from exc
     return dataset_from_hub_rows(split, ds, task)
 
 
-def dataset_from_hub_rows(split: str, ds, task: str = "mnli") -> Dataset:  # noqa: ANN001 - datasets.Dataset or dicts
+def dataset_from_hub_rows(split: str, ds, task: str = "mnli") -> Dataset:
     """Convert hub rows to examples, mapping integer labels through the hub's own label *names*."""
     names = ds.features["label"].names if hasattr(ds, "features") else None
     labels = task_spec(task).labels

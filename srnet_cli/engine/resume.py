@@ -58,9 +58,10 @@ OBJECT_KEYS = ("optimizer", "scheduler", "stream", "rng")
 
 
 def _damaged(out: Path, what: str) -> RunDirError:
-    return RunDirError(f"--resume: the saved state in {state_dir(out)} is damaged ({what})",
-                       f"delete {out / 'resume'} to restart the run from step 0 with --resume, or start it again "
-                       "with --overwrite")  # fmt: skip
+    return RunDirError(
+        f"--resume: the saved state in {state_dir(out)} is damaged ({what})",
+        f"delete {out / 'resume'} to restart the run from step 0 with --resume, or start it again with --overwrite",
+    )
 
 
 def read_meta(out: Path) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def read_state(out: Path) -> SavedState | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; the error below says it all
             objects = torch.load(state / "objects.pt", weights_only=True)  # never unpickle code from a run dir
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for truncated or unsafe files
+    except Exception as exc:
         raise _damaged(out, f"objects.pt cannot be read safely: {type(exc).__name__}") from exc
     if not isinstance(objects, dict) or any(k not in objects for k in OBJECT_KEYS):
         raise _damaged(out, f"objects.pt does not hold {', '.join(OBJECT_KEYS)}")
@@ -105,8 +106,11 @@ def rng_state() -> dict[str, Any]:
     import numpy as np
 
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
-                             "torch": torch.get_rng_state()}  # fmt: skip
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -51,8 +51,10 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
     if not overwrite:
         # an interrupted training run (a finished one has results.json): continuing it is the likely wish
         if (out / "resume" / "state").is_dir() and not (out / "results.json").is_file():
-            raise RunDirError(f"--out {out} holds an interrupted run",
-                              "pass --resume to continue it, --overwrite to replace it, or a new --out")  # fmt: skip
+            raise RunDirError(
+                f"--out {out} holds an interrupted run",
+                "pass --resume to continue it, --overwrite to replace it, or a new --out",
+            )
         raise RunDirError(
             f"--out {out} is not empty", "pass --overwrite to replace the srnet run there, or a new --out"
         )
@@ -63,8 +65,10 @@ def check_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, .
         )
     for item in inputs:
         if item is not None and Path(item).exists() and _inside(Path(item).resolve(), target):
-            raise RunDirError(f"--overwrite would delete an input of this run: {item} is inside --out {out}",
-                              "write the new run to another --out")  # fmt: skip
+            raise RunDirError(
+                f"--overwrite would delete an input of this run: {item} is inside --out {out}",
+                "write the new run to another --out",
+            )
 
 
 def prepare_out_dir(out: Path, overwrite: bool, inputs: tuple[Path | str | None, ...] = ()) -> Path:
@@ -227,8 +231,9 @@ def _git_sha() -> str | None:
     """srnet's own commit when it runs from a checkout (not the commit of a repository it is installed into)."""
     package = Path(__file__).resolve().parents[1]
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=package, capture_output=True,
-                             text=True, timeout=5).stdout.split()  # fmt: skip
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
     if len(top) != 2 or Path(top[0]).resolve() != package.parent:

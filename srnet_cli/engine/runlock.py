@@ -54,8 +54,10 @@ def lock_run_dir(out: Path) -> None:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            raise RunDirError(f"--out {out} is in use by process {holder or '(starting)'}",
-                              "wait for that run to end, or choose another --out") from None  # fmt: skip
+            raise RunDirError(
+                f"--out {out} is in use by process {holder or '(starting)'}",
+                "wait for that run to end, or choose another --out",
+            ) from None
         if _same_file(fd, target / LOCK):
             break
         os.close(fd)

@@ -20,9 +20,21 @@ from pathlib import Path
 from srnet_cli.engine.rundir import write_text_atomic
 
 PEOPLE = [
-    "anna berg", "carlos ruiz", "mei chen", "omar haddad", "lena fischer", "ivan petrov", "sara costa",
-    "tom walsh", "yuki tanaka", "nadia karim", "paul meyer", "eva novak", "raj patel", "lucia romano",
-]  # fmt: skip
+    "anna berg",
+    "carlos ruiz",
+    "mei chen",
+    "omar haddad",
+    "lena fischer",
+    "ivan petrov",
+    "sara costa",
+    "tom walsh",
+    "yuki tanaka",
+    "nadia karim",
+    "paul meyer",
+    "eva novak",
+    "raj patel",
+    "lucia romano",
+]
 PEOPLE_SYMMETRIC = ["hugo larsen", "amira saleh", "jonas weber", "clara dumont", "diego silva", "ines moreau"]
 CITIES = ["paris", "lisbon", "vienna", "oslo", "madrid", "prague", "dublin", "warsaw", "athens", "rome"]
 FIELDS = ["physics", "music", "painting", "law", "medicine", "poetry", "chemistry", "economics"]
@@ -98,8 +110,7 @@ def symmetric_records(rng: random.Random, n: int, people: list[str], version: in
         if version == 1:
             records.append({"id": 90000 + i, "label": label, "claim": claim, "evidence_sentence": evidence})
         else:
-            records.append({"id": 80000 + i, "claim": claim, "evidence": evidence, "gold_label": label,
-                            "label": label})  # fmt: skip
+            records.append({"id": 80000 + i, "claim": claim, "evidence": evidence, "gold_label": label, "label": label})
     rng.shuffle(records)
     return records
 
@@ -125,8 +136,9 @@ def write_synth_fact(out: Path, spec: SynthFactSpec) -> dict[str, int]:
         "fever/sym2/test.jsonl": symmetric_records(rng, spec.challenge_size, PEOPLE_SYMMETRIC, 2),
     }
     # Symmetric v2 dev (the OOD-data study trains on it): its own random stream, the files above do not change.
-    files["fever/sym2/dev.jsonl"] = symmetric_records(random.Random(spec.seed + 7919), spec.challenge_size // 2,
-                                                      PEOPLE_SYMMETRIC, 2)  # fmt: skip
+    files["fever/sym2/dev.jsonl"] = symmetric_records(
+        random.Random(spec.seed + 7919), spec.challenge_size // 2, PEOPLE_SYMMETRIC, 2
+    )
     for rel, records in files.items():
         write_text_atomic(out / rel, "".join(json.dumps(r) + "\n" for r in records))
     return {rel: len(records) for rel, records in files.items()}

@@ -22,18 +22,41 @@ from srnet_cli.engine.parse_tree import Tree, binary_parse, leaf, node, penn_par
 from srnet_cli.engine.rundir import write_atomic
 
 NOUNS_MATCHED = [
-    "doctor", "lawyer", "artist", "senator", "student", "manager", "actor", "banker", "judge",
-    "author", "tourist", "secretary", "professor", "athlete", "president", "scientist",
-]  # fmt: skip
+    "doctor",
+    "lawyer",
+    "artist",
+    "senator",
+    "student",
+    "manager",
+    "actor",
+    "banker",
+    "judge",
+    "author",
+    "tourist",
+    "secretary",
+    "professor",
+    "athlete",
+    "president",
+    "scientist",
+]
 NOUNS_MISMATCHED = ["dancer", "painter", "singer", "farmer", "pilot", "chef", "nurse", "soldier", "baker", "poet"]
 # (base, past, past participle)
 TRANSITIVE = [
-    ("see", "saw", "seen"), ("help", "helped", "helped"), ("call", "called", "called"),
-    ("thank", "thanked", "thanked"), ("admire", "admired", "admired"), ("recognize", "recognized", "recognized"),
-    ("avoid", "avoided", "avoided"), ("pay", "paid", "paid"), ("visit", "visited", "visited"),
-    ("contact", "contacted", "contacted"), ("advise", "advised", "advised"), ("support", "supported", "supported"),
-    ("encourage", "encouraged", "encouraged"), ("mention", "mentioned", "mentioned"),
-]  # fmt: skip
+    ("see", "saw", "seen"),
+    ("help", "helped", "helped"),
+    ("call", "called", "called"),
+    ("thank", "thanked", "thanked"),
+    ("admire", "admired", "admired"),
+    ("recognize", "recognized", "recognized"),
+    ("avoid", "avoided", "avoided"),
+    ("pay", "paid", "paid"),
+    ("visit", "visited", "visited"),
+    ("contact", "contacted", "contacted"),
+    ("advise", "advised", "advised"),
+    ("support", "supported", "supported"),
+    ("encourage", "encouraged", "encouraged"),
+    ("mention", "mentioned", "mentioned"),
+]
 INTRANSITIVE = ["slept", "ran", "waited", "smiled", "left", "arrived", "danced", "laughed", "shouted", "resigned"]
 ADJECTIVES = {"tall": "short", "young": "old", "happy": "sad", "rich": "poor", "quiet": "loud", "calm": "angry"}
 PREPOSITIONS = ["near", "behind", "beside", "with"]
@@ -288,14 +311,33 @@ def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -
 
 # ------------------------------------------------------------------------------------------------------ writers
 MNLI_TRAIN_HEADER = [
-    "index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-    "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label",
-]  # fmt: skip
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "gold_label",
+]
 MNLI_DEV_HEADER = MNLI_TRAIN_HEADER[:-1] + ["label2", "label3", "label4", "label5", "gold_label"]
 HANS_HEADER = [
-    "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse", "sentence2_parse",
-    "sentence1", "sentence2", "pairID", "heuristic", "subcase", "template",
-]  # fmt: skip
+    "gold_label",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "pairID",
+    "heuristic",
+    "subcase",
+    "template",
+]
 
 
 def write_tsv(path: Path, header: list[str], rows: list[list[str]]) -> None:
@@ -325,8 +367,9 @@ def mnli_rows(rng: random.Random, n: int, lex: Lexicon, genre: str, shortcut: fl
         label = LABELS[i % 3]  # exactly balanced classes, shuffled below
         prem, hyp = sample_pair(rng, lex, label, shortcut)
         labels = [label] * (5 if dev else 1)
-        rows.append([str(i), str(100000 + i), f"{100000 + i}{label[0]}", genre,
-                     *_pair_columns(prem, hyp), *labels, label])  # fmt: skip
+        rows.append(
+            [str(i), str(100000 + i), f"{100000 + i}{label[0]}", genre, *_pair_columns(prem, hyp), *labels, label]
+        )
     order = list(range(n))
     rng.shuffle(order)
     # Re-number after shuffling so `index` equals the row position, as in GLUE's files.
@@ -377,8 +420,9 @@ def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
     # The HANS-format training set of the OOD-data study, from its own random stream so the files above do not
     # change with it.
     files["MNLI/hans/heuristics_train_set.txt"] = (
-        HANS_HEADER, hans_rows(random.Random(spec.seed + 7919), spec.hans_per_subcase, all_nouns)
-    )  # fmt: skip
+        HANS_HEADER,
+        hans_rows(random.Random(spec.seed + 7919), spec.hans_per_subcase, all_nouns),
+    )
     for rel, (header, rows) in files.items():
         write_tsv(out / rel, header, rows)
         counts[rel] = len(rows)

@@ -50,9 +50,23 @@ REPHRASE = {
 REPHRASED_DUPLICATES = 0.3  # share of training duplicates that are rephrased (QQP duplicates often reword)
 FILLERS = ("really", "actually", "now", "today")  # dropped from the first question: the second reuses every word
 PLACES_QQP = [
-    "paris", "london", "rome", "berlin", "madrid", "vienna", "prague", "lisbon", "dublin", "oslo",
-    "athens", "warsaw", "zurich", "milan", "munich", "brussels",
-]  # fmt: skip
+    "paris",
+    "london",
+    "rome",
+    "berlin",
+    "madrid",
+    "vienna",
+    "prague",
+    "lisbon",
+    "dublin",
+    "oslo",
+    "athens",
+    "warsaw",
+    "zurich",
+    "milan",
+    "munich",
+    "brussels",
+]
 PLACES_WIKI = ["tokyo", "delhi", "cairo", "lima", "sydney", "toronto", "nairobi", "seoul", "bangkok", "santiago"]
 
 QQP_HEADER = ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"]

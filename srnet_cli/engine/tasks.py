@@ -54,14 +54,24 @@ LAYOUTS = {"mnli": "mnli", "hans": "mnli", "qqp": "qqp", "paws": "qqp", "fever":
 # Metrics in words (report axes), and the accuracy of a uniform random guess where it is well defined (a 3-way MNLI
 # guess is right on 1/3 of MNLI, and, collapsed to HANS's 2 classes, on 1/3 of entailed and 2/3 of non-entailed pairs)
 METRIC_NAMES = {
-    "dev_matched.acc": "MNLI-m accuracy (%)", "hans.acc": "HANS accuracy (%)",
-    "hans.non_entailed_acc": "HANS non-entailed accuracy (%)", "dev.weighted_f1": "QQP dev weighted F1 (%)",
-    "paws_qqp.weighted_f1": "PAWS-QQP weighted F1 (%)", "paws_wiki.weighted_f1": "PAWS-Wiki weighted F1 (%)",
-    "dev.acc": "FEVER dev accuracy (%)", "fever_sym1.acc": "FEVER-Symmetric v1 accuracy (%)",
+    "dev_matched.acc": "MNLI-m accuracy (%)",
+    "hans.acc": "HANS accuracy (%)",
+    "hans.non_entailed_acc": "HANS non-entailed accuracy (%)",
+    "dev.weighted_f1": "QQP dev weighted F1 (%)",
+    "paws_qqp.weighted_f1": "PAWS-QQP weighted F1 (%)",
+    "paws_wiki.weighted_f1": "PAWS-Wiki weighted F1 (%)",
+    "dev.acc": "FEVER dev accuracy (%)",
+    "fever_sym1.acc": "FEVER-Symmetric v1 accuracy (%)",
     "fever_sym2.acc": "FEVER-Symmetric v2 accuracy (%)",
-}  # fmt: skip
-CHANCE = {"dev_matched.acc": 1 / 3, "hans.acc": 0.5, "hans.non_entailed_acc": 2 / 3, "dev.acc": 1 / 3,
-          "fever_sym1.acc": 1 / 3, "fever_sym2.acc": 1 / 3}  # fmt: skip
+}
+CHANCE = {
+    "dev_matched.acc": 1 / 3,
+    "hans.acc": 0.5,
+    "hans.non_entailed_acc": 2 / 3,
+    "dev.acc": 1 / 3,
+    "fever_sym1.acc": 1 / 3,
+    "fever_sym2.acc": 1 / 3,
+}
 
 HANS_LABELS = ("non-entailment", "entailment")
 PARAPHRASE_SETS = frozenset({"train", "dev", "paws_qqp", "paws_wiki"})  # only meaningful for qqp: see report_kind

@@ -64,7 +64,9 @@ def _load_npy(path: Path, task: str, train: Dataset) -> tuple[np.ndarray, tuple[
     if columns is None or array.ndim != 2 or array.shape[1] != len(columns):
         raise BiasFileError(f"{path} has shape {array.shape}; expected (rows, {len(columns or ())})", HINT)
     if array.shape[0] != train.n_rows:
-        raise BiasFileError(f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows}",
-                            "use the probs.npy made for exactly this training file")  # fmt: skip
+        raise BiasFileError(
+            f"{path} has {array.shape[0]} rows but {train.source} has {train.n_rows}",
+            "use the probs.npy made for exactly this training file",
+        )
     # the original indexed teacher rows by position in the training file
     return array[[e.row for e in train.examples]].astype(np.float64), columns

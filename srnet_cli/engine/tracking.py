@@ -30,8 +30,11 @@ def check_kind(kind: str) -> None:
 
 def flat_config(values: dict[str, Any]) -> dict[str, Any]:
     """A nested preset as `section.key` hyperparameters of the types trackers accept (lists as text)."""
-    return {key: value if isinstance(value, bool | int | float | str) else str(value)
-            for key, value in flatten(values).items() if value is not None}  # fmt: skip
+    return {
+        key: value if isinstance(value, bool | int | float | str) else str(value)
+        for key, value in flatten(values).items()
+        if value is not None
+    }
 
 
 class Tracker:

@@ -150,16 +150,33 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
     seen: list[list[int]] = []
     recording = _Recording(stream, seen, clock)
     gc.collect()
-    train_loop(model, data, make_loss("ce"), optimizer, scheduler, accelerator=CpuAccelerator(), stream=recording,
-               max_steps=steps, eval_every=10**9, evaluate_fn=lambda step: None, reporter=NullReporter(),
-               max_grad_norm=1.0, on_step=clock.tick)  # fmt: skip
+    train_loop(
+        model,
+        data,
+        make_loss("ce"),
+        optimizer,
+        scheduler,
+        accelerator=CpuAccelerator(),
+        stream=recording,
+        max_steps=steps,
+        eval_every=10**9,
+        evaluate_fn=lambda step: None,
+        reporter=NullReporter(),
+        max_grad_norm=1.0,
+        on_step=clock.tick,
+    )
     timed = seen
     real = sum(data.lengths[i] for b in timed for i in b)
     squared = sum(data.lengths[i] ** 2 for b in timed for i in b)
     padded = sum(max(data.lengths[i] for i in b) * len(b) for b in timed)
-    return {"seconds_per_step": clock.seconds_per_step(), "real_tokens": real, "padded_tokens": padded,
-            "squared_lengths": squared,
-            "model": model, "steps_timed": len(timed)}  # fmt: skip
+    return {
+        "seconds_per_step": clock.seconds_per_step(),
+        "real_tokens": real,
+        "padded_tokens": padded,
+        "squared_lengths": squared,
+        "model": model,
+        "steps_timed": len(timed),
+    }
 
 
 class _Recording:
@@ -186,8 +203,13 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
 
     index = {n: i for i, n in enumerate(setup.labels)}
     padding = False if best else "max_length"
-    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
-                          max_length=ORIGINAL_PAD, padding=padding)  # fmt: skip
+    enc = setup.tokenizer(
+        [e.text_a for e in examples],
+        [e.text_b for e in examples],
+        truncation=True,
+        max_length=ORIGINAL_PAD,
+        padding=padding,
+    )
     columns = {k: enc[k] for k in enc.keys()} | {"labels": [index[e.label] for e in examples]}
     dataset = Dataset.from_dict(columns)
     clock = StepClock()
@@ -201,14 +223,24 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
 
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps, learning_rate=5e-5,
-            max_grad_norm=1.0, report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
-            dataloader_num_workers=0, disable_tqdm=True, seed=1,
+            output_dir=tmp,
+            per_device_train_batch_size=batch,
+            max_steps=steps,
+            learning_rate=5e-5,
+            max_grad_norm=1.0,
+            report_to=[],
+            save_strategy="no",
+            logging_strategy="no",
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            seed=1,
             train_sampling_strategy="group_by_length" if best else "random",  # transformers 5: was group_by_length
-        )  # fmt: skip
+        )
         collator = DataCollatorWithPadding(setup.tokenizer) if best else None
-        trainer = Trainer(model=_fresh_model(setup), args=args, train_dataset=dataset, data_collator=collator,
-                          callbacks=[Tick()])  # fmt: skip
+        trainer = Trainer(
+            model=_fresh_model(setup), args=args, train_dataset=dataset, data_collator=collator, callbacks=[Tick()]
+        )
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout
         gc.collect()
         trainer.train()
@@ -230,8 +262,14 @@ def original_predict(setup: Setup, model: Any, examples: list[Any]) -> dict:
     """The original evaluation: file order, batch 8, every pair padded to 128."""
     import torch
 
-    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
-                          max_length=ORIGINAL_PAD, padding="max_length", return_tensors="pt")  # fmt: skip
+    enc = setup.tokenizer(
+        [e.text_a for e in examples],
+        [e.text_b for e in examples],
+        truncation=True,
+        max_length=ORIGINAL_PAD,
+        padding="max_length",
+        return_tensors="pt",
+    )
     model.eval()
     start = time.perf_counter()
     with torch.no_grad():
@@ -245,12 +283,19 @@ def trainer_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    enc = setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples], truncation=True,
-                          max_length=ORIGINAL_PAD)  # fmt: skip
+    enc = setup.tokenizer(
+        [e.text_a for e in examples], [e.text_b for e in examples], truncation=True, max_length=ORIGINAL_PAD
+    )
     dataset = Dataset.from_dict({k: enc[k] for k in enc.keys()})
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch, report_to=[], use_cpu=True,
-                                 disable_tqdm=True, dataloader_num_workers=0)  # fmt: skip
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_eval_batch_size=batch,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
         trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(setup.tokenizer))
         trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
@@ -265,8 +310,14 @@ def _sized_model(base: str, tokenizer: Any, hidden: int, layers: int, where: Pat
 
     vocab = AutoConfig.from_pretrained(base).vocab_size
     heads = max(2, hidden // 64)
-    config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=4 * hidden, num_labels=3)  # fmt: skip
+    config = BertConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        num_labels=3,
+    )
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(where)
     tokenizer.save_pretrained(where)
@@ -316,13 +367,22 @@ def peak_rss_mb(model: str, steps: int, batch: int) -> dict[str, float]:
 
     context = multiprocessing.get_context("spawn")
     with context.Pool(1, maxtasksperchild=1) as pool:
-        return {phase: pool.apply(_phase_peak_rss, (phase, model, steps, batch)) / 2**20
-                for phase in ("finetune", "mask_train", "evaluate")}  # fmt: skip
+        return {
+            phase: pool.apply(_phase_peak_rss, (phase, model, steps, batch)) / 2**20
+            for phase in ("finetune", "mask_train", "evaluate")
+        }
 
 
 # ------------------------------------------------------------------------------------------------------------ main
-def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_examples: int = 2000,
-              sizes: bool = True, memory: bool = True, log: Any = print) -> dict:  # fmt: skip
+def run_bench(
+    model: str = "minilm",
+    steps: int = 20,
+    batch: int = 32,
+    eval_examples: int = 2000,
+    sizes: bool = True,
+    memory: bool = True,
+    log: Any = print,
+) -> dict:
     """Every measurement, as one JSON-able dict; `log` gets a line per phase. `memory` measures peak RSS in fresh
     processes (slow to start), `sizes` times a tiny and a BERT-base-sized model."""
     import torch
@@ -333,13 +393,23 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
     examples = realistic_examples(2 * steps * batch, seed=1)
-    lengths = [len(x) for x in setup.tokenizer([e.text_a for e in examples], [e.text_b for e in examples],
-                                               truncation=True, max_length=ORIGINAL_PAD)["input_ids"]]  # fmt: skip
+    lengths = [
+        len(x)
+        for x in setup.tokenizer(
+            [e.text_a for e in examples], [e.text_b for e in examples], truncation=True, max_length=ORIGINAL_PAD
+        )["input_ids"]
+    ]
     out: dict[str, Any] = {
-        "model": model, "threads": torch.get_num_threads(), "batch": batch, "steps": steps,
-        "pair_tokens": {"mean": sum(lengths) / len(lengths), "max": max(lengths),
-                        "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths)},
-    }  # fmt: skip
+        "model": model,
+        "threads": torch.get_num_threads(),
+        "batch": batch,
+        "steps": steps,
+        "pair_tokens": {
+            "mean": sum(lengths) / len(lengths),
+            "max": max(lengths),
+            "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths),
+        },
+    }
     log("warm-up (untimed)")
     srnet_train(setup, realistic_examples(WARMUP_STEPS * batch, seed=3), WARMUP_STEPS, batch)
     dense = _training_phase(setup, examples[: steps * batch], steps, batch, out, log)
@@ -349,8 +419,10 @@ def run_bench(model: str = "minilm", steps: int = 20, batch: int = 32, eval_exam
         out["peak_rss_mb"] = peak_rss_mb(model, WARMUP_STEPS, batch)
     log("scaling: 2x the examples")
     double = srnet_train(setup, examples, 2 * steps, batch)
-    out["scaling_examples"] = {f"{steps * batch}": dense["seconds_per_step"] * steps,
-                               f"{2 * steps * batch}": double["seconds_per_step"] * 2 * steps}  # fmt: skip
+    out["scaling_examples"] = {
+        f"{steps * batch}": dense["seconds_per_step"] * steps,
+        f"{2 * steps * batch}": double["seconds_per_step"] * 2 * steps,
+    }
     if sizes:
         out["scaling_model_size"] = _size_phase(setup, model, dense, examples[: steps * batch], steps, batch, log)
     out["ratios"] = ratios(out)
@@ -373,12 +445,16 @@ def _training_phase(setup: Setup, epoch: list[Any], steps: int, batch: int, out:
         "trainer_run_glue_examples_per_s": batch / glue["seconds_per_step"],
         "trainer_best_examples_per_s": batch / best["seconds_per_step"],
         "padding_waste": 1 - dense["real_tokens"] / dense["padded_tokens"],
-    }  # fmt: skip
-    out["mask_train"] = {"seconds_per_step": masked["seconds_per_step"], "dense_seconds_per_step":
-                         dense["seconds_per_step"]}  # fmt: skip
+    }
+    out["mask_train"] = {
+        "seconds_per_step": masked["seconds_per_step"],
+        "dense_seconds_per_step": dense["seconds_per_step"],
+    }
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
-    out["flops"] = {"matmul_peak": matmul_peak_flops(),
-                    "training_achieved": flops / (dense["seconds_per_step"] * dense["steps_timed"])}  # fmt: skip
+    out["flops"] = {
+        "matmul_peak": matmul_peak_flops(),
+        "training_achieved": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
+    }
     return dense
 
 
@@ -392,20 +468,24 @@ def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -
     }
 
 
-def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int,
-                log: Any) -> dict:  # fmt: skip
+def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int, log: Any) -> dict:
     """Examples/s of a tiny and a BERT-base-sized random model beside the benchmarked one."""
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, hidden, layers in (("tiny (2x128)", 128, 2), ("bert-base size (12x768, random)", 768, 12)):
             log(f"scaling: {name}")
-            sized = Setup(_sized_model(setup.model_path, setup.tokenizer, hidden, layers, Path(tmp) / name),
-                          setup.tokenizer, setup.labels)  # fmt: skip
+            sized = Setup(
+                _sized_model(setup.model_path, setup.tokenizer, hidden, layers, Path(tmp) / name),
+                setup.tokenizer,
+                setup.labels,
+            )
             result = srnet_train(sized, epoch[: steps // 2 * batch], steps // 2, batch)
             n_params = sum(p.numel() for p in result["model"].parameters())
             sizes[name] = {"params": n_params, "examples_per_s": batch / result["seconds_per_step"]}
-    sizes[model] = {"params": sum(p.numel() for p in dense["model"].parameters()),
-                    "examples_per_s": batch / dense["seconds_per_step"]}  # fmt: skip
+    sizes[model] = {
+        "params": sum(p.numel() for p in dense["model"].parameters()),
+        "examples_per_s": batch / dense["seconds_per_step"],
+    }
     return sizes
 
 

@@ -23,15 +23,26 @@ class Checkpointer:
     accelerator: Any
     stream: Any  # BatchStream
 
-    def save(self, step: int, model: Any, optimizer: Any, scheduler: Any, meta: dict[str, Any],
-             tensors: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def save(
+        self,
+        step: int,
+        model: Any,
+        optimizer: Any,
+        scheduler: Any,
+        meta: dict[str, Any],
+        tensors: dict[str, Any] | None = None,
+    ) -> None:
         rngs = gather_objects(resume.rng_state())
         if is_main(self.accelerator):
             metrics = self.out / "metrics.jsonl"
             lines = len(metrics.read_text(encoding="utf-8").splitlines()) if metrics.is_file() else 0
             bare = self.accelerator.unwrap_model(model)
-            objects = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "stream": self.stream.state(), "rng": rngs}  # fmt: skip
+            objects = {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "stream": self.stream.state(),
+                "rng": rngs,
+            }
             info = {"command": self.command, "step": step, "processes": len(rngs), "metrics_lines": lines, **meta}
             resume.write_state(self.out, resume.model_tensors(bare) | (tensors or {}), objects, info)
         barrier(self.accelerator)
@@ -43,11 +54,15 @@ class Checkpointer:
             return None
         world = rank_world(self.accelerator)[1]
         if state.meta["command"] != self.command:
-            raise UsageError(f"--resume: {self.out} holds a {state.meta['command']} run, not {self.command}",
-                             f"resume it with srnet {state.meta['command']}")  # fmt: skip
+            raise UsageError(
+                f"--resume: {self.out} holds a {state.meta['command']} run, not {self.command}",
+                f"resume it with srnet {state.meta['command']}",
+            )
         if state.meta["processes"] != world:
-            raise UsageError(f"--resume: the run was saved by {state.meta['processes']} processes, this launch has "
-                             f"{world}", "resume with the same number of processes")  # fmt: skip
+            raise UsageError(
+                f"--resume: the run was saved by {state.meta['processes']} processes, this launch has {world}",
+                "resume with the same number of processes",
+            )
         return state
 
     def restore(self, state: resume.SavedState, model: Any, optimizer: Any | None, scheduler: Any | None) -> None:

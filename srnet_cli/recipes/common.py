@@ -20,9 +20,15 @@ class EvalData:
     missing: list[str] = field(default_factory=list)  # OOD sets not found: listed in results and tables
 
 
-def load_eval_sets(task: TaskSpec, data_dir: Path | None, strict: bool, reporter: Reporter,
-                   sets: list[str] | None = None, require_ood: bool = False,
-                   always: tuple[str, ...] = ()) -> EvalData:  # fmt: skip
+def load_eval_sets(
+    task: TaskSpec,
+    data_dir: Path | None,
+    strict: bool,
+    reporter: Reporter,
+    sets: list[str] | None = None,
+    require_ood: bool = False,
+    always: tuple[str, ...] = (),
+) -> EvalData:
     """The ID dev splits (required; the first selects checkpoints) followed by the OOD sets that are present;
     with `sets`, only those (and the `always` ones, e.g. the selection set of a training run).
 
@@ -50,9 +56,13 @@ def load_eval_sets(task: TaskSpec, data_dir: Path | None, strict: bool, reporter
 
 def set_rows(dataset: Dataset) -> dict[str, Any]:
     """What was read of one file: its data rows, the examples used, the rows skipped and where the first were."""
-    return {"source": dataset.source, "rows": dataset.n_rows, "used": len(dataset.examples),
-            "skipped": len(dataset.malformed),
-            "first_skipped_lines": [line for line, _ in dataset.malformed[:FIRST_SKIPPED]]}  # fmt: skip
+    return {
+        "source": dataset.source,
+        "rows": dataset.n_rows,
+        "used": len(dataset.examples),
+        "skipped": len(dataset.malformed),
+        "first_skipped_lines": [line for line, _ in dataset.malformed[:FIRST_SKIPPED]],
+    }
 
 
 def data_report(datasets: list[Dataset], missing: list[str]) -> dict[str, Any]:

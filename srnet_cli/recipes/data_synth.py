@@ -17,8 +17,9 @@ WRITERS = {"nli": write_synth_nli, "paraphrase": write_synth_paraphrase, "fact":
 TASK_OF = {"nli": "mnli", "paraphrase": "qqp", "fact": "fever"}  # the srnet --task that reads each benchmark
 
 
-def make_spec(task: str, train_size: int, dev_size: int, challenge: int, seed: int,
-              shortcut: float | None = None) -> Spec:  # fmt: skip
+def make_spec(
+    task: str, train_size: int, dev_size: int, challenge: int, seed: int, shortcut: float | None = None
+) -> Spec:
     """A benchmark's spec; `challenge` is HANS pairs per subcase (nli) or pairs per challenge set (paraphrase,
     fact); `shortcut=None` keeps the benchmark's own default strength."""
     spec = SPECS[task](train_size, dev_size, challenge, seed=seed)
@@ -28,7 +29,13 @@ def make_spec(task: str, train_size: int, dev_size: int, challenge: int, seed: i
 def run(task: str, out: Path, spec: Spec, overwrite: bool = False) -> dict[str, Any]:
     out = prepare_out_dir(out, overwrite)
     files = WRITERS[task](out, spec)  # type: ignore[operator]
-    info = {"command": "data synth", "task": task, "reads_as": TASK_OF[task], "out": str(out), "files": files,
-            **spec.__dict__}  # fmt: skip
+    info = {
+        "command": "data synth",
+        "task": task,
+        "reads_as": TASK_OF[task],
+        "out": str(out),
+        "files": files,
+        **spec.__dict__,
+    }
     write_json(out / "synth.json", info)
     return info

@@ -33,20 +33,50 @@ class DemoTask:
 
 
 DEMO_TASKS = {
-    "nli": DemoTask("mnli", "overlap", "MNLI + HANS layout, planted overlap shortcut", {
-        "mnli_m": ("dev_matched", "acc"), "mnli_mm": ("dev_mismatched", "acc"), "hans": ("hans", "acc"),
-        "hans_entailed": ("hans", "entailed_acc"), "hans_non_entailed": ("hans", "non_entailed_acc"),
-    }, "mnli_m", "hans"),
-    "paraphrase": DemoTask("qqp", "overlap", "QQP + PAWS layout, planted word-overlap shortcut", {
-        "qqp_acc": ("dev", "acc"), "qqp_f1": ("dev", "weighted_f1"), "paws_qqp_acc": ("paws_qqp", "acc"),
-        "paws_qqp_f1": ("paws_qqp", "weighted_f1"), "paws_wiki_acc": ("paws_wiki", "acc"),
-        "paws_wiki_f1": ("paws_wiki", "weighted_f1"),
-    }, "qqp_f1", "paws_qqp_f1"),
-    "fact": DemoTask("fever", "claim-only", "FEVER + Symmetric layout, planted negation shortcut", {
-        "fever_dev": ("dev", "acc"), "sym1": ("fever_sym1", "acc"), "sym1_2way": ("fever_sym1", "acc_2way"),
-        "sym2": ("fever_sym2", "acc"), "sym2_2way": ("fever_sym2", "acc_2way"),
-    }, "fever_dev", "sym1"),
-}  # fmt: skip
+    "nli": DemoTask(
+        "mnli",
+        "overlap",
+        "MNLI + HANS layout, planted overlap shortcut",
+        {
+            "mnli_m": ("dev_matched", "acc"),
+            "mnli_mm": ("dev_mismatched", "acc"),
+            "hans": ("hans", "acc"),
+            "hans_entailed": ("hans", "entailed_acc"),
+            "hans_non_entailed": ("hans", "non_entailed_acc"),
+        },
+        "mnli_m",
+        "hans",
+    ),
+    "paraphrase": DemoTask(
+        "qqp",
+        "overlap",
+        "QQP + PAWS layout, planted word-overlap shortcut",
+        {
+            "qqp_acc": ("dev", "acc"),
+            "qqp_f1": ("dev", "weighted_f1"),
+            "paws_qqp_acc": ("paws_qqp", "acc"),
+            "paws_qqp_f1": ("paws_qqp", "weighted_f1"),
+            "paws_wiki_acc": ("paws_wiki", "acc"),
+            "paws_wiki_f1": ("paws_wiki", "weighted_f1"),
+        },
+        "qqp_f1",
+        "paws_qqp_f1",
+    ),
+    "fact": DemoTask(
+        "fever",
+        "claim-only",
+        "FEVER + Symmetric layout, planted negation shortcut",
+        {
+            "fever_dev": ("dev", "acc"),
+            "sym1": ("fever_sym1", "acc"),
+            "sym1_2way": ("fever_sym1", "acc_2way"),
+            "sym2": ("fever_sym2", "acc"),
+            "sym2_2way": ("fever_sym2", "acc_2way"),
+        },
+        "fever_dev",
+        "sym1",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -69,8 +99,16 @@ class DemoSpec:
 
 # --quick: the same study, smaller; fewer, larger steps (batch 16 at twice the lr: a CE model at 87% MNLI-m after 60
 # steps, where batch 32 at 5e-5 is at 70%), smaller evaluation sets. The numbers are much noisier than the full demo's.
-QUICK = {"train_size": 3000, "dev_size": 150, "hans_per_subcase": 15, "steps": 80, "search_steps": 30,
-         "imp_steps": 20, "batch_size": 16, "lr": 2e-4}  # fmt: skip
+QUICK = {
+    "train_size": 3000,
+    "dev_size": 150,
+    "hans_per_subcase": 15,
+    "steps": 80,
+    "search_steps": 30,
+    "imp_steps": 20,
+    "batch_size": 16,
+    "lr": 2e-4,
+}
 
 
 def quick(spec: DemoSpec) -> DemoSpec:
@@ -104,32 +142,77 @@ def stages(spec: DemoSpec) -> list[Stage]:
     first, last = spec.sparsities[0], spec.sparsities[-1]
     pct = {s: f"{100 * s:.0f}" for s in spec.sparsities}
     imp_cfg = {"imp": {"rate": 0.1, "evaluate_levels": list(spec.sparsities)}, "mask": {"sparsity": last}}
-    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned")
-            for loss in ("ce", "poe")]  # fmt: skip
+    full = [
+        Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned") for loss in ("ce", "poe")
+    ]
     if spec.dense_only:
         return full
-    a = [Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_DISPLAY[loss]}", "finetune-ce", overrides=imp_cfg)
-         for loss in ("ce", "poe")]  # fmt: skip
-    a += [Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_DISPLAY[loss]}",
-                "finetune-ce", s) for loss in ("ce", "poe") for s in spec.sparsities]  # fmt: skip
+    a = [
+        Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_DISPLAY[loss]}", "finetune-ce", overrides=imp_cfg)
+        for loss in ("ce", "poe")
+    ]
+    a += [
+        Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_DISPLAY[loss]}", "finetune-ce", s)
+        for loss in ("ce", "poe")
+        for s in spec.sparsities
+    ]
     lt_search = {"imp": {"rate": 0.1, "evaluate_levels": []}, "mask": {"sparsity": first}}
     b = [
-        Stage("b-lt-imp-poe", B, "imp", "lt-poe", "lottery-ticket IMP PoE (search)", overrides=lt_search,
-              reported=False),
-        Stage(f"b-retrain-lt-poe-{pct[first]}", B, "retrain", "poe", "lottery-ticket IMP PoE, retrained PoE",
-              sparsity=first, overrides={"mask": {"file": "b-lt-imp-poe", "sparsity": first}}),
-        *(Stage(f"b-retrain-mask-poe-{pct[first]}-{loss}", B, "retrain", loss,
-                f"PoE mask (a), retrained {LOSS_DISPLAY[loss]}", sparsity=first,
-                overrides={"mask": {"file": f"a-mask-poe-{pct[first]}"}}) for loss in ("ce", "poe")),
-    ]  # fmt: skip
-    c = [Stage(f"c-mask-pt-poe-{pct[first]}", C, "mask-train", "pt-poe", "mask training PoE on pre-trained",
-               sparsity=first)]  # fmt: skip
+        Stage(
+            "b-lt-imp-poe", B, "imp", "lt-poe", "lottery-ticket IMP PoE (search)", overrides=lt_search, reported=False
+        ),
+        Stage(
+            f"b-retrain-lt-poe-{pct[first]}",
+            B,
+            "retrain",
+            "poe",
+            "lottery-ticket IMP PoE, retrained PoE",
+            sparsity=first,
+            overrides={"mask": {"file": "b-lt-imp-poe", "sparsity": first}},
+        ),
+        *(
+            Stage(
+                f"b-retrain-mask-poe-{pct[first]}-{loss}",
+                B,
+                "retrain",
+                loss,
+                f"PoE mask (a), retrained {LOSS_DISPLAY[loss]}",
+                sparsity=first,
+                overrides={"mask": {"file": f"a-mask-poe-{pct[first]}"}},
+            )
+            for loss in ("ce", "poe")
+        ),
+    ]
+    c = [
+        Stage(
+            f"c-mask-pt-poe-{pct[first]}", C, "mask-train", "pt-poe", "mask training PoE on pre-trained", sparsity=first
+        )
+    ]
     # 3 copies: 100 steps see ~200 pairs of a single copy, too few to count as an upper bound
-    ood = [Stage(f"ood-mask-ce-{pct[first]}", OOD, "mask-train", "ood-ce", "mask training CE + OOD train data",
-                 "finetune-ce", first, {"search": {"ood_copies": 3}})]  # fmt: skip
-    gradual = [Stage(f"gradual-mask-poe-{pct[first]}-{pct[last]}", GRADUAL, "mask-train", "gradual-poe",
-                     f"mask training PoE, gradual {pct[first]}%->{pct[last]}%", "finetune-ce", last,
-                     {"search": {"initial_sparsity": first}})]  # fmt: skip
+    ood = [
+        Stage(
+            f"ood-mask-ce-{pct[first]}",
+            OOD,
+            "mask-train",
+            "ood-ce",
+            "mask training CE + OOD train data",
+            "finetune-ce",
+            first,
+            {"search": {"ood_copies": 3}},
+        )
+    ]
+    gradual = [
+        Stage(
+            f"gradual-mask-poe-{pct[first]}-{pct[last]}",
+            GRADUAL,
+            "mask-train",
+            "gradual-poe",
+            f"mask training PoE, gradual {pct[first]}%->{pct[last]}%",
+            "finetune-ce",
+            last,
+            {"search": {"initial_sparsity": first}},
+        )
+    ]
     return full + a + b + c + ood + gradual
 
 
@@ -186,8 +269,10 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     rows = [_row(demo, "bias-only model", f"bias-only ({demo.bias_kind})", 0.0, "bias", bias["metrics"])]
     seconds: dict[str, float] = {}
     for i, stage in enumerate(plan, start=3):
-        reporter.log(f"{i}/{total} {stage.section}: {stage.label}"
-                     + (f" at {100 * stage.sparsity:.0f}%" if stage.sparsity is not None else ""))  # fmt: skip
+        reporter.log(
+            f"{i}/{total} {stage.section}: {stage.label}"
+            + (f" at {100 * stage.sparsity:.0f}%" if stage.sparsity is not None else "")
+        )
         preset = _preset(stage, spec, out, data, bias_dir / "bias.json")
         began = time.time()
         results = RECIPES[stage.command](preset, RunContext(out / stage.name, device, reporter))
@@ -227,8 +312,10 @@ def _row(demo: DemoTask, section: str, method: str, sparsity: float, run: str, m
 
 def _rows_of(demo: DemoTask, stage: Stage, results: dict[str, Any]) -> list[dict[str, Any]]:
     if stage.command == "imp":  # one row per evaluated level
-        return [_row(demo, stage.section, stage.label, level["level"], stage.name, level["metrics"])
-                for level in results["levels"]]  # fmt: skip
+        return [
+            _row(demo, stage.section, stage.label, level["level"], stage.name, level["metrics"])
+            for level in results["levels"]
+        ]
     measured = results.get("sparsity", {}).get("sparsity", 0.0) if stage.command != "finetune" else 0.0
     return [_row(demo, stage.section, stage.label, round(measured, 4), stage.name, results["metrics"])]
 
@@ -238,24 +325,35 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
     id_, ood = demo.id_key, demo.ood
 
     def get(method: str, sparsity: float | None = None) -> dict[str, Any] | None:
-        return next((r for r in rows if r["method"] == method
-                     and (sparsity is None or abs(r["sparsity"] - sparsity) < 0.02)), None)  # fmt: skip
+        return next(
+            (r for r in rows if r["method"] == method and (sparsity is None or abs(r["sparsity"] - sparsity) < 0.02)),
+            None,
+        )
 
     ce, poe = get("CE fine-tuned"), get("PoE fine-tuned")
     if ce is None or poe is None:
         return []
-    out = [_finding("a debiasing loss (PoE) makes the full model more robust out of distribution",
-                    poe[ood] > ce[ood], f"{ood}: PoE {_pct(poe[ood])} vs CE {_pct(ce[ood])}")]  # fmt: skip
+    out = [
+        _finding(
+            "a debiasing loss (PoE) makes the full model more robust out of distribution",
+            poe[ood] > ce[ood],
+            f"{ood}: PoE {_pct(poe[ood])} vs CE {_pct(ce[ood])}",
+        )
+    ]
     first, last = spec.sparsities[0], spec.sparsities[-1]
     for s in spec.sparsities:
         sub = get("mask training PoE", s)
         if sub is None:
             continue
-        out.append(_finding(
-            f"SRNets exist at {100 * s:.0f}%: a PoE subnetwork of the CE model keeps >= 95% of its {id_} and beats "
-            f"it on {ood}", sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
-            f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} {_pct(sub[ood])} vs "
-            f"{_pct(ce[ood])}"))  # fmt: skip
+        out.append(
+            _finding(
+                f"SRNets exist at {100 * s:.0f}%: a PoE subnetwork of the CE model keeps >= 95% of its {id_} and beats "
+                f"it on {ood}",
+                sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
+                f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} {_pct(sub[ood])} vs "
+                f"{_pct(ce[ood])}",
+            )
+        )
         rivals = {
             "IMP PoE": f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
             "mask training CE": f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
@@ -270,8 +368,12 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
                         f"{ood}: mask training PoE {_pct(sub[ood])} vs {other} {_pct(rival[ood])}",
                     )
                 )
-    for method in ("lottery-ticket IMP PoE, retrained PoE", "PoE mask (a), retrained PoE", "PoE mask (a), retrained CE",
-                   "mask training PoE on pre-trained"):  # fmt: skip
+    for method in (
+        "lottery-ticket IMP PoE, retrained PoE",
+        "PoE mask (a), retrained PoE",
+        "PoE mask (a), retrained CE",
+        "mask training PoE on pre-trained",
+    ):
         r = get(method)
         if r is not None:
             out.append(
@@ -294,10 +396,14 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
     gradual = next((r for r in rows if r["section"] == GRADUAL), None)
     fixed = get("mask training PoE", last)
     if gradual is not None and fixed is not None and first != last:
-        out.append(_finding(f"gradual sparsity ({100 * first:.0f}%->{100 * last:.0f}%) beats a fixed "
-                            f"{100 * last:.0f}% search", gradual[ood] + gradual[id_] > fixed[ood] + fixed[id_],
-                            f"{id_}/{ood}: gradual {_pct(gradual[id_])}/{_pct(gradual[ood])} vs fixed "
-                            f"{_pct(fixed[id_])}/{_pct(fixed[ood])}"))  # fmt: skip
+        out.append(
+            _finding(
+                f"gradual sparsity ({100 * first:.0f}%->{100 * last:.0f}%) beats a fixed {100 * last:.0f}% search",
+                gradual[ood] + gradual[id_] > fixed[ood] + fixed[id_],
+                f"{id_}/{ood}: gradual {_pct(gradual[id_])}/{_pct(gradual[ood])} vs fixed "
+                f"{_pct(fixed[id_])}/{_pct(fixed[ood])}",
+            )
+        )
     return out
 
 
@@ -318,16 +424,21 @@ def write_report(out: Path, summary: dict[str, Any]) -> dict[str, str]:
     plot = out / f"{DEMO_TASKS[summary['task']].task}.png"
     report.plot(report.summarise(collected.points), DEMO_TASKS[summary["task"]].task, plot)
     columns = list(summary["columns"])
-    lines = [f"# SRNet demo: {summary['task']} · {summary['model']} · seed {summary['seed']}", "",
-             f"Values in %. Columns: {', '.join(f'{k} = {v}' for k, v in summary['columns'].items())}.", "",
-             "| section | method | sparsity | " + " | ".join(columns) + " |",
-             "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
+    lines = [
+        f"# SRNet demo: {summary['task']} · {summary['model']} · seed {summary['seed']}",
+        "",
+        f"Values in %. Columns: {', '.join(f'{k} = {v}' for k, v in summary['columns'].items())}.",
+        "",
+        "| section | method | sparsity | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
     for r in summary["rows"]:
         cells = " | ".join(_pct(r[k]) for k in columns)
         lines.append(f"| {r['section']} | {r['method']} | {100 * r['sparsity']:.0f}% | {cells} |")
     lines += ["", "## The paper's findings on this run", ""]
-    lines += [f"- {'holds' if f['holds'] else 'does not hold'}: {f['claim']} ({f['evidence']})"
-              for f in summary["findings"]]  # fmt: skip
+    lines += [
+        f"- {'holds' if f['holds'] else 'does not hold'}: {f['claim']} ({f['evidence']})" for f in summary["findings"]
+    ]
     lines += ["", f"![{summary['task']}]({plot.name})", "", f"Total time: {summary['seconds']:.0f} s.", ""]
     write_text_atomic(out / "report.md", "\n".join(lines))
     return {"markdown": str(out / "report.md"), "plot": str(plot)}

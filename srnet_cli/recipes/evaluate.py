@@ -39,8 +39,9 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id
         ctx.reporter.log(datasets[0].summary())
     else:
-        found = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets,
-                               preset.data.require_ood)  # fmt: skip
+        found = load_eval_sets(
+            task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets, preset.data.require_ood
+        )
         datasets, missing = found.datasets, found.missing
 
     from srnet_cli.engine.devices import make_accelerator
@@ -51,8 +52,9 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     accelerator = make_accelerator(ctx.device)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     if mask_file is not None and mask_path is not None:
-        model = masked_model(preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter,
-                             preset.use_mask_weights)  # fmt: skip
+        model = masked_model(
+            preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter, preset.use_mask_weights
+        )
     else:
         model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
     model = model.to(accelerator.device)
@@ -63,9 +65,15 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
     logits: dict = {}  # filled only when the probabilities are written
     metrics, predictions = evaluate_sets(
-        model, sets, labels, preset.eval.batch_size, accelerator.device, task.name,
-        keep_logits=logits if probs_path is not None else None, progress=ctx.reporter,
-    )  # fmt: skip
+        model,
+        sets,
+        labels,
+        preset.eval.batch_size,
+        accelerator.device,
+        task.name,
+        keep_logits=logits if probs_path is not None else None,
+        progress=ctx.reporter,
+    )
     results = {
         "command": "evaluate",
         "task": task.name,
@@ -82,8 +90,9 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
 
         train = datasets[0]
         probs = logits[sets[0].name].softmax(dim=-1).numpy()
-        write_probs_json(probs_path, task.name, preset.model.name_or_path, list(labels), [e.id for e in train.examples],
-                         probs)  # fmt: skip
+        write_probs_json(
+            probs_path, task.name, preset.model.name_or_path, list(labels), [e.id for e in train.examples], probs
+        )
         results["probs_file"] = str(probs_path)
         ctx.reporter.log(f"teacher probabilities of {len(train.examples)} examples written to {probs_path}")
     if out is not None:
@@ -104,8 +113,10 @@ def _fine_tuned_classifier(name: str, task: str) -> Any:
     model, info = load_classifier(name, output_loading_info=True)
     new_head = sorted(k for k in info.get("missing_keys", ()) if k.startswith(("classifier", "score")))
     if new_head:
-        raise ModelError(f"{name} has no trained classification head ({new_head[0]} is missing): it is a pre-trained "
-                         f"model, and evaluating it would score a random head",
-                         f"fine-tune it first (srnet finetune --task {task} --model {name} --out runs/ce), then pass "
-                         "--model runs/ce/model; or evaluate a mask searched on it (--mask)")  # fmt: skip
+        raise ModelError(
+            f"{name} has no trained classification head ({new_head[0]} is missing): it is a pre-trained "
+            f"model, and evaluating it would score a random head",
+            f"fine-tune it first (srnet finetune --task {task} --model {name} --out runs/ce), then pass "
+            "--model runs/ce/model; or evaluate a mask searched on it (--mask)",
+        )
     return model

@@ -30,7 +30,7 @@ def inspect(path: Path, mask_file: MaskFile) -> dict[str, Any]:
                 "sparsity": round(s.sparsity, 6),
             }
             for s in mask_sparsity(mask_file.masks)
-        ],  # fmt: skip
+        ],
         "stored_weights": sorted(mask_file.weights),
         "meta": {k: v for k, v in mask_file.meta.items() if k not in ("shapes", "layer_sparsity")},
     }
@@ -43,23 +43,28 @@ def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bo
         if target.suffix not in (".pt", ".bin"):
             raise UsageError(f"the original format is a torch file; {target} should end in .pt", "e.g. --to mask.pt")
         if mask_file.weights:
-            raise UsageError("this mask carries classifier weights the original mask.pt format cannot hold",
-                             "keep the srnet format, or bake the mask with --bake")  # fmt: skip
+            raise UsageError(
+                "this mask carries classifier weights the original mask.pt format cannot hold",
+                "keep the srnet format, or bake the mask with --bake",
+            )
         save_original_pt(target, mask_file.masks)
     elif target.suffix != ".safetensors":
         raise UsageError(f"{fmt} masks are safetensors; {target} should end in .safetensors", "e.g. --to m.safetensors")
     elif fmt == "bool":
         if mask_file.weights:
-            raise UsageError("this mask carries classifier weights that a boolean mask file cannot hold",
-                             "keep the srnet format, or bake the mask with --bake")  # fmt: skip
+            raise UsageError(
+                "this mask carries classifier weights that a boolean mask file cannot hold",
+                "keep the srnet format, or bake the mask with --bake",
+            )
         save_bool_safetensors(target, mask_file.masks)
     else:
         save_mask_file(target, mask_file)
     return target
 
 
-def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter,
-         use_mask_weights: bool = False) -> dict[str, Any]:  # fmt: skip
+def bake(
+    mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter, use_mask_weights: bool = False
+) -> dict[str, Any]:
     """A plain HF checkpoint (AutoModelForSequenceClassification) with the pruned weights set to zero."""
     from srnet_cli.engine.models import check_model_available
     from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_into, write_json
@@ -74,13 +79,20 @@ def bake(mask_given: str, model_name: str, out: Path, overwrite: bool, reporter:
     from srnet_cli.recipes.masks import masked_model
 
     tokenizer = load_tokenizer(model_name)
-    model = masked_model(model_name, mask_path, mask_file, tuple(mask_file.meta.get("labels") or ()), reporter,
-                         use_mask_weights)  # fmt: skip
+    model = masked_model(
+        model_name, mask_path, mask_file, tuple(mask_file.meta.get("labels") or ()), reporter, use_mask_weights
+    )
     summary = sparsity_summary(masks_state(model))
     unwrap(model)
     prepare_out_dir(out, overwrite, (mask_path, model_name))
     save_model_into(model, tokenizer, out)  # OUT itself is the checkpoint: from_pretrained(OUT) loads it
-    results = {"command": "export-mask", "bake": True, "mask": str(mask_path), "model": model_name,
-               "out": str(out), **summary}  # fmt: skip
+    results = {
+        "command": "export-mask",
+        "bake": True,
+        "mask": str(mask_path),
+        "model": model_name,
+        "out": str(out),
+        **summary,
+    }
     write_json(out / "results.json", results)
     return results

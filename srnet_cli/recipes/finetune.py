@@ -75,18 +75,22 @@ class FinetuneRun:
         """The selection set (and OOD sets with eval.ood_during_training); an improvement saves the model."""
         selection, during = evaluation_sets(self.preset, self.eval_sets)
         task, device = self.inputs.task, self.loaded.accelerator.device
-        metrics, predictions = evaluate_sets(self.model, during, task.labels, self.preset.eval.batch_size, device,
-                                             task.name, progress=self.ctx.reporter)  # fmt: skip
+        metrics, predictions = evaluate_sets(
+            self.model, during, task.labels, self.preset.eval.batch_size, device, task.name, progress=self.ctx.reporter
+        )
         value = metrics[selection.name][self.preset.eval.metric]
-        self.metrics_log.write({"step": step, "epoch": round(step / self.plan.steps_per_epoch, 3),
-                                **flat_metrics(metrics)})  # fmt: skip
+        self.metrics_log.write(
+            {"step": step, "epoch": round(step / self.plan.steps_per_epoch, 3), **flat_metrics(metrics)}
+        )
         improved = value > self.best.value
         if improved:
             self.best = Best(value, step, (metrics, predictions))
             if self.main:
                 save_model_atomic(self.bare_model(), self.loaded.tokenizer, self.out / "model")
-        self.ctx.reporter.log(f"step {step}: {selection.name} {self.preset.eval.metric} {value:.4f}"
-                              + (" (best, saved)" if improved else ""))  # fmt: skip
+        self.ctx.reporter.log(
+            f"step {step}: {selection.name} {self.preset.eval.metric} {value:.4f}"
+            + (" (best, saved)" if improved else "")
+        )
 
     def save_snapshot(self, step: int) -> None:
         every = self.preset.train.save_every
@@ -123,8 +127,9 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     masks = None
     if mask_file is not None and mask_cfg is not None:
-        masks = inject_mask_file(loaded.model, mask_file, keep_classifier=mask_cfg.include_classifier,
-                                 reporter=ctx.reporter)  # fmt: skip
+        masks = inject_mask_file(
+            loaded.model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=ctx.reporter
+        )
     out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
     metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
     if masks is not None:
@@ -133,13 +138,32 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
             save_mask_file(out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
-    ctx.reporter.log(f"training {plan.max_steps} steps ({plan.max_steps / plan.steps_per_epoch:.2f} epochs of "
-                     f"{len(train_enc)} examples), loss {preset.loss.kind}, warmup {plan.warmup}, device "
-                     f"{loaded.accelerator.device}")  # fmt: skip
+    ctx.reporter.log(
+        f"training {plan.max_steps} steps ({plan.max_steps / plan.steps_per_epoch:.2f} epochs of "
+        f"{len(train_enc)} examples), loss {preset.loss.kind}, warmup {plan.warmup}, device "
+        f"{loaded.accelerator.device}"
+    )
     stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = FinetuneRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, model,
-                        optimizer, scheduler, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
-                        masks, mask_path, mask_file.meta if mask_file else {})  # fmt: skip
+    state = FinetuneRun(
+        preset,
+        ctx,
+        inputs,
+        loaded,
+        train_enc,
+        eval_sets,
+        plan,
+        out,
+        metrics_log,
+        loss_fn,
+        model,
+        optimizer,
+        scheduler,
+        stream,
+        Checkpointer(out, preset.command, loaded.accelerator, stream),
+        masks,
+        mask_path,
+        mask_file.meta if mask_file else {},
+    )
     saved = state.checkpoints.load() if resume else None
     if saved is not None:
         state.checkpoints.restore(saved, model, optimizer, scheduler)
@@ -151,13 +175,24 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
 def train(state: FinetuneRun) -> None:
     preset = state.preset
     train_loop(
-        state.model, state.train_enc, state.loss_fn, state.optimizer, state.scheduler,
-        accelerator=state.loaded.accelerator, stream=state.stream, first_step=state.first_step,
-        max_steps=state.plan.max_steps, eval_every=preset.eval.every, evaluate_fn=state.evaluate,
-        reporter=state.ctx.reporter, max_grad_norm=preset.train.max_grad_norm, on_step=state.save_snapshot,
-        checkpoint_every=checkpoint_every(preset, preset.eval.every), checkpoint_fn=state.checkpoint,
+        state.model,
+        state.train_enc,
+        state.loss_fn,
+        state.optimizer,
+        state.scheduler,
+        accelerator=state.loaded.accelerator,
+        stream=state.stream,
+        first_step=state.first_step,
+        max_steps=state.plan.max_steps,
+        eval_every=preset.eval.every,
+        evaluate_fn=state.evaluate,
+        reporter=state.ctx.reporter,
+        max_grad_norm=preset.train.max_grad_norm,
+        on_step=state.save_snapshot,
+        checkpoint_every=checkpoint_every(preset, preset.eval.every),
+        checkpoint_fn=state.checkpoint,
         tracker=state.metrics_log.tracker,
-    )  # fmt: skip
+    )
 
 
 def final_evaluation(state: FinetuneRun) -> dict[str, Any]:
@@ -170,9 +205,16 @@ def final_evaluation(state: FinetuneRun) -> dict[str, Any]:
     if best.step != plan.max_steps:
         model = load_classifier(str(state.out / "model")).to(accelerator.device)
     task = state.inputs.task
-    metrics, predictions = evaluate_sets(model, state.eval_sets, task.labels, preset.eval.batch_size,
-                                         accelerator.device, task.name, known=reusable,
-                                         progress=state.ctx.reporter)  # fmt: skip
+    metrics, predictions = evaluate_sets(
+        model,
+        state.eval_sets,
+        task.labels,
+        preset.eval.batch_size,
+        accelerator.device,
+        task.name,
+        known=reusable,
+        progress=state.ctx.reporter,
+    )
     if state.main:
         write_predictions(state.out, state.eval_sets, predictions)
     selection, _ = evaluation_sets(preset, state.eval_sets)
@@ -198,7 +240,13 @@ def mask_method(meta: dict[str, Any]) -> str | None:
     "mask-train ce + OOD data", ...); None for a mask without srnet provenance (the original project's)."""
     if meta.get("command") not in ("imp", "mask-train"):
         return None
-    return search_name(meta["command"], meta.get("loss"), rewind=meta.get("rewind", "none"),
-                       ood_data=bool(meta.get("ood_train")), pretrained=bool(meta.get("pretrained")),
-                       initial=meta.get("initial_sparsity"), target=meta.get("target_sparsity"),
-                       model=str(meta.get("model", "")))  # fmt: skip
+    return search_name(
+        meta["command"],
+        meta.get("loss"),
+        rewind=meta.get("rewind", "none"),
+        ood_data=bool(meta.get("ood_train")),
+        pretrained=bool(meta.get("pretrained")),
+        initial=meta.get("initial_sparsity"),
+        target=meta.get("target_sparsity"),
+        model=str(meta.get("model", "")),
+    )

@@ -108,27 +108,58 @@ class ImpRun:
         level, sparsity, preset, task = self.level, self.level.sparsity, self.preset, self.inputs.task
         log = self.ctx.reporter
         if self.main:  # every level's mask is saved, evaluated or not
-            save_mask_file(self.out / "masks" / level_name(level.sparsity_target), MaskFile(level.masks, {}, {
-                "source": str(self.out), "model": preset.model.name_or_path, "labels": list(task.labels),
-                "command": "imp", "loss": preset.loss.kind, "rewind": self.rewind_mode,
-                "level": level.sparsity_target, "step": step}))  # fmt: skip
+            save_mask_file(
+                self.out / "masks" / level_name(level.sparsity_target),
+                MaskFile(
+                    level.masks,
+                    {},
+                    {
+                        "source": str(self.out),
+                        "model": preset.model.name_or_path,
+                        "labels": list(task.labels),
+                        "command": "imp",
+                        "loss": preset.loss.kind,
+                        "rewind": self.rewind_mode,
+                        "level": level.sparsity_target,
+                        "step": step,
+                    },
+                ),
+            )
             if preset.imp.save_models:
                 target = self.out / "models" / f"level-{level.sparsity_target:.2f}"
                 save_model_atomic(self.bare_model(), self.loaded.tokenizer, target)
         if self.wanted is not None and level.sparsity_target not in self.wanted:
-            log.log(f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask "
-                    "saved, not evaluated")  # fmt: skip
+            log.log(
+                f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask "
+                "saved, not evaluated"
+            )
             return
-        metrics, _ = evaluate_sets(self.model, self.eval_sets, task.labels, preset.eval.batch_size,
-                                   self.loaded.accelerator.device, task.name, progress=log)  # fmt: skip
+        metrics, _ = evaluate_sets(
+            self.model,
+            self.eval_sets,
+            task.labels,
+            preset.eval.batch_size,
+            self.loaded.accelerator.device,
+            task.name,
+            progress=log,
+        )
         self.rows.append({"level": level.sparsity_target, "step": step, **sparsity, "metrics": metrics})
         log.log(f"level {level.sparsity_target:.2f}: mask hash {level.hash} (equal on every process)")
         if not self.main:
             return
-        self.metrics_log.write({"level": level.sparsity_target, "step": step, "sparsity": sparsity["sparsity"],
-                                "mask_hash": level.hash, **flat_metrics(metrics)})  # fmt: skip
-        log.log(f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
-                + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in self.eval_sets))  # fmt: skip
+        self.metrics_log.write(
+            {
+                "level": level.sparsity_target,
+                "step": step,
+                "sparsity": sparsity["sparsity"],
+                "mask_hash": level.hash,
+                **flat_metrics(metrics),
+            }
+        )
+        log.log(
+            f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
+            + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in self.eval_sets)
+        )
 
     def checkpoint(self, step: int) -> None:
         assert self.level is not None
@@ -161,14 +192,22 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
     for k in range(state.start, len(state.schedule)):
         run_level(state, k)
     results = {
-        "command": "imp", "task": state.inputs.task.name, "loss": preset.loss.kind,
-        "model": preset.model.name_or_path, "rewind": preset.imp.rewind, "seed": preset.train.seed,
-        "out": str(state.out), "steps": state.interval * len(state.schedule), "interval": state.interval,
+        "command": "imp",
+        "task": state.inputs.task.name,
+        "loss": preset.loss.kind,
+        "model": preset.model.name_or_path,
+        "rewind": preset.imp.rewind,
+        "seed": preset.train.seed,
+        "out": str(state.out),
+        "steps": state.interval * len(state.schedule),
+        "interval": state.interval,
         "levels": state.rows,
-        "data": {"train_rows": set_rows(state.inputs.train),
-                 **data_report(state.inputs.eval_datasets, state.inputs.missing)},
+        "data": {
+            "train_rows": set_rows(state.inputs.train),
+            **data_report(state.inputs.eval_datasets, state.inputs.missing),
+        },
         "seconds": round(time.time() - started, 1),
-    }  # fmt: skip
+    }
     state.metrics_log.finish({}, state.interval * len(state.schedule))
     if state.main:
         rundirs.finish_run(state.out, results)
@@ -179,14 +218,18 @@ def check_schedule(preset: ImpPreset) -> tuple[list[float], set[float] | None]:
     """The levels, and the ones to evaluate; both are usage errors before anything is read."""
     schedule = levels(preset.imp.rate, preset.mask.sparsity)
     if not schedule:
-        raise UsageError(f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
-                         "pass --sparsity of at least imp.rate (e.g. 0.9)")  # fmt: skip
+        raise UsageError(
+            f"--sparsity {preset.mask.sparsity} is below the first level ({preset.imp.rate})",
+            "pass --sparsity of at least imp.rate (e.g. 0.9)",
+        )
     # levels are rounded to 6 digits (`levels`): so are the ones to evaluate, and then compare exactly
     wanted = None if preset.imp.evaluate_levels is None else {round(x, 6) for x in preset.imp.evaluate_levels}
     unknown = sorted(wanted - set(schedule)) if wanted else []
     if unknown:
-        raise UsageError(f"imp.evaluate_levels {unknown} are not levels of this schedule ({schedule})",
-                         "pick levels that are multiples of imp.rate up to --sparsity")  # fmt: skip
+        raise UsageError(
+            f"imp.evaluate_levels {unknown} are not levels of this schedule ({schedule})",
+            "pick levels that are multiples of imp.rate up to --sparsity",
+        )
     return schedule, wanted
 
 
@@ -197,8 +240,10 @@ def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -
     interval = max(1, int(plan.max_steps * preset.imp.rate + 1e-9))
     rewind_mode = preset.imp.rewind
     if rewind_mode.isdigit() and int(rewind_mode) > interval:
-        raise UsageError(f"imp.rewind step {rewind_mode} is after the first level's {interval} steps",
-                         f"rewind to a step <= {interval}, or use --rewind pretrained")  # fmt: skip
+        raise UsageError(
+            f"imp.rewind step {rewind_mode} is after the first level's {interval} steps",
+            f"rewind to a step <= {interval}, or use --rewind pretrained",
+        )
     loaded = load_model(preset, inputs, ctx)
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
     names = inject_masks(loaded.model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
@@ -206,12 +251,30 @@ def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -
     metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = ImpRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, schedule, interval, wanted, out,
-                   metrics_log, loss_fn, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
-                   loaded.model, snapshot(loaded.model) if rewind_mode == "pretrained" else None)  # fmt: skip
-    ctx.reporter.log(f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
-                     f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
-                     f"{preset.loss.kind}, rewind {rewind_mode}")  # fmt: skip
+    state = ImpRun(
+        preset,
+        ctx,
+        inputs,
+        loaded,
+        train_enc,
+        eval_sets,
+        plan,
+        schedule,
+        interval,
+        wanted,
+        out,
+        metrics_log,
+        loss_fn,
+        stream,
+        Checkpointer(out, preset.command, loaded.accelerator, stream),
+        loaded.model,
+        snapshot(loaded.model) if rewind_mode == "pretrained" else None,
+    )
+    ctx.reporter.log(
+        f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
+        f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
+        f"{preset.loss.kind}, rewind {rewind_mode}"
+    )
     if resume:
         state.restore()
     return state
@@ -240,13 +303,25 @@ def run_level(state: ImpRun, k: int) -> None:
         state.checkpoints.restore(state.mid_level, state.model, optimizer, scheduler)
         first = state.mid_level.meta["step"]
     masks = masks_state(model)
-    state.level = Level(k, state.schedule[k], masks, sparsity_summary(masks), check_same_masks(masks), optimizer,
-                        scheduler)  # fmt: skip
+    state.level = Level(
+        k, state.schedule[k], masks, sparsity_summary(masks), check_same_masks(masks), optimizer, scheduler
+    )
     train_loop(
-        state.model, state.train_enc, state.loss_fn, optimizer, scheduler,
-        accelerator=accelerator, stream=state.stream, first_step=first, max_steps=(k + 1) * state.interval,
-        eval_every=state.interval, evaluate_fn=state.evaluate, reporter=state.ctx.reporter,
-        max_grad_norm=preset.train.max_grad_norm, on_step=state.snapshot_for_rewind,
-        checkpoint_every=checkpoint_every(preset, state.interval), checkpoint_fn=state.checkpoint,
+        state.model,
+        state.train_enc,
+        state.loss_fn,
+        optimizer,
+        scheduler,
+        accelerator=accelerator,
+        stream=state.stream,
+        first_step=first,
+        max_steps=(k + 1) * state.interval,
+        eval_every=state.interval,
+        evaluate_fn=state.evaluate,
+        reporter=state.ctx.reporter,
+        max_grad_norm=preset.train.max_grad_norm,
+        on_step=state.snapshot_for_rewind,
+        checkpoint_every=checkpoint_every(preset, state.interval),
+        checkpoint_fn=state.checkpoint,
         tracker=state.metrics_log.tracker,
-    )  # fmt: skip
+    )

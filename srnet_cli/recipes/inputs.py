@@ -48,8 +48,9 @@ def data_dir_of(preset: FinetunePreset) -> Path | None:
     return Path(preset.data.dir).expanduser() if preset.data.dir else None
 
 
-def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = (),
-                resume: bool = False) -> Inputs:  # fmt: skip
+def load_inputs(
+    preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = (), resume: bool = False
+) -> Inputs:
     """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
     task = task_spec(preset.task)
     data_dir = data_dir_of(preset)
@@ -66,8 +67,15 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
     check_unique_ids(train)
     ctx.reporter.log(train.summary())
-    found = load_eval_sets(task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets,
-                           preset.data.require_ood, always=task.id_splits[:1])  # the selection set  # fmt: skip
+    found = load_eval_sets(
+        task,
+        data_dir,
+        preset.data.strict,
+        ctx.reporter,
+        preset.eval.sets,
+        preset.data.require_ood,
+        always=task.id_splits[:1],
+    )  # the selection set
     loss, labels = preset.loss, task.labels
     bias = load_bias(Path(loss.bias).expanduser(), task.name, labels, train, loss.allow_pickle) if loss.bias else None
     teacher = load_teacher(Path(loss.teacher).expanduser(), task.name, labels, train) if loss.teacher else None
@@ -75,8 +83,9 @@ def load_inputs(preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra:
     return Inputs(task, train, found.datasets, bias, teacher, paths, missing=found.missing)
 
 
-def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path | None, strict: bool,
-                   reporter: Any) -> list[Dataset]:  # fmt: skip
+def load_ood_train(
+    task: TaskSpec, names: list[str], copies: int, data_dir: Path | None, strict: bool, reporter: Any
+) -> list[Dataset]:
     """OOD training sets for the upper-bound study, each repeated `copies` times (ids made unique per copy)."""
     datasets = []
     for name in names:
@@ -86,8 +95,11 @@ def load_ood_train(task: TaskSpec, names: list[str], copies: int, data_dir: Path
                 raise DataError(f"{data.source} has no usable rows", "check the file")
             check_unique_ids(data)
             reporter.log(f"{data.summary()}; added to the training data x{copies}")
-            data.examples = [Example(f"{split}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
-                             for c in range(copies) for e in data.examples]  # fmt: skip
+            data.examples = [
+                Example(f"{split}-{c}-{e.id}", e.text_a, e.text_b, e.label, e.row, e.meta)
+                for c in range(copies)
+                for e in data.examples
+            ]
             datasets.append(data)
     return datasets
 

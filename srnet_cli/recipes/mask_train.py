@@ -116,21 +116,45 @@ class SearchRun:
         preset, task = self.preset, self.inputs.task
         selection, during = evaluation_sets(preset, self.eval_sets)
         summary = sparsity_summary(masks)
-        metrics, predictions = evaluate_sets(self.model, during, task.labels, preset.eval.batch_size,
-                                             self.loaded.accelerator.device, task.name,
-                                             progress=self.ctx.reporter)  # fmt: skip
+        metrics, predictions = evaluate_sets(
+            self.model,
+            during,
+            task.labels,
+            preset.eval.batch_size,
+            self.loaded.accelerator.device,
+            task.name,
+            progress=self.ctx.reporter,
+        )
         value = metrics[selection.name][preset.eval.metric]
-        self.metrics_log.write({"step": step, "epoch": round(step / self.plan.steps_per_epoch, 3),
-                                "sparsity": summary["sparsity"], "target_sparsity": round(self.target, 6),
-                                "mask_hash": digest, **flat_metrics(metrics)})  # fmt: skip
+        self.metrics_log.write(
+            {
+                "step": step,
+                "epoch": round(step / self.plan.steps_per_epoch, 3),
+                "sparsity": summary["sparsity"],
+                "target_sparsity": round(self.target, 6),
+                "mask_hash": digest,
+                **flat_metrics(metrics),
+            }
+        )
         improved = value > self.best.value
         if improved:
             # score-mode forward multiplies by an exact 0/1 mask: the fixed mask below gives the same numbers
             self.best = BestMask(value, step, masks, self.current_weights(), summary, (metrics, predictions))
         if improved and self.main:
-            save_mask_file(self.out / "masks" / "best.safetensors", MaskFile(masks, self.best.weights, {
-                **self.provenance, "step": step, "target_sparsity": self.target,
-                "selection": f"{selection.name}.{preset.eval.metric}", "value": value}))  # fmt: skip
+            save_mask_file(
+                self.out / "masks" / "best.safetensors",
+                MaskFile(
+                    masks,
+                    self.best.weights,
+                    {
+                        **self.provenance,
+                        "step": step,
+                        "target_sparsity": self.target,
+                        "selection": f"{selection.name}.{preset.eval.metric}",
+                        "value": value,
+                    },
+                ),
+            )
         self.ctx.reporter.log(
             f"step {step}: sparsity {summary['sparsity']:.4f}, {selection.name} "
             f"{preset.eval.metric} {value:.4f}" + (" (best, mask saved)" if improved else "")
@@ -140,8 +164,9 @@ class SearchRun:
         best = self.best
         kept = {"value": best.value, "step": best.step} | ({"sparsity": best.sparsity} if best.sparsity else {})
         tensors = prefixed("best_mask.", best.masks) | prefixed("best_weight.", best.weights) if best.masks else {}
-        self.checkpoints.save(step, self.model, self.optimizer, self.scheduler,
-                              {"best": kept, "target_sparsity": self.target}, tensors)  # fmt: skip
+        self.checkpoints.save(
+            step, self.model, self.optimizer, self.scheduler, {"best": kept, "target_sparsity": self.target}, tensors
+        )
 
     def restore(self) -> None:
         saved = self.checkpoints.load()
@@ -176,8 +201,9 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     search, mask_cfg, log = preset.search, preset.mask, ctx.reporter
     inputs = load_inputs(preset, ctx, overwrite, resume=resume)
     if search.train_with:
-        inputs.ood_train = load_ood_train(inputs.task, search.train_with, search.ood_copies, data_dir_of(preset),
-                                          preset.data.strict, log)  # fmt: skip
+        inputs.ood_train = load_ood_train(
+            inputs.task, search.train_with, search.ood_copies, data_dir_of(preset), preset.data.strict, log
+        )
     loaded = load_model(preset, inputs, ctx)
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
@@ -187,18 +213,48 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
     loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
-    provenance = {"source": str(out), "model": preset.model.name_or_path, "labels": list(inputs.task.labels),
-                  "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
-                  "ood_train": bool(search.train_with), "initial_sparsity": initial}  # fmt: skip
+    provenance = {
+        "source": str(out),
+        "model": preset.model.name_or_path,
+        "labels": list(inputs.task.labels),
+        "command": "mask-train",
+        "loss": preset.loss.kind,
+        "pretrained": bool(loaded.new_params),
+        "ood_train": bool(search.train_with),
+        "initial_sparsity": initial,
+    }
     stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = SearchRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, model,
-                      optimizer, scheduler, stream, Checkpointer(out, preset.command, loaded.accelerator, stream),
-                      stored, initial, initial, provenance)  # fmt: skip
-    schedule = (f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}" if initial != mask_cfg.sparsity
-                else f"fixed {mask_cfg.sparsity:.2f}")  # fmt: skip
-    log.log(f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
-            f"every {state.recalibrate_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting "
-            f"from step {state.select_from}")  # fmt: skip
+    state = SearchRun(
+        preset,
+        ctx,
+        inputs,
+        loaded,
+        train_enc,
+        eval_sets,
+        plan,
+        out,
+        metrics_log,
+        loss_fn,
+        model,
+        optimizer,
+        scheduler,
+        stream,
+        Checkpointer(out, preset.command, loaded.accelerator, stream),
+        stored,
+        initial,
+        initial,
+        provenance,
+    )
+    schedule = (
+        f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}"
+        if initial != mask_cfg.sparsity
+        else f"fixed {mask_cfg.sparsity:.2f}"
+    )
+    log.log(
+        f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
+        f"every {state.recalibrate_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting "
+        f"from step {state.select_from}"
+    )
     if resume:
         state.restore()
     return state
@@ -214,9 +270,11 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
     init_scores(model, initial, search.init, mask_cfg.scope)
     stored = set(loaded.new_params)
     if stored and search.select_after > 0:
-        log.log(f"warning: {preset.model.name_or_path} has no trained classifier (a pre-trained model), but masks are "
-                f"selected only after {search.select_after:.0%} of training; the paper uses search.select_after=0 "
-                "here (presets pt-ce-mnli, pt-poe-mnli)")  # fmt: skip
+        log.log(
+            f"warning: {preset.model.name_or_path} has no trained classifier (a pre-trained model), but masks are "
+            f"selected only after {search.select_after:.0%} of training; the paper uses search.select_after=0 "
+            "here (presets pt-ce-mnli, pt-poe-mnli)"
+        )
     if search.train_classifier:
         for name, param in model.named_parameters():
             if name.startswith("classifier."):
@@ -228,27 +286,51 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
 def train(state: SearchRun) -> None:
     preset = state.preset
     train_loop(
-        state.model, state.train_enc, state.loss_fn, state.optimizer, state.scheduler,
-        accelerator=state.loaded.accelerator, stream=state.stream, first_step=state.first_step,
-        max_steps=state.plan.max_steps, eval_every=preset.eval.every, evaluate_fn=state.evaluate,
-        reporter=state.ctx.reporter, max_grad_norm=preset.train.max_grad_norm, on_step=state.recalibrate,
-        checkpoint_every=checkpoint_every(preset, preset.eval.every), checkpoint_fn=state.checkpoint,
+        state.model,
+        state.train_enc,
+        state.loss_fn,
+        state.optimizer,
+        state.scheduler,
+        accelerator=state.loaded.accelerator,
+        stream=state.stream,
+        first_step=state.first_step,
+        max_steps=state.plan.max_steps,
+        eval_every=preset.eval.every,
+        evaluate_fn=state.evaluate,
+        reporter=state.ctx.reporter,
+        max_grad_norm=preset.train.max_grad_norm,
+        on_step=state.recalibrate,
+        checkpoint_every=checkpoint_every(preset, preset.eval.every),
+        checkpoint_fn=state.checkpoint,
         tracker=state.metrics_log.tracker,
-    )  # fmt: skip
+    )
 
 
 def final_evaluation(state: SearchRun) -> dict[str, Any]:
     """masks/last, then the selected mask, fixed, with the weights it was selected with, on every set."""
     preset, plan, best, bare = state.preset, state.plan, state.best, state.bare_model()
     if state.main:
-        save_mask_file(state.out / "masks" / "last.safetensors", MaskFile(masks_state(bare), state.current_weights(), {
-            **state.provenance, "step": plan.max_steps, "target_sparsity": state.target}))  # fmt: skip
+        save_mask_file(
+            state.out / "masks" / "last.safetensors",
+            MaskFile(
+                masks_state(bare),
+                state.current_weights(),
+                {**state.provenance, "step": plan.max_steps, "target_sparsity": state.target},
+            ),
+        )
     load_weights_into(bare, best.weights, state.out / "masks" / "best.safetensors")
     apply_masks(bare, best.masks)
     task = state.inputs.task
-    metrics, predictions = evaluate_sets(bare, state.eval_sets, task.labels, preset.eval.batch_size,
-                                         state.loaded.accelerator.device, task.name, known=best.known,
-                                         progress=state.ctx.reporter)  # fmt: skip
+    metrics, predictions = evaluate_sets(
+        bare,
+        state.eval_sets,
+        task.labels,
+        preset.eval.batch_size,
+        state.loaded.accelerator.device,
+        task.name,
+        known=best.known,
+        progress=state.ctx.reporter,
+    )
     if state.main:
         write_predictions(state.out, state.eval_sets, predictions)
     selection, _ = evaluation_sets(preset, state.eval_sets)

@@ -29,10 +29,14 @@ def resolve_mask_path(given: str, sparsity: float | None) -> Path:
         if candidate.is_file():
             return candidate
     levels = sorted(p.name for p in (path / "masks").glob("level-*.safetensors"))
-    hint = (f"this run has {', '.join(levels)}: pass --sparsity S (retrain) or the file, e.g. "
-            f"{path / 'masks' / levels[0]}" if levels else "pass a mask file")  # fmt: skip
-    raise MaskError(f"no mask found in {path}" + (f" for sparsity {sparsity:.2f}" if sparsity is not None else ""),
-                    hint)  # fmt: skip
+    hint = (
+        f"this run has {', '.join(levels)}: pass --sparsity S (retrain) or the file, e.g. {path / 'masks' / levels[0]}"
+        if levels
+        else "pass a mask file"
+    )
+    raise MaskError(
+        f"no mask found in {path}" + (f" for sparsity {sparsity:.2f}" if sparsity is not None else ""), hint
+    )
 
 
 def load_mask_input(given: str | None, sparsity: float | None) -> tuple[Path | None, MaskFile | None]:
@@ -65,8 +69,10 @@ def inject_mask_file(model: Any, mask_file: MaskFile, keep_classifier: bool, rep
         )
     inject_named(model, masks)
     summary = sparsity_summary(masks)
-    reporter.log(f"masked {summary['layers']} linear layers, sparsity {summary['sparsity']:.4f} "
-                 f"(encoder {summary['encoder_sparsity']:.4f})")  # fmt: skip
+    reporter.log(
+        f"masked {summary['layers']} linear layers, sparsity {summary['sparsity']:.4f} "
+        f"(encoder {summary['encoder_sparsity']:.4f})"
+    )
     return masks
 
 
@@ -84,8 +90,14 @@ def load_weights_into(model: Any, weights: dict[str, Any], source: Path) -> None
             params[name].copy_(value)
 
 
-def masked_model(name_or_path: str, mask_path: Path, mask_file: MaskFile, task_labels: tuple[str, ...],
-                 reporter: Reporter, use_trained: bool = False) -> Any:  # fmt: skip
+def masked_model(
+    name_or_path: str,
+    mask_path: Path,
+    mask_file: MaskFile,
+    task_labels: tuple[str, ...],
+    reporter: Reporter,
+    use_trained: bool = False,
+) -> Any:
     """A model with a mask applied for evaluation or baking. A mask searched on a pre-trained model carries the
     classifier it was searched with (and its label names): both are restored so the numbers are reproduced. A
     torch-pruned checkpoint (the original IMP's pytorch_model.bin) also holds the trained weights of the masked
@@ -102,8 +114,10 @@ def masked_model(name_or_path: str, mask_path: Path, mask_file: MaskFile, task_l
         load_weights_into(model, mask_file.trained, mask_path)
         reporter.log(f"using the trained weights (weight_orig) of {len(mask_file.trained)} layers from {mask_path}")
     elif mask_file.trained:
-        reporter.log(f"warning: {mask_path} also holds trained weights (weight_orig) of {len(mask_file.trained)} "
-                     f"layers; the mask is applied to the weights of {name_or_path} instead; pass "
-                     "--use-mask-weights to use the file's weights (the original IMP run's model)")  # fmt: skip
+        reporter.log(
+            f"warning: {mask_path} also holds trained weights (weight_orig) of {len(mask_file.trained)} "
+            f"layers; the mask is applied to the weights of {name_or_path} instead; pass "
+            "--use-mask-weights to use the file's weights (the original IMP run's model)"
+        )
     inject_named(model, mask_file.masks)
     return model

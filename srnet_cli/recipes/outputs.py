@@ -33,15 +33,21 @@ class MetricsLog:
         if not self.main:
             return
         append_jsonl(self.out / "metrics.jsonl", line)
-        values = {key if key in PLAIN_KEYS else f"eval/{key}": value for key, value in line.items()
-                  if key != "step" and not key.endswith(".n") and isinstance(value, int | float)
-                  and not isinstance(value, bool)}  # fmt: skip
+        values = {
+            key if key in PLAIN_KEYS else f"eval/{key}": value
+            for key, value in line.items()
+            if key != "step"
+            and not key.endswith(".n")
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        }
         self.tracker.log(values, line["step"])
 
     def finish(self, results: dict[str, Any], step: int) -> None:
         """The final evaluation's numbers (`final/<set>.<metric>`), then the tracker is closed."""
-        self.tracker.log({f"final/{k}": v for k, v in flat_metrics(results.get("metrics", {})).items()
-                          if not k.endswith(".n")}, step)  # fmt: skip
+        self.tracker.log(
+            {f"final/{k}": v for k, v in flat_metrics(results.get("metrics", {})).items() if not k.endswith(".n")}, step
+        )
         self.tracker.finish()
 
 
@@ -51,13 +57,31 @@ def open_metrics_log(preset: FinetunePreset, ctx: RunContext, out: Path, acceler
     return MetricsLog(out, Tracker(ctx.log_with, out, preset.model_dump(mode="json"), main), main)
 
 
-def run_results(preset: FinetunePreset, inputs: Inputs, out: Path, plan: Budget, best_step: int | None,
-                selection: EvalSet, metrics: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def run_results(
+    preset: FinetunePreset,
+    inputs: Inputs,
+    out: Path,
+    plan: Budget,
+    best_step: int | None,
+    selection: EvalSet,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
     """The results fields every training command reports (the `--json` object and results.json)."""
     return {
-        "command": preset.command, "task": inputs.task.name, "loss": preset.loss.kind,
-        "model": preset.model.name_or_path, "seed": preset.train.seed, "out": str(out), "steps": plan.max_steps,
-        "best_step": best_step, "selection": f"{selection.name}.{preset.eval.metric}", "metrics": metrics,
-        "data": {"train": len(inputs.train.examples), "train_malformed": len(inputs.train.malformed),
-                 "train_rows": set_rows(inputs.train), **data_report(inputs.eval_datasets, inputs.missing)},
-    }  # fmt: skip
+        "command": preset.command,
+        "task": inputs.task.name,
+        "loss": preset.loss.kind,
+        "model": preset.model.name_or_path,
+        "seed": preset.train.seed,
+        "out": str(out),
+        "steps": plan.max_steps,
+        "best_step": best_step,
+        "selection": f"{selection.name}.{preset.eval.metric}",
+        "metrics": metrics,
+        "data": {
+            "train": len(inputs.train.examples),
+            "train_malformed": len(inputs.train.malformed),
+            "train_rows": set_rows(inputs.train),
+            **data_report(inputs.eval_datasets, inputs.missing),
+        },
+    }

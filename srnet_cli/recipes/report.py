@@ -24,9 +24,11 @@ REPORT_METRICS = {name: (spec.report_metrics[0], spec.report_metrics[1:]) for na
 TRAINING_COMMANDS = {"finetune", "retrain", "mask-train", "imp"}
 # Full-model reference lines: dashed and dotted in colours the method lines (matplotlib's C0..C6) do not use.
 REFERENCE_STYLES = [
-    {"color": "black", "linestyle": "--"}, {"color": "dimgray", "linestyle": ":"},
-    {"color": "saddlebrown", "linestyle": "-."}, {"color": "olive", "linestyle": (0, (5, 1))},
-]  # fmt: skip
+    {"color": "black", "linestyle": "--"},
+    {"color": "dimgray", "linestyle": ":"},
+    {"color": "saddlebrown", "linestyle": "-."},
+    {"color": "olive", "linestyle": (0, (5, 1))},
+]
 
 
 @dataclass
@@ -56,9 +58,17 @@ def _value(metrics: dict[str, Any], dotted: str) -> float | None:
     return float(value)
 
 
-def search_name(command: str, loss: str | None, *, rewind: str = "none", ood_data: bool = False,
-                pretrained: bool = False, initial: float | None = None, target: float | None = None,
-                model: str = "") -> str:  # fmt: skip
+def search_name(
+    command: str,
+    loss: str | None,
+    *,
+    rewind: str = "none",
+    ood_data: bool = False,
+    pretrained: bool = False,
+    initial: float | None = None,
+    target: float | None = None,
+    model: str = "",
+) -> str:
     """How a subnetwork was searched (imp, mask-train): the one naming that report rows and retrained masks share."""
     loss_part = f" {loss}" if loss else ""
     if command == "imp":
@@ -80,10 +90,16 @@ def method_of(results: dict[str, Any]) -> str:
     if command == "retrain":  # retrained masks of different searches are different methods
         source = results.get("mask_method")
         return f"retrain {loss}" + (f" ({source} mask)" if source else "")
-    return search_name(command, loss, rewind=results.get("rewind", "none"),
-                       ood_data=bool(results.get("data", {}).get("ood_train")),
-                       pretrained=bool(results.get("pretrained")), initial=results.get("initial_sparsity"),
-                       target=results.get("target_sparsity"), model=str(results.get("model", "")))  # fmt: skip
+    return search_name(
+        command,
+        loss,
+        rewind=results.get("rewind", "none"),
+        ood_data=bool(results.get("data", {}).get("ood_train")),
+        pretrained=bool(results.get("pretrained")),
+        initial=results.get("initial_sparsity"),
+        target=results.get("target_sparsity"),
+        model=str(results.get("model", "")),
+    )
 
 
 def points_of(results: dict[str, Any], run: str) -> list[Point]:
@@ -97,8 +113,10 @@ def points_of(results: dict[str, Any], run: str) -> list[Point]:
     if seed is not None and not isinstance(seed, int):
         raise TypeError(f"seed {seed!r}")
     if results["command"] == "imp":  # grouped by level: every seed prunes to the same schedule
-        return [Point(task, method, round(level["level"], 2), seed, numbers(level["metrics"]), run)
-                for level in results["levels"]]  # fmt: skip
+        return [
+            Point(task, method, round(level["level"], 2), seed, numbers(level["metrics"]), run)
+            for level in results["levels"]
+        ]
     sparsity = results.get("sparsity")
     measured = sparsity.get("sparsity", 0.0) if isinstance(sparsity, dict) else 0.0
     # mask-train: the target (seeds of a gradual search may stop at 0.89 and 0.90); others: measured on the weights
@@ -129,8 +147,11 @@ def collect(paths: list[Path]) -> Collected:
                 found.incomplete.append(str(run))
                 found.unreadable.append(f"{results_file} cannot be read ({exc})")
                 continue
-            if isinstance(results, dict) and results.get("command") in TRAINING_COMMANDS \
-                    and results.get("task") in REPORT_METRICS:  # fmt: skip
+            if (
+                isinstance(results, dict)
+                and results.get("command") in TRAINING_COMMANDS
+                and results.get("task") in REPORT_METRICS
+            ):
                 try:
                     found.points.extend(points_of(results, str(run)))
                 except (KeyError, TypeError, ValueError, AttributeError):  # hand-edited or truncated results
@@ -149,8 +170,16 @@ def summarise(points: list[Point]) -> list[dict[str, Any]]:
         for metric in sorted({m for p in members for m in p.metrics}):
             values = [p.metrics[metric] for p in members if metric in p.metrics]
             stats[metric] = {**mean_std(values), "n": len(values)}
-        rows.append({"task": task, "method": method, "sparsity": sparsity, "runs": len(members),
-                     "seeds": sorted({p.seed for p in members if p.seed is not None}), "metrics": stats})  # fmt: skip
+        rows.append(
+            {
+                "task": task,
+                "method": method,
+                "sparsity": sparsity,
+                "runs": len(members),
+                "seeds": sorted({p.seed for p in members if p.seed is not None}),
+                "metrics": stats,
+            }
+        )
     return rows
 
 
@@ -167,8 +196,12 @@ def markdown(rows: list[dict[str, Any]], incomplete: list[str]) -> str:
     for task in sorted({r["task"] for r in rows}):
         id_metric, ood_metrics = REPORT_METRICS[task]
         columns = [id_metric, *ood_metrics]
-        lines += [f"## {task}", "", "| method | sparsity | runs | " + " | ".join(columns) + " |",
-                  "|---|---|---|" + "---|" * len(columns)]  # fmt: skip
+        lines += [
+            f"## {task}",
+            "",
+            "| method | sparsity | runs | " + " | ".join(columns) + " |",
+            "|---|---|---|" + "---|" * len(columns),
+        ]
         for r in (r for r in rows if r["task"] == task):
             cells = " | ".join(cell(r, m) for m in columns)
             lines.append(f"| {r['method']} | {100 * r['sparsity']:.0f}% | {r['runs']} | {cells} |")
@@ -184,8 +217,18 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     writer.writerow(["task", "method", "sparsity", "runs", "metric", "mean", "std", "n"])
     for r in rows:
         for metric, stat in r["metrics"].items():
-            writer.writerow([r["task"], r["method"], r["sparsity"], r["runs"], metric, f"{stat['mean']:.6f}",
-                             f"{stat['std']:.6f}", stat["n"]])  # fmt: skip
+            writer.writerow(
+                [
+                    r["task"],
+                    r["method"],
+                    r["sparsity"],
+                    r["runs"],
+                    metric,
+                    f"{stat['mean']:.6f}",
+                    f"{stat['std']:.6f}",
+                    stat["n"],
+                ]
+            )
     return buffer.getvalue()
 
 
@@ -235,8 +278,11 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
     for ax, metric in zip(axes, panels, strict=True):
         drawn: list[float] = []
         for i, method in enumerate(methods):
-            points = sorted((r["sparsity"], r["metrics"][metric]) for r in task_rows
-                            if r["method"] == method and metric in r["metrics"])  # fmt: skip
+            points = sorted(
+                (r["sparsity"], r["metrics"][metric])
+                for r in task_rows
+                if r["method"] == method and metric in r["metrics"]
+            )
             if points:
                 span = (max(sparsities) - min(sparsities)) if len(sparsities) > 1 else 10.0
                 dodge = (i - (len(methods) - 1) / 2) * span * 0.008
@@ -245,16 +291,29 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
                 errs = [100 * st["std"] for _, st in points]
                 drawn += [y - e for y, e in zip(ys, errs, strict=True)] + [y + e for y, e in zip(ys, errs, strict=True)]
                 # colour, marker and line style all differ, so ten methods stay apart in grey print too
-                ax.errorbar(xs, ys, yerr=errs, marker=MARKERS[i % len(MARKERS)], capsize=3, label=display(method),
-                            linestyle="--" if re.search(r"\bce\b", method.split("(")[0]) else "-")  # fmt: skip
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=errs,
+                    marker=MARKERS[i % len(MARKERS)],
+                    capsize=3,
+                    label=display(method),
+                    linestyle="--" if re.search(r"\bce\b", method.split("(")[0]) else "-",
+                )
         full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
         for r, style in zip(full, REFERENCE_STYLES, strict=False):
             level = 100 * r["metrics"][metric]["mean"]
             ax.axhline(level, linewidth=1.2, label=display(r["method"]), **style)
             drawn.append(level)
         if metric in CHANCE:
-            ax.axhline(100 * CHANCE[metric], color="#bbbbbb", linewidth=2.5, alpha=0.7, zorder=0,
-                       label="chance (uniform random guess)")  # a light band: unlike any model's line  # fmt: skip
+            ax.axhline(
+                100 * CHANCE[metric],
+                color="#bbbbbb",
+                linewidth=2.5,
+                alpha=0.7,
+                zorder=0,
+                label="chance (uniform random guess)",
+            )  # a light band: unlike any model's line
             drawn.append(100 * CHANCE[metric])
         if drawn:  # every line inside the axes, none on its border
             low, high = min(drawn), max(drawn)
@@ -282,19 +341,26 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
 def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:
     if out is not None:
         target = out.resolve()
-        clash = next((p for p in paths if p.exists() and (target == p.resolve() or p.resolve() in target.parents)),
-                     None)  # fmt: skip
+        clash = next(
+            (p for p in paths if p.exists() and (target == p.resolve() or p.resolve() in target.parents)), None
+        )
         if clash is not None:
             raise UsageError(f"--out {out} is inside the runs it reports on ({clash})", "choose --out outside them")
         check_out_dir(out, overwrite, tuple(paths))
     found = collect(paths)
     if not found.points:
         why = f"; {found.unreadable[0]}" if found.unreadable else ""
-        raise UsageError(f"no finished srnet runs under {', '.join(map(str, paths))}{why}",
-                         "pass run directories made by srnet (a damaged results.json: run that run again)")  # fmt: skip
+        raise UsageError(
+            f"no finished srnet runs under {', '.join(map(str, paths))}{why}",
+            "pass run directories made by srnet (a damaged results.json: run that run again)",
+        )
     rows = summarise(found.points)
-    report = {"command": "report", "rows": rows, "incomplete": found.incomplete,
-              "runs": sorted({p.run for p in found.points})}  # fmt: skip
+    report = {
+        "command": "report",
+        "rows": rows,
+        "incomplete": found.incomplete,
+        "runs": sorted({p.run for p in found.points}),
+    }
     if out is not None:
         out = prepare_out_dir(out, overwrite, tuple(paths))
         plots = []

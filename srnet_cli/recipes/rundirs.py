@@ -26,8 +26,14 @@ from srnet_cli.errors import RunDirError, UsageError
 from srnet_cli.parsing import json_loads, toml_loads
 
 
-def start_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, paths: tuple[Any, ...],
-              accelerator: Any = None, resume_run: bool = False) -> Path:  # fmt: skip
+def start_run(
+    preset: FinetunePreset,
+    ctx: RunContext,
+    overwrite: bool,
+    paths: tuple[Any, ...],
+    accelerator: Any = None,
+    resume_run: bool = False,
+) -> Path:
     """Create the run directory (only after every check passed) and record how the run was made; on --resume,
     repair what a kill may have left half-written instead. Only the main process writes; the others wait."""
     assert ctx.out_dir is not None
@@ -58,14 +64,18 @@ def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
     try:
         before = flatten(toml_loads(saved.read_text(encoding="utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"--resume: {saved} is damaged ({exc})", "the run cannot be checked against this command: "
-                          "start it again with --overwrite, or in a new --out") from exc  # fmt: skip
+        raise RunDirError(
+            f"--resume: {saved} is damaged ({exc})",
+            "the run cannot be checked against this command: start it again with --overwrite, or in a new --out",
+        ) from exc
     now = flatten(toml_loads(dump_toml(preset)))
     for key in sorted(set(before) | set(now)):
         if before.get(key) != now.get(key):
             was, new = before.get(key, "unset"), now.get(key, "unset")
-            raise UsageError(f"--resume: {key} is {was!r} in {saved} but {new!r} now",
-                             "resume with the command and options that started the run")  # fmt: skip
+            raise UsageError(
+                f"--resume: {key} is {was!r} in {saved} but {new!r} now",
+                "resume with the command and options that started the run",
+            )
 
 
 def finished_run(preset: FinetunePreset, ctx: RunContext, resume_run: bool) -> dict[str, Any] | None:
