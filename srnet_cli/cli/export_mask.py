@@ -15,6 +15,8 @@ from srnet_cli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     UseMaskWeightsOpt,
+    emit,
+    stdout,
 )
 from srnet_cli.cli.tables import mask_table
 from srnet_cli.errors import UsageError
@@ -41,6 +43,51 @@ def export_mask(
     Examples: srnet export-mask runs/mask --layers;  srnet export-mask mask.pt --to mask.safetensors;
     srnet export-mask runs/mask --bake --model runs/ce/model --out runs/baked
     """
+    _check_flags(mask, sparsity, to, format_, bake, model, out, use_mask_weights)
+    from srnet_cli.recipes import export_mask as recipe
+    from srnet_cli.recipes.masks import load_mask_input
+
+    if bake:
+        from srnet_cli.cli.reporting import RichReporter
+        from srnet_cli.engine.context import NullReporter
+
+        assert model is not None and out is not None
+        results = recipe.bake(
+            mask, model, out, overwrite, NullReporter() if quiet else RichReporter(), use_mask_weights
+        )
+        emit(results, json_, _baked_line)
+        return
+    path, mask_file = load_mask_input(mask, sparsity)
+    assert path is not None and mask_file is not None
+    info = recipe.inspect(path, mask_file)
+    if to is not None:
+        info["written"] = str(recipe.convert(mask_file, to, format_, overwrite))  # type: ignore[arg-type]
+    if json_:
+        print(json.dumps(info))
+        return
+    mask_table(info, layers)
+    if to is not None:
+        stdout.print(f"written: {info['written']}")
+
+
+def _baked_line(results: dict) -> None:
+    stdout.print(
+        f"baked {results['mask']} into {results['out']} (sparsity {100 * results['sparsity']:.2f}%); "
+        "loads with AutoModelForSequenceClassification.from_pretrained(OUT)"
+    )
+
+
+def _check_flags(
+    mask: str,
+    sparsity: float | None,
+    to: Path | None,
+    format_: str | None,
+    bake: bool,
+    model: str | None,
+    out: Path | None,
+    use_mask_weights: bool,
+) -> None:
+    """Flags that contradict each other or do nothing are usage errors, not silently ignored."""
     if format_ is not None and to is None:
         raise UsageError("--format says how to write --to FILE: it needs --to", "e.g. --to mask.pt --format original")
     if sparsity is not None and not Path(mask).expanduser().is_dir():
@@ -59,37 +106,3 @@ def export_mask(
         raise UsageError(
             "--model, --out and --use-mask-weights are only used with --bake", "add --bake, or use --to FILE to convert"
         )
-    from srnet_cli.recipes import export_mask as recipe
-    from srnet_cli.recipes.masks import load_mask_input
-
-    if bake:
-        from srnet_cli.cli.reporting import RichReporter
-        from srnet_cli.engine.context import NullReporter
-
-        assert model is not None and out is not None
-        results = recipe.bake(
-            mask, model, out, overwrite, NullReporter() if quiet else RichReporter(), use_mask_weights
-        )
-        if json_:
-            print(json.dumps(results))
-        else:
-            from srnet_cli.cli.common import stdout
-
-            stdout.print(
-                f"baked {results['mask']} into {results['out']} (sparsity {100 * results['sparsity']:.2f}%); "
-                "loads with AutoModelForSequenceClassification.from_pretrained"
-            )
-        return
-    path, mask_file = load_mask_input(mask, sparsity)
-    assert path is not None and mask_file is not None
-    info = recipe.inspect(path, mask_file)
-    if to is not None:
-        info["written"] = str(recipe.convert(mask_file, to, format_, overwrite))  # type: ignore[arg-type]
-    if json_:
-        print(json.dumps(info))
-        return
-    mask_table(info, layers)
-    if to is not None:
-        from srnet_cli.cli.common import stdout
-
-        stdout.print(f"written: {info['written']}")

@@ -139,81 +139,105 @@ GRADUAL = "gradual sparsity"
 
 
 def stages(spec: DemoSpec) -> list[Stage]:
-    first, last = spec.sparsities[0], spec.sparsities[-1]
-    pct = {s: f"{100 * s:.0f}" for s in spec.sparsities}
-    imp_cfg = {"imp": {"rate": 0.1, "evaluate_levels": list(spec.sparsities)}, "mask": {"sparsity": last}}
-    full = [
-        Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned") for loss in ("ce", "poe")
-    ]
+    """Every run of the study, in order: full models, paradigms (a)-(c), the OOD-data upper bound, gradual."""
+    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned") for loss in LOSSES]
     if spec.dense_only:
         return full
-    a = [
-        Stage(f"a-imp-{loss}", A, "imp", loss, f"IMP {LOSS_DISPLAY[loss]}", "finetune-ce", overrides=imp_cfg)
-        for loss in ("ce", "poe")
-    ]
-    a += [
-        Stage(f"a-mask-{loss}-{pct[s]}", A, "mask-train", loss, f"mask training {LOSS_DISPLAY[loss]}", "finetune-ce", s)
-        for loss in ("ce", "poe")
-        for s in spec.sparsities
-    ]
+    return full + _stages_a(spec) + _stages_b(spec) + _stages_rest(spec)
+
+
+LOSSES = ("ce", "poe")
+
+
+def _level(sparsity: float) -> str:
+    return f"{100 * sparsity:.0f}"
+
+
+def _stages_a(spec: DemoSpec) -> list[Stage]:
+    """Paradigm (a): IMP and mask training with CE and PoE on the CE model."""
+    imp_cfg = {
+        "imp": {"rate": 0.1, "evaluate_levels": list(spec.sparsities)},
+        "mask": {"sparsity": spec.sparsities[-1]},
+    }
+    out = [Stage(f"a-imp-{x}", A, "imp", x, f"IMP {LOSS_DISPLAY[x]}", "finetune-ce", overrides=imp_cfg) for x in LOSSES]
+    for loss in LOSSES:
+        name = f"mask training {LOSS_DISPLAY[loss]}"
+        out += [
+            Stage(f"a-mask-{loss}-{_level(s)}", A, "mask-train", loss, name, "finetune-ce", s) for s in spec.sparsities
+        ]
+    return out
+
+
+def _stages_b(spec: DemoSpec) -> list[Stage]:
+    """Paradigm (b): the lottery-ticket mask and the PoE mask of (a), retrained from the pre-trained weights."""
+    first = spec.sparsities[0]
     lt_search = {"imp": {"rate": 0.1, "evaluate_levels": []}, "mask": {"sparsity": first}}
-    b = [
+    lt_mask = {"mask": {"file": "b-lt-imp-poe", "sparsity": first}}
+    out = [
         Stage(
             "b-lt-imp-poe", B, "imp", "lt-poe", "lottery-ticket IMP PoE (search)", overrides=lt_search, reported=False
         ),
         Stage(
-            f"b-retrain-lt-poe-{pct[first]}",
+            f"b-retrain-lt-poe-{_level(first)}",
             B,
             "retrain",
             "poe",
             "lottery-ticket IMP PoE, retrained PoE",
             sparsity=first,
-            overrides={"mask": {"file": "b-lt-imp-poe", "sparsity": first}},
+            overrides=lt_mask,
         ),
-        *(
+    ]
+    a_mask = {"mask": {"file": f"a-mask-poe-{_level(first)}"}}
+    for loss in LOSSES:
+        out.append(
             Stage(
-                f"b-retrain-mask-poe-{pct[first]}-{loss}",
+                f"b-retrain-mask-poe-{_level(first)}-{loss}",
                 B,
                 "retrain",
                 loss,
                 f"PoE mask (a), retrained {LOSS_DISPLAY[loss]}",
                 sparsity=first,
-                overrides={"mask": {"file": f"a-mask-poe-{pct[first]}"}},
+                overrides=a_mask,
             )
-            for loss in ("ce", "poe")
-        ),
-    ]
-    c = [
-        Stage(
-            f"c-mask-pt-poe-{pct[first]}", C, "mask-train", "pt-poe", "mask training PoE on pre-trained", sparsity=first
         )
-    ]
-    # 3 copies: 100 steps see ~200 pairs of a single copy, too few to count as an upper bound
-    ood = [
+    return out
+
+
+def _stages_rest(spec: DemoSpec) -> list[Stage]:
+    """Paradigm (c), the OOD-data upper bound (3 copies: 100 steps see ~200 pairs of one copy, too few to count as
+    an upper bound) and gradual sparsity."""
+    first, last = spec.sparsities[0], spec.sparsities[-1]
+    ood_copies, gradual = {"search": {"ood_copies": 3}}, {"search": {"initial_sparsity": first}}
+    return [
         Stage(
-            f"ood-mask-ce-{pct[first]}",
+            f"c-mask-pt-poe-{_level(first)}",
+            C,
+            "mask-train",
+            "pt-poe",
+            "mask training PoE on pre-trained",
+            sparsity=first,
+        ),
+        Stage(
+            f"ood-mask-ce-{_level(first)}",
             OOD,
             "mask-train",
             "ood-ce",
             "mask training CE + OOD train data",
             "finetune-ce",
             first,
-            {"search": {"ood_copies": 3}},
-        )
-    ]
-    gradual = [
+            ood_copies,
+        ),
         Stage(
-            f"gradual-mask-poe-{pct[first]}-{pct[last]}",
+            f"gradual-mask-poe-{_level(first)}-{_level(last)}",
             GRADUAL,
             "mask-train",
             "gradual-poe",
-            f"mask training PoE, gradual {pct[first]}%->{pct[last]}%",
+            f"mask training PoE, gradual {_level(first)}%->{_level(last)}%",
             "finetune-ce",
             last,
-            {"search": {"initial_sparsity": first}},
-        )
+            gradual,
+        ),
     ]
-    return full + a + b + c + ood + gradual
 
 
 def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> Any:
@@ -320,6 +344,14 @@ def _rows_of(demo: DemoTask, stage: Stage, results: dict[str, Any]) -> list[dict
     return [_row(demo, stage.section, stage.label, round(measured, 4), stage.name, results["metrics"])]
 
 
+RETRAINED_AND_PRETRAINED = (
+    "lottery-ticket IMP PoE, retrained PoE",
+    "PoE mask (a), retrained PoE",
+    "PoE mask (a), retrained CE",
+    "mask training PoE on pre-trained",
+)
+
+
 def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list[dict[str, Any]]:
     """The paper's qualitative claims, each checked on this run's numbers (holds: true / false)."""
     id_, ood = demo.id_key, demo.ood
@@ -340,50 +372,22 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
             f"{ood}: PoE {_pct(poe[ood])} vs CE {_pct(ce[ood])}",
         )
     ]
-    first, last = spec.sparsities[0], spec.sparsities[-1]
     for s in spec.sparsities:
         sub = get("mask training PoE", s)
-        if sub is None:
-            continue
-        out.append(
-            _finding(
-                f"SRNets exist at {100 * s:.0f}%: a PoE subnetwork of the CE model keeps >= 95% of its {id_} and beats "
-                f"it on {ood}",
-                sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
-                f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} {_pct(sub[ood])} vs "
-                f"{_pct(ce[ood])}",
-            )
-        )
-        rivals = {
-            "IMP PoE": f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
-            "mask training CE": f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
-        }
-        for other, claim in rivals.items():
-            rival = get(other, s)
-            if rival is not None:
-                out.append(
-                    _finding(
-                        claim,
-                        sub[ood] > rival[ood],
-                        f"{ood}: mask training PoE {_pct(sub[ood])} vs {other} {_pct(rival[ood])}",
-                    )
-                )
-    for method in (
-        "lottery-ticket IMP PoE, retrained PoE",
-        "PoE mask (a), retrained PoE",
-        "PoE mask (a), retrained CE",
-        "mask training PoE on pre-trained",
-    ):
+        if sub is not None:
+            out += _search_findings(sub, s, ce, get, id_, ood)
+    for method in RETRAINED_AND_PRETRAINED:
         r = get(method)
-        if r is not None:
+        if r is not None:  # robust only counts with the task still learnt: a collapsed model can score on OOD sets
             out.append(
-                _finding(  # robust only counts with the task still learnt: a collapsed model can score on OOD sets
-                    f"{method} ({100 * r['sparsity']:.0f}%) is an SRNet too: >= 95% of the CE model's {id_}, "
-                    f"better on {ood}",
+                _finding(
+                    f"{method} ({100 * r['sparsity']:.0f}%) is an SRNet too: >= 95% of the CE model's "
+                    f"{id_}, better on {ood}",
                     r[id_] >= 0.95 * ce[id_] and r[ood] > ce[ood],
                     f"{id_} {_pct(r[id_])} vs {_pct(ce[id_])}; {ood} {_pct(r[ood])} vs {_pct(ce[ood])}",
                 )
             )
+    first, last = spec.sparsities[0], spec.sparsities[-1]
     upper, sub = get("mask training CE + OOD train data"), get("mask training PoE", first)
     if upper is not None and sub is not None:
         out.append(
@@ -393,8 +397,7 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
                 f"{ood}: {_pct(upper[ood])} vs {_pct(sub[ood])}",
             )
         )
-    gradual = next((r for r in rows if r["section"] == GRADUAL), None)
-    fixed = get("mask training PoE", last)
+    gradual, fixed = next((r for r in rows if r["section"] == GRADUAL), None), get("mask training PoE", last)
     if gradual is not None and fixed is not None and first != last:
         out.append(
             _finding(
@@ -404,6 +407,36 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
                 f"{_pct(fixed[id_])}/{_pct(fixed[ood])}",
             )
         )
+    return out
+
+
+def _search_findings(
+    sub: dict[str, Any], s: float, ce: dict[str, Any], get: Any, id_: str, ood: str
+) -> list[dict[str, Any]]:
+    """At one sparsity: the PoE mask-train subnetwork is an SRNet, beats IMP, and beats the CE search."""
+    out = [
+        _finding(
+            f"SRNets exist at {100 * s:.0f}%: a PoE subnetwork of the CE model keeps >= 95% of its {id_} "
+            f"and beats it on {ood}",
+            sub[id_] >= 0.95 * ce[id_] and sub[ood] > ce[ood],
+            f"{id_} {_pct(sub[id_])} vs {_pct(ce[id_])} (95%: {_pct(0.95 * ce[id_])}); {ood} "
+            f"{_pct(sub[ood])} vs {_pct(ce[ood])}",
+        )
+    ]
+    rivals = {
+        "IMP PoE": f"mask training finds more robust {100 * s:.0f}% subnetworks than IMP (PoE)",
+        "mask training CE": f"the debiasing loss matters in the search too ({100 * s:.0f}%, mask training)",
+    }
+    for other, claim in rivals.items():
+        rival = get(other, s)
+        if rival is not None:
+            out.append(
+                _finding(
+                    claim,
+                    sub[ood] > rival[ood],
+                    f"{ood}: mask training PoE {_pct(sub[ood])} vs {other} {_pct(rival[ood])}",
+                )
+            )
     return out
 
 

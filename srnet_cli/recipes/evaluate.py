@@ -9,10 +9,22 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.models import check_encoded_fits, check_model_available, check_tokenizer_fits
+from srnet_cli.engine.devices import make_accelerator
+from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
+from srnet_cli.engine.masking import sparsity_summary
+from srnet_cli.engine.models import (
+    check_encoded_fits,
+    check_model_available,
+    check_tokenizer_fits,
+    load_classifier,
+    load_tokenizer,
+    model_labels,
+)
 from srnet_cli.engine.readers import check_unique_ids, load_split, read_layout
 from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
-from srnet_cli.engine.tasks import task_spec
+from srnet_cli.engine.tasks import TaskSpec, task_spec
+from srnet_cli.engine.teacher_files import write_probs_json
+from srnet_cli.errors import ModelError
 from srnet_cli.recipes.common import data_report, load_eval_sets
 from srnet_cli.recipes.masks import load_mask_input, masked_model
 
@@ -20,46 +32,17 @@ from srnet_cli.recipes.masks import load_mask_input, masked_model
 def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
     started = time.time()
     task = task_spec(preset.task)
-    data_dir = Path(preset.data.dir).expanduser() if preset.data.dir else None
     mask_path, mask_file = load_mask_input(preset.mask_file, None)
     custom = Path(preset.file).expanduser() if preset.file else None
-    inputs = (data_dir, preset.model.name_or_path, mask_path, custom)
+    inputs = (_data_dir(preset), preset.model.name_or_path, mask_path, custom)
     if ctx.out_dir is not None:
         check_out_dir(ctx.out_dir, overwrite, inputs)
     probs_path = Path(preset.save_probs).expanduser() if preset.save_probs else None
     if probs_path is not None:
         check_file_target(probs_path, overwrite)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
-    missing: list[str] = []
-    if custom is not None and preset.layout is not None:
-        datasets = [read_layout(custom, preset.layout, preset.data.strict)]
-        ctx.reporter.log(datasets[0].summary())
-    elif preset.split == "train":
-        datasets = [load_split(task.name, "train", data_dir, preset.data.strict)]
-        check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id
-        ctx.reporter.log(datasets[0].summary())
-    else:
-        found = load_eval_sets(
-            task, data_dir, preset.data.strict, ctx.reporter, preset.eval.sets, preset.data.require_ood
-        )
-        datasets, missing = found.datasets, found.missing
-
-    from srnet_cli.engine.devices import make_accelerator
-    from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
-    from srnet_cli.engine.masking import sparsity_summary
-    from srnet_cli.engine.models import load_tokenizer, model_labels
-
-    accelerator = make_accelerator(ctx.device)
-    tokenizer = load_tokenizer(preset.model.name_or_path)
-    if mask_file is not None and mask_path is not None:
-        model = masked_model(
-            preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter, preset.use_mask_weights
-        )
-    else:
-        model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
-    model = model.to(accelerator.device)
-    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
-    labels = head_labels(model_labels(model), task, ctx.reporter)
+    datasets, missing = _datasets(preset, task, custom, ctx)
+    model, tokenizer, labels, device = _model(preset, task, mask_path, mask_file, ctx)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
     check_encoded_fits(model, [s.encoded for s in sets], preset.model.name_or_path)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
@@ -69,7 +52,7 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         sets,
         labels,
         preset.eval.batch_size,
-        accelerator.device,
+        device,
         task.name,
         keep_logits=logits if probs_path is not None else None,
         progress=ctx.reporter,
@@ -86,15 +69,12 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     }
     out = prepare_out_dir(ctx.out_dir, overwrite, inputs) if ctx.out_dir is not None else None
     if probs_path is not None:  # after the run directory exists: --overwrite must not delete it again
-        from srnet_cli.engine.teacher_files import write_probs_json
-
-        train = datasets[0]
         probs = logits[sets[0].name].softmax(dim=-1).numpy()
         write_probs_json(
-            probs_path, task.name, preset.model.name_or_path, list(labels), [e.id for e in train.examples], probs
+            probs_path, task.name, preset.model.name_or_path, list(labels), [e.id for e in datasets[0].examples], probs
         )
         results["probs_file"] = str(probs_path)
-        ctx.reporter.log(f"teacher probabilities of {len(train.examples)} examples written to {probs_path}")
+        ctx.reporter.log(f"teacher probabilities of {len(datasets[0].examples)} examples written to {probs_path}")
     if out is not None:
         write_text_atomic(out / "preset.toml", dump_toml(preset))
         if preset.split == "eval":
@@ -104,12 +84,46 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
     return results
 
 
+def _data_dir(preset: EvaluatePreset) -> Path | None:
+    return Path(preset.data.dir).expanduser() if preset.data.dir else None
+
+
+def _datasets(preset: EvaluatePreset, task: TaskSpec, custom: Path | None, ctx: RunContext) -> tuple[list, list[str]]:
+    """One custom file, the training set (teacher probabilities), or the task's sets (and those missing)."""
+    if custom is not None and preset.layout is not None:
+        datasets = [read_layout(custom, preset.layout, preset.data.strict)]
+    elif preset.split == "train":
+        datasets = [load_split(task.name, "train", _data_dir(preset), preset.data.strict)]
+        check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id
+    else:
+        found = load_eval_sets(
+            task, _data_dir(preset), preset.data.strict, ctx.reporter, preset.eval.sets, preset.data.require_ood
+        )
+        return found.datasets, found.missing
+    ctx.reporter.log(datasets[0].summary())
+    return datasets, []
+
+
+def _model(
+    preset: EvaluatePreset, task: TaskSpec, mask_path: Path | None, mask_file: Any, ctx: RunContext
+) -> tuple[Any, Any, tuple[str, ...], Any]:
+    """The model (with its mask), its tokenizer, its classes in the task's names, and the device."""
+    accelerator = make_accelerator(ctx.device)
+    tokenizer = load_tokenizer(preset.model.name_or_path)
+    if mask_file is not None and mask_path is not None:
+        model = masked_model(
+            preset.model.name_or_path, mask_path, mask_file, task.labels, ctx.reporter, preset.use_mask_weights
+        )
+    else:
+        model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
+    model = model.to(accelerator.device)
+    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    return model, tokenizer, head_labels(model_labels(model), task, ctx.reporter), accelerator.device
+
+
 def _fine_tuned_classifier(name: str, task: str) -> Any:
     """The model with its trained classification head; a checkpoint without one (a pre-trained model such as
     `minilm`) would be evaluated with a random head, which is refused with what to do instead."""
-    from srnet_cli.engine.models import load_classifier
-    from srnet_cli.errors import ModelError
-
     model, info = load_classifier(name, output_loading_info=True)
     new_head = sorted(k for k in info.get("missing_keys", ()) if k.startswith(("classifier", "score")))
     if new_head:

@@ -273,54 +273,11 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
     panels = [id_metric, *ood_metrics]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), constrained_layout=True)
     task_rows = [r for r in rows if r["task"] == task]
-    methods = sorted({r["method"] for r in task_rows if not r["method"].startswith("full model")})
-    sparsities = sorted({100 * r["sparsity"] for r in task_rows if not r["method"].startswith("full model")})
     for ax, metric in zip(axes, panels, strict=True):
-        drawn: list[float] = []
-        for i, method in enumerate(methods):
-            points = sorted(
-                (r["sparsity"], r["metrics"][metric])
-                for r in task_rows
-                if r["method"] == method and metric in r["metrics"]
-            )
-            if points:
-                span = (max(sparsities) - min(sparsities)) if len(sparsities) > 1 else 10.0
-                dodge = (i - (len(methods) - 1) / 2) * span * 0.008
-                xs = [100 * s + dodge for s, _ in points]
-                ys = [100 * st["mean"] for _, st in points]
-                errs = [100 * st["std"] for _, st in points]
-                drawn += [y - e for y, e in zip(ys, errs, strict=True)] + [y + e for y, e in zip(ys, errs, strict=True)]
-                # colour, marker and line style all differ, so ten methods stay apart in grey print too
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=errs,
-                    marker=MARKERS[i % len(MARKERS)],
-                    capsize=3,
-                    label=display(method),
-                    linestyle="--" if re.search(r"\bce\b", method.split("(")[0]) else "-",
-                )
-        full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
-        for r, style in zip(full, REFERENCE_STYLES, strict=False):
-            level = 100 * r["metrics"][metric]["mean"]
-            ax.axhline(level, linewidth=1.2, label=display(r["method"]), **style)
-            drawn.append(level)
-        if metric in CHANCE:
-            ax.axhline(
-                100 * CHANCE[metric],
-                color="#bbbbbb",
-                linewidth=2.5,
-                alpha=0.7,
-                zorder=0,
-                label="chance (uniform random guess)",
-            )  # a light band: unlike any model's line
-            drawn.append(100 * CHANCE[metric])
-        if drawn:  # every line inside the axes, none on its border
-            low, high = min(drawn), max(drawn)
-            pad = max(2.0, 0.08 * (high - low))
-            ax.set_ylim(max(0.0, low - pad), high + pad)
-        if sparsities:
-            ax.set_xticks(sparsities)
+        drawn = _draw_methods(ax, task_rows, metric) + _draw_references(ax, task_rows, metric)
+        low, high = min(drawn, default=0.0), max(drawn, default=100.0)
+        pad = max(2.0, 0.08 * (high - low))
+        ax.set_ylim(max(0.0, low - pad), high + pad)  # every line inside the axes, none on its border
         ax.set_xlabel("sparsity: masked weights set to zero (%)")
         ax.set_ylabel(METRIC_NAMES.get(metric, f"{metric} (%)"))
         kind = "in-distribution" if metric == id_metric else "out-of-distribution"
@@ -336,6 +293,53 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(_seeds_caption(task_rows), fontsize=8, wrap=True)
     return fig
+
+
+def _draw_methods(ax: Any, task_rows: list[dict[str, Any]], metric: str) -> list[float]:
+    """One line per subnetwork method (mean ± std); the y values drawn, for the axis limits."""
+    searched = [r for r in task_rows if not r["method"].startswith("full model")]
+    methods = sorted({r["method"] for r in searched})
+    sparsities = sorted({100 * r["sparsity"] for r in searched})
+    span = (max(sparsities) - min(sparsities)) if len(sparsities) > 1 else 10.0
+    drawn: list[float] = []
+    for i, method in enumerate(methods):
+        points = sorted(
+            (r["sparsity"], r["metrics"][metric]) for r in searched if r["method"] == method and metric in r["metrics"]
+        )
+        if not points:
+            continue
+        dodge = (i - (len(methods) - 1) / 2) * span * 0.008  # side by side, not on top of each other
+        ys, errs = [100 * st["mean"] for _, st in points], [100 * st["std"] for _, st in points]
+        drawn += [y - e for y, e in zip(ys, errs, strict=True)] + [y + e for y, e in zip(ys, errs, strict=True)]
+        # colour, marker and line style all differ, so ten methods stay apart in grey print too
+        style = "--" if re.search(r"\bce\b", method.split("(")[0]) else "-"
+        ax.errorbar(
+            [100 * s + dodge for s, _ in points],
+            ys,
+            yerr=errs,
+            marker=MARKERS[i % len(MARKERS)],
+            capsize=3,
+            label=display(method),
+            linestyle=style,
+        )
+    if sparsities:
+        ax.set_xticks(sparsities)
+    return drawn
+
+
+def _draw_references(ax: Any, task_rows: list[dict[str, Any]], metric: str) -> list[float]:
+    """Full models as reference lines, and chance as a light band unlike any model's line."""
+    drawn = []
+    full = [r for r in task_rows if r["method"].startswith("full model") and metric in r["metrics"]]
+    for r, style in zip(full, REFERENCE_STYLES, strict=False):
+        drawn.append(100 * r["metrics"][metric]["mean"])
+        ax.axhline(drawn[-1], linewidth=1.2, label=display(r["method"]), **style)
+    if metric in CHANCE:
+        drawn.append(100 * CHANCE[metric])
+        ax.axhline(
+            drawn[-1], color="#bbbbbb", linewidth=2.5, alpha=0.7, zorder=0, label="chance (uniform random guess)"
+        )
+    return drawn
 
 
 def run(paths: list[Path], out: Path | None, overwrite: bool = False) -> dict[str, Any]:
