@@ -16,23 +16,20 @@ from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import barrier, check_same_masks, is_main
-from srnet_cli.engine.evaluation import EvalSet, evaluate_sets, write_predictions
-from srnet_cli.engine.loop import train_loop
-from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.distributed import barrier, check_same_masks
+from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import sparsity_summary
 from srnet_cli.engine.models import load_classifier
 from srnet_cli.engine.rundir import save_model_atomic
 from srnet_cli.recipes import rundirs
-from srnet_cli.recipes.budget import Budget, budget, prepare_optimizer
-from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
-from srnet_cli.recipes.inputs import Inputs, Loaded, encode_data, evaluation_sets, load_inputs, load_model
+from srnet_cli.recipes.budget import budget, prepare_optimizer
+from srnet_cli.recipes.inputs import encode_data, evaluation_sets, load_inputs, load_model
 from srnet_cli.recipes.masks import inject_mask_file, load_mask_input
-from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log, run_results
+from srnet_cli.recipes.outputs import run_results
 from srnet_cli.recipes.report import search_name
+from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
 
 
 @dataclass
@@ -43,33 +40,17 @@ class Best:
 
 
 @dataclass
-class FinetuneRun:
+class FinetuneRun(TrainingRun):
     """What one fine-tuning (or retraining) run holds between its steps."""
 
-    preset: FinetunePreset
-    ctx: RunContext
-    inputs: Inputs
-    loaded: Loaded
-    train_enc: Encoded
-    eval_sets: list[EvalSet]
-    plan: Budget
-    out: Path
-    metrics_log: MetricsLog
-    loss_fn: Any
     model: Any
     optimizer: Any
     scheduler: Any
-    stream: BatchStream
-    checkpoints: Checkpointer
     masks: dict[str, Any] | None = None  # retrain: the fixed mask
     mask_path: Path | None = None
     mask_meta: dict[str, Any] = field(default_factory=dict)
     first_step: int = 0
     best: Best = field(default_factory=Best)
-
-    @property
-    def main(self) -> bool:
-        return is_main(self.loaded.accelerator)
 
     def evaluate(self, step: int) -> None:
         """The selection set (and OOD sets with eval.ood_during_training); an improvement saves the model."""
@@ -114,7 +95,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     train(state)
     results = final_evaluation(state)
     results["seconds"] = round(time.time() - started, 1)
-    return finish(state, results)
+    return finish(state, results, state.plan.max_steps)
 
 
 def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool) -> FinetuneRun:
@@ -130,40 +111,19 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
         masks = inject_mask_file(
             loaded.model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=ctx.reporter
         )
-    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
-    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
+    base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     if masks is not None:
         ctx.reporter.log(f"mask hash {check_same_masks(masks)} (equal on every process)")
-        if is_main(loaded.accelerator):
-            save_mask_file(out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
-    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+        if base.main:
+            save_mask_file(base.out / "masks" / "mask.safetensors", MaskFile(masks, {}, {"source": str(mask_path)}))
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
     ctx.reporter.log(
         f"training {plan.max_steps} steps ({plan.max_steps / plan.steps_per_epoch:.2f} epochs of "
-        f"{len(train_enc)} examples), loss {preset.loss.kind}, warmup {plan.warmup}, device "
-        f"{loaded.accelerator.device}"
+        f"{len(train_enc)} examples), loss {preset.loss.kind}, warmup {plan.warmup}, device {loaded.accelerator.device}"
     )
-    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = FinetuneRun(
-        preset,
-        ctx,
-        inputs,
-        loaded,
-        train_enc,
-        eval_sets,
-        plan,
-        out,
-        metrics_log,
-        loss_fn,
-        model,
-        optimizer,
-        scheduler,
-        stream,
-        Checkpointer(out, preset.command, loaded.accelerator, stream),
-        masks,
-        mask_path,
-        mask_file.meta if mask_file else {},
-    )
+    meta = mask_file.meta if mask_file else {}
+    state = FinetuneRun(**base.shared(), model=model, optimizer=optimizer, scheduler=scheduler, masks=masks,
+                        mask_path=mask_path, mask_meta=meta)  # fmt: skip
     saved = state.checkpoints.load() if resume else None
     if saved is not None:
         state.checkpoints.restore(saved, model, optimizer, scheduler)
@@ -173,26 +133,10 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
 
 
 def train(state: FinetuneRun) -> None:
-    preset = state.preset
-    train_loop(
-        state.model,
-        state.train_enc,
-        state.loss_fn,
-        state.optimizer,
-        state.scheduler,
-        accelerator=state.loaded.accelerator,
-        stream=state.stream,
-        first_step=state.first_step,
-        max_steps=state.plan.max_steps,
-        eval_every=preset.eval.every,
-        evaluate_fn=state.evaluate,
-        reporter=state.ctx.reporter,
-        max_grad_norm=preset.train.max_grad_norm,
-        on_step=state.save_snapshot,
-        checkpoint_every=checkpoint_every(preset, preset.eval.every),
-        checkpoint_fn=state.checkpoint,
-        tracker=state.metrics_log.tracker,
-    )
+    every = state.preset.eval.every
+    state.loop(state.model, state.optimizer, state.scheduler, first_step=state.first_step,
+               max_steps=state.plan.max_steps, eval_every=every, evaluate_fn=state.evaluate,
+               on_step=state.save_snapshot, checkpoint_fn=state.checkpoint)  # fmt: skip
 
 
 def final_evaluation(state: FinetuneRun) -> dict[str, Any]:
@@ -225,13 +169,6 @@ def final_evaluation(state: FinetuneRun) -> dict[str, Any]:
         # Measured on the saved weights, not the mask: proves the pruned weights stayed zero.
         params = dict(model.named_parameters())
         results["sparsity"] = sparsity_summary({k: params[k].detach().cpu() != 0 for k in state.masks})
-    return results
-
-
-def finish(state: FinetuneRun, results: dict[str, Any]) -> dict[str, Any]:
-    state.metrics_log.finish(results, state.plan.max_steps)
-    if state.main:
-        rundirs.finish_run(state.out, results)
     return results
 
 

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import ImpPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import check_same_masks, is_main
-from srnet_cli.engine.evaluation import EvalSet, evaluate_sets
+from srnet_cli.engine.distributed import check_same_masks
+from srnet_cli.engine.evaluation import evaluate_sets
 from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
-from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.loop import adamw, linear_warmup_decay
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import inject_masks, masks_state, sparsity_summary, target_patterns
 from srnet_cli.engine.pruning import apply_level, rewind, snapshot
@@ -34,12 +31,11 @@ from srnet_cli.engine.resume import SavedState, prefixed, unprefixed
 from srnet_cli.engine.rundir import save_model_atomic
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import rundirs
-from srnet_cli.recipes.budget import Budget, budget
-from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
+from srnet_cli.recipes.budget import budget
 from srnet_cli.recipes.common import data_report, set_rows
-from srnet_cli.recipes.inputs import Inputs, Loaded, encode_data, load_inputs, load_model
+from srnet_cli.recipes.inputs import encode_data, load_inputs, load_model
 from srnet_cli.recipes.masks import level_name
-from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log
+from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
 
 
 def levels(rate: float, final: float) -> list[float]:
@@ -62,34 +58,18 @@ class Level:
 
 
 @dataclass
-class ImpRun:
+class ImpRun(TrainingRun):
     """What one IMP run holds across its levels."""
 
-    preset: ImpPreset
-    ctx: RunContext
-    inputs: Inputs
-    loaded: Loaded
-    train_enc: Encoded
-    eval_sets: list[EvalSet]
-    plan: Budget
     schedule: list[float]
     interval: int  # steps per level
     wanted: set[float] | None  # the levels to evaluate (every level's mask is saved); None: all
-    out: Path
-    metrics_log: MetricsLog
-    loss_fn: Any
-    stream: BatchStream
-    checkpoints: Checkpointer
     model: Any  # prepared for the device; replaced at every level (a new optimiser is prepared with it)
     rewind_to: dict[str, Any] | None = None  # the weights surviving ones return to after each prune
     rows: list[dict[str, Any]] = field(default_factory=list)  # every evaluated level's sparsity and metrics
     start: int = 0  # first level to run
     mid_level: SavedState | None = None  # a state saved inside that level
     level: Level | None = None
-
-    @property
-    def main(self) -> bool:
-        return is_main(self.loaded.accelerator)
 
     @property
     def rewind_mode(self) -> str:
@@ -208,10 +188,7 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
         },
         "seconds": round(time.time() - started, 1),
     }
-    state.metrics_log.finish({}, state.interval * len(state.schedule))
-    if state.main:
-        rundirs.finish_run(state.out, results)
-    return results
+    return finish(state, results, state.interval * len(state.schedule))
 
 
 def check_schedule(preset: ImpPreset) -> tuple[list[float], set[float] | None]:
@@ -247,29 +224,10 @@ def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -
     loaded = load_model(preset, inputs, ctx)
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
     names = inject_masks(loaded.model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
-    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
-    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
-    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
-    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = ImpRun(
-        preset,
-        ctx,
-        inputs,
-        loaded,
-        train_enc,
-        eval_sets,
-        plan,
-        schedule,
-        interval,
-        wanted,
-        out,
-        metrics_log,
-        loss_fn,
-        stream,
-        Checkpointer(out, preset.command, loaded.accelerator, stream),
-        loaded.model,
-        snapshot(loaded.model) if rewind_mode == "pretrained" else None,
-    )
+    base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
+    rewind_to = snapshot(loaded.model) if rewind_mode == "pretrained" else None
+    state = ImpRun(**base.shared(), schedule=schedule, interval=interval, wanted=wanted, model=loaded.model,
+                   rewind_to=rewind_to)  # fmt: skip
     ctx.reporter.log(
         f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
         f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
@@ -306,22 +264,6 @@ def run_level(state: ImpRun, k: int) -> None:
     state.level = Level(
         k, state.schedule[k], masks, sparsity_summary(masks), check_same_masks(masks), optimizer, scheduler
     )
-    train_loop(
-        state.model,
-        state.train_enc,
-        state.loss_fn,
-        optimizer,
-        scheduler,
-        accelerator=accelerator,
-        stream=state.stream,
-        first_step=first,
-        max_steps=(k + 1) * state.interval,
-        eval_every=state.interval,
-        evaluate_fn=state.evaluate,
-        reporter=state.ctx.reporter,
-        max_grad_norm=preset.train.max_grad_norm,
-        on_step=state.snapshot_for_rewind,
-        checkpoint_every=checkpoint_every(preset, state.interval),
-        checkpoint_fn=state.checkpoint,
-        tracker=state.metrics_log.tracker,
-    )
+    state.loop(state.model, optimizer, scheduler, first_step=first, max_steps=(k + 1) * state.interval,
+               eval_every=state.interval, evaluate_fn=state.evaluate, on_step=state.snapshot_for_rewind,
+               checkpoint_fn=state.checkpoint)  # fmt: skip

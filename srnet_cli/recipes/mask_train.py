@@ -15,26 +15,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.batching import BatchStream, Encoded
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import check_same_masks, is_main
-from srnet_cli.engine.evaluation import EvalSet, evaluate_sets, write_predictions
-from srnet_cli.engine.loop import train_loop
-from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.distributed import check_same_masks
+from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
 from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
 from srnet_cli.engine.resume import prefixed, unprefixed
 from srnet_cli.recipes import rundirs
-from srnet_cli.recipes.budget import Budget, budget, prepare_optimizer
-from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
+from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import (
-    Inputs,
     Loaded,
     data_dir_of,
     encode_data,
@@ -44,7 +38,8 @@ from srnet_cli.recipes.inputs import (
     load_ood_train,
 )
 from srnet_cli.recipes.masks import load_weights_into
-from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log, run_results
+from srnet_cli.recipes.outputs import run_results
+from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
 
 
 @dataclass
@@ -58,34 +53,18 @@ class BestMask:
 
 
 @dataclass
-class SearchRun:
+class SearchRun(TrainingRun):
     """What one mask search holds between its steps."""
 
-    preset: MaskTrainPreset
-    ctx: RunContext
-    inputs: Inputs
-    loaded: Loaded
-    train_enc: Encoded
-    eval_sets: list[EvalSet]
-    plan: Budget
-    out: Path
-    metrics_log: MetricsLog
-    loss_fn: Any
     model: Any
     optimizer: Any
     scheduler: Any
-    stream: BatchStream
-    checkpoints: Checkpointer
     stored: set[str]  # parameters saved with the mask (a new head, a trained classifier)
     initial: float  # the schedule's first sparsity (= the final one for a fixed search)
     target: float  # the sparsity the masks are recalibrated to now
     provenance: dict[str, Any]  # what every mask file of this search records of how it was found
     first_step: int = 0
     best: BestMask = field(default_factory=BestMask)
-
-    @property
-    def main(self) -> bool:
-        return is_main(self.loaded.accelerator)
 
     @property
     def recalibrate_every(self) -> int:
@@ -189,10 +168,7 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     train(state)
     results = final_evaluation(state)
     results["seconds"] = round(time.time() - started, 1)
-    state.metrics_log.finish(results, state.plan.max_steps)
-    if state.main:
-        rundirs.finish_run(state.out, results)
-    return results
+    return finish(state, results, state.plan.max_steps)
 
 
 def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: bool) -> SearchRun:
@@ -209,42 +185,13 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
     names, stored = make_searchable(preset, loaded, initial, log)
-    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
-    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
-    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+    base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
-    provenance = {
-        "source": str(out),
-        "model": preset.model.name_or_path,
-        "labels": list(inputs.task.labels),
-        "command": "mask-train",
-        "loss": preset.loss.kind,
-        "pretrained": bool(loaded.new_params),
-        "ood_train": bool(search.train_with),
-        "initial_sparsity": initial,
-    }
-    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
-    state = SearchRun(
-        preset,
-        ctx,
-        inputs,
-        loaded,
-        train_enc,
-        eval_sets,
-        plan,
-        out,
-        metrics_log,
-        loss_fn,
-        model,
-        optimizer,
-        scheduler,
-        stream,
-        Checkpointer(out, preset.command, loaded.accelerator, stream),
-        stored,
-        initial,
-        initial,
-        provenance,
-    )
+    provenance = {"source": str(base.out), "model": preset.model.name_or_path, "labels": list(inputs.task.labels),
+                  "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(loaded.new_params),
+                  "ood_train": bool(search.train_with), "initial_sparsity": initial}  # fmt: skip
+    state = SearchRun(**base.shared(), model=model, optimizer=optimizer, scheduler=scheduler, stored=stored,
+                      initial=initial, target=initial, provenance=provenance)  # fmt: skip
     schedule = (
         f"cubic {initial:.2f} -> {mask_cfg.sparsity:.2f}"
         if initial != mask_cfg.sparsity
@@ -284,26 +231,10 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
 
 
 def train(state: SearchRun) -> None:
-    preset = state.preset
-    train_loop(
-        state.model,
-        state.train_enc,
-        state.loss_fn,
-        state.optimizer,
-        state.scheduler,
-        accelerator=state.loaded.accelerator,
-        stream=state.stream,
-        first_step=state.first_step,
-        max_steps=state.plan.max_steps,
-        eval_every=preset.eval.every,
-        evaluate_fn=state.evaluate,
-        reporter=state.ctx.reporter,
-        max_grad_norm=preset.train.max_grad_norm,
-        on_step=state.recalibrate,
-        checkpoint_every=checkpoint_every(preset, preset.eval.every),
-        checkpoint_fn=state.checkpoint,
-        tracker=state.metrics_log.tracker,
-    )
+    every = state.preset.eval.every
+    state.loop(state.model, state.optimizer, state.scheduler, first_step=state.first_step,
+               max_steps=state.plan.max_steps, eval_every=every, evaluate_fn=state.evaluate,
+               on_step=state.recalibrate, checkpoint_fn=state.checkpoint)  # fmt: skip
 
 
 def final_evaluation(state: SearchRun) -> dict[str, Any]:

@@ -1,0 +1,80 @@
+"""What every training recipe holds once its run directory exists, and the one call of the training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from srnet_cli.config.schema import FinetunePreset
+from srnet_cli.engine.batching import BatchStream, Encoded
+from srnet_cli.engine.context import RunContext
+from srnet_cli.engine.distributed import is_main
+from srnet_cli.engine.evaluation import EvalSet
+from srnet_cli.engine.loop import train_loop
+from srnet_cli.engine.losses import make_loss
+from srnet_cli.recipes import rundirs
+from srnet_cli.recipes.budget import Budget
+from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every
+from srnet_cli.recipes.inputs import Inputs, Loaded
+from srnet_cli.recipes.outputs import MetricsLog, open_metrics_log
+
+
+@dataclass
+class TrainingRun:
+    """A run's checked inputs, loaded model, budget, run directory, metrics log, loss and data order."""
+
+    preset: FinetunePreset
+    ctx: RunContext
+    inputs: Inputs
+    loaded: Loaded
+    train_enc: Encoded
+    eval_sets: list[EvalSet]
+    plan: Budget
+    out: Path
+    metrics_log: MetricsLog
+    loss_fn: Any
+    stream: BatchStream
+    checkpoints: Checkpointer
+
+    @property
+    def main(self) -> bool:
+        return is_main(self.loaded.accelerator)
+
+    @property
+    def accelerator(self) -> Any:
+        return self.loaded.accelerator
+
+    def shared(self) -> dict[str, Any]:
+        """These fields, to build a recipe's own run state from them."""
+        return {name: getattr(self, name) for name in TrainingRun.__dataclass_fields__}
+
+    def loop(self, model: Any, optimizer: Any, scheduler: Any, *, first_step: int, max_steps: int, eval_every: int,
+             evaluate_fn: Any, on_step: Any, checkpoint_fn: Any) -> None:  # fmt: skip
+        """The one training loop, from `first_step` to `max_steps`, with this run's data, loss and reporting."""
+        train_loop(model, self.train_enc, self.loss_fn, optimizer, scheduler, accelerator=self.accelerator,
+                   stream=self.stream, first_step=first_step, max_steps=max_steps, eval_every=eval_every,
+                   evaluate_fn=evaluate_fn, reporter=self.ctx.reporter, max_grad_norm=self.preset.train.max_grad_norm,
+                   on_step=on_step, checkpoint_every=checkpoint_every(self.preset, eval_every),
+                   checkpoint_fn=checkpoint_fn, tracker=self.metrics_log.tracker)  # fmt: skip
+
+
+def open_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool, inputs: Inputs, loaded: Loaded,
+             train_enc: Encoded, eval_sets: list[EvalSet], plan: Budget) -> TrainingRun:  # fmt: skip
+    """After every check passed: the run directory (or its repair on --resume), the metrics log and tracker, the
+    loss and the data order."""
+    out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
+    metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
+    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+    stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
+    checkpoints = Checkpointer(out, preset.command, loaded.accelerator, stream)
+    return TrainingRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, stream,
+                       checkpoints)  # fmt: skip
+
+
+def finish(run: TrainingRun, results: dict[str, Any], last_step: int) -> dict[str, Any]:
+    """Final numbers to the tracker, results.json, and the resumable state dropped."""
+    run.metrics_log.finish(results, last_step)
+    if run.main:
+        rundirs.finish_run(run.out, results)
+    return results
