@@ -9,7 +9,6 @@ one loop, with `FinetuneRun.evaluate` selecting the best checkpoint), `final_eva
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,12 @@ from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import sparsity_summary
 from srnet_cli.engine.models import load_classifier
 from srnet_cli.engine.rundir import save_model_atomic
-from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import encode_data, evaluation_sets, load_inputs, load_model
 from srnet_cli.recipes.masks import inject_mask_file, load_mask_input
 from srnet_cli.recipes.outputs import run_results
 from srnet_cli.recipes.report import search_name
-from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
+from srnet_cli.recipes.run_state import TrainingRun, open_run, run_training
 
 
 @dataclass
@@ -87,15 +85,7 @@ class FinetuneRun(TrainingRun):
 
 
 def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = rundirs.finished_run(preset, ctx, resume)
-    if done is not None:
-        return done
-    started = time.time()
-    state = prepare(preset, ctx, overwrite, resume)
-    train(state)
-    results = final_evaluation(state)
-    results["seconds"] = round(time.time() - started, 1)
-    return finish(state, results, state.plan.max_steps)
+    return run_training(preset, ctx, overwrite, resume, prepare, train, final_evaluation)
 
 
 def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool) -> FinetuneRun:

@@ -13,7 +13,6 @@ The recipe reads top to bottom: `prepare` (inputs, model, masks and scores, run 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,6 @@ from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
 from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
 from srnet_cli.engine.resume import prefixed, unprefixed
-from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import (
     Loaded,
@@ -39,7 +37,7 @@ from srnet_cli.recipes.inputs import (
 )
 from srnet_cli.recipes.masks import load_weights_into
 from srnet_cli.recipes.outputs import run_results
-from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
+from srnet_cli.recipes.run_state import TrainingRun, open_run, run_training
 
 
 @dataclass
@@ -160,15 +158,7 @@ class SearchRun(TrainingRun):
 
 
 def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    done = rundirs.finished_run(preset, ctx, resume)
-    if done is not None:
-        return done
-    started = time.time()
-    state = prepare(preset, ctx, overwrite, resume)
-    train(state)
-    results = final_evaluation(state)
-    results["seconds"] = round(time.time() - started, 1)
-    return finish(state, results, state.plan.max_steps)
+    return run_training(preset, ctx, overwrite, resume, prepare, train, final_evaluation)
 
 
 def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: bool) -> SearchRun:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,21 @@ def open_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: b
     checkpoints = Checkpointer(out, preset.command, loaded.accelerator, stream)
     return TrainingRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, stream,
                        checkpoints)  # fmt: skip
+
+
+def run_training(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool,
+                 prepare: Callable[..., Any], train: Callable[[Any], None],
+                 final_evaluation: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """A finished run's results on --resume; otherwise prepare -> train -> final evaluation -> finish."""
+    done = rundirs.finished_run(preset, ctx, resume)
+    if done is not None:
+        return done
+    started = time.time()
+    state = prepare(preset, ctx, overwrite, resume)
+    train(state)
+    results = final_evaluation(state)
+    results["seconds"] = round(time.time() - started, 1)
+    return finish(state, results, state.plan.max_steps)
 
 
 def finish(run: TrainingRun, results: dict[str, Any], last_step: int) -> dict[str, Any]:
