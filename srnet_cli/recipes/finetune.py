@@ -71,7 +71,8 @@ class FinetuneRun(TrainingRun):
             + (" (best, saved)" if improved else "")
         )
 
-    def save_snapshot(self, step: int) -> None:
+    def on_step(self, step: int) -> None:
+        """A snapshot of the model every train.save_every steps (the timing study)."""
         every = self.preset.train.save_every
         if self.main and every and step % every == 0:
             save_model_atomic(self.bare_model(), self.loaded.tokenizer, self.out / "checkpoints" / f"step-{step}")
@@ -85,7 +86,7 @@ class FinetuneRun(TrainingRun):
 
 
 def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    return run_training(preset, ctx, overwrite, resume, prepare, train, final_evaluation)
+    return run_training(preset, ctx, overwrite, resume, prepare, final_evaluation)
 
 
 def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool) -> FinetuneRun:
@@ -120,13 +121,6 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
         state.first_step = saved.meta["step"]
         state.best = Best(saved.meta["best"]["value"], saved.meta["best"]["step"])
     return state
-
-
-def train(state: FinetuneRun) -> None:
-    every = state.preset.eval.every
-    state.loop(state.model, state.optimizer, state.scheduler, first_step=state.first_step,
-               max_steps=state.plan.max_steps, eval_every=every, evaluate_fn=state.evaluate,
-               on_step=state.save_snapshot, checkpoint_fn=state.checkpoint)  # fmt: skip
 
 
 def final_evaluation(state: FinetuneRun) -> dict[str, Any]:

@@ -7,7 +7,8 @@ had when it was selected (the original reset it to the initial sparsity first; o
 the start checkpoint did not have (the random classifier of a pre-trained model) are saved with the mask.
 
 The recipe reads top to bottom: `prepare` (inputs, model, masks and scores, run directory, resumed state), `train`
-(the one loop; `SearchRun.recalibrate` every interval, `SearchRun.evaluate` selects the best mask), `finish`.
+(the one loop; `SearchRun.on_step` recalibrates the thresholds every interval, `SearchRun.evaluate` selects the
+best mask), the final evaluation, `finish`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class SearchRun(TrainingRun):
         params = dict(self.bare_model().named_parameters())
         return {name: params[name].detach().cpu().clone() for name in sorted(self.stored)}
 
-    def recalibrate(self, step: int) -> None:
+    def on_step(self, step: int) -> None:
+        """Every `recalibrate_every` steps: thresholds reset to the top-(1 - s_t) scores, s_t on the schedule."""
         if step % self.recalibrate_every == 0:
             mask, search = self.preset.mask, self.preset.search
             self.target = cubic_sparsity(step, self.plan.max_steps, self.initial, mask.sparsity, search.schedule_end)
@@ -158,7 +160,7 @@ class SearchRun(TrainingRun):
 
 
 def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
-    return run_training(preset, ctx, overwrite, resume, prepare, train, final_evaluation)
+    return run_training(preset, ctx, overwrite, resume, prepare, final_evaluation)
 
 
 def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: bool) -> SearchRun:
@@ -218,13 +220,6 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
                 param.requires_grad_(True)
                 stored.add(name)
     return names, stored
-
-
-def train(state: SearchRun) -> None:
-    every = state.preset.eval.every
-    state.loop(state.model, state.optimizer, state.scheduler, first_step=state.first_step,
-               max_steps=state.plan.max_steps, eval_every=every, evaluate_fn=state.evaluate,
-               on_step=state.recalibrate, checkpoint_fn=state.checkpoint)  # fmt: skip
 
 
 def final_evaluation(state: SearchRun) -> dict[str, Any]:

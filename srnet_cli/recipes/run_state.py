@@ -74,9 +74,22 @@ def open_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: b
                        checkpoints)  # fmt: skip
 
 
-def run_training(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bool,
-                 prepare: Callable[..., Any], train: Callable[[Any], None],
-                 final_evaluation: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def train(state: Any) -> None:
+    """One loop over the whole run for a recipe whose state holds `model`, `optimizer`, `scheduler`, `first_step`
+    and the callbacks `evaluate`, `on_step` and `checkpoint` (finetune/retrain, mask-train; imp loops per level)."""
+    state.loop(state.model, state.optimizer, state.scheduler, first_step=state.first_step,
+               max_steps=state.plan.max_steps, eval_every=state.preset.eval.every, evaluate_fn=state.evaluate,
+               on_step=state.on_step, checkpoint_fn=state.checkpoint)  # fmt: skip
+
+
+def run_training(
+    preset: FinetunePreset,
+    ctx: RunContext,
+    overwrite: bool,
+    resume: bool,
+    prepare: Callable[..., Any],
+    final_evaluation: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
     """A finished run's results on --resume; otherwise prepare -> train -> final evaluation -> finish."""
     done = rundirs.finished_run(preset, ctx, resume)
     if done is not None:
