@@ -250,3 +250,14 @@ def test_optional_trackers_write_into_the_run_directory_offline(tiny_bert_dir, s
     )
     assert result.exit_code == 0, result.output
     assert (out / ("wandb" if kind == "wandb" else "mlruns")).is_dir()
+
+
+def test_evaluating_a_model_without_a_trained_head_says_what_to_pass(tiny_bert_dir, synth_dir, tmp_path):
+    """`srnet evaluate --model minilm` (a sentence encoder, no classifier): refused, with the fine-tune command."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    BertModel(BertConfig.from_pretrained(tiny_bert_dir)).save_pretrained(tmp_path / "encoder")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "encoder")
+    result = run("evaluate", "--model", tmp_path / "encoder", "--task", "mnli", "--data-dir", synth_dir)
+    assert result.exit_code == 1 and "has no trained classification head" in result.stderr
+    assert "srnet finetune --task mnli --model" in result.stderr and "Traceback" not in result.output
