@@ -80,6 +80,12 @@ def no_temp_files(root: Path) -> bool:
     return not [p for p in root.rglob(".*") if ".tmp" in p.name or ".old" in p.name]
 
 
+def _default_signals() -> None:
+    # A shell that runs commands in the background (CI) starts them with SIGINT ignored, and Python then installs no
+    # Ctrl-C handler: the child gets the default disposition back, as in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(argv: list[str], **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "srnet_cli", *argv],
@@ -87,6 +93,7 @@ def start(argv: list[str], **env: str) -> subprocess.Popen:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_default_signals,
     )
 
 
