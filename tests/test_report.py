@@ -163,3 +163,59 @@ def test_plot_reads_in_words_with_chance_error_bars_explained_and_hans_non_entai
         assert set(axes[0].get_legend_handles_labels()[1]) >= {"full model CE", "mask-train PoE"}
     finally:
         plt.close(fig)
+
+
+def _preset_run(path, seed, hans, **changes):
+    """A finished 50% PoE mask-train run with its resolved preset: `changes` are dotted keys of the preset."""
+    import tomli_w
+
+    preset = {"command": "mask-train", "task": "mnli", "model": {"name_or_path": f"runs/ce/seed-{seed}/model"},
+              "loss": {"kind": "poe", "bias": "bias.json"}, "train": {"seed": seed, "lr": 3e-4, "max_steps": 100},
+              "mask": {"sparsity": 0.5, "scope": "layer"}, "search": {"init": "hard"}}  # fmt: skip
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        preset[section][key] = value
+    _run(path, {"command": "mask-train", "task": "mnli", "loss": "poe", "seed": seed, "target_sparsity": 0.5,
+                "sparsity": {"sparsity": 0.5}, "metrics": _metrics(0.8, hans)})  # fmt: skip
+    (path / "preset.toml").write_text(tomli_w.dumps(preset))
+
+
+def test_rows_are_runs_with_identical_settings(tmp_path):
+    """The issue's case: one 50% run with mask.scope=layer (seed 1) and --seeds 1,2 with scope=global are two rows
+    (n 1 and n 2), named by what differs; seed paths that differ only by the seed are one setting."""
+    from srnet_cli.recipes.report import collect, summarise
+
+    root = tmp_path / "runs"
+    _preset_run(root / "layer", 1, 0.30)
+    _preset_run(root / "global" / "seed-1", 1, 0.60, mask__scope="global")
+    _preset_run(root / "global" / "seed-2", 2, 0.70, mask__scope="global")
+    rows = {r["differs"]: r for r in summarise(collect([root]).points)}
+    assert set(rows) == {'mask.scope="layer"', 'mask.scope="global"'}
+    layer, glob = rows['mask.scope="layer"'], rows['mask.scope="global"']
+    assert (layer["runs"], layer["metrics"]["hans.acc"]["mean"], layer["metrics"]["hans.acc"]["std"]) == (1, 0.3, 0.0)
+    assert glob["runs"] == 2 and glob["seeds"] == [1, 2]
+    assert glob["metrics"]["hans.acc"]["mean"] == pytest.approx(0.65)
+    assert glob["metrics"]["hans.acc"]["std"] == pytest.approx(statistics.stdev([0.6, 0.7]))
+    assert glob["method"].endswith('[mask.scope="global"]')
+
+
+@pytest.mark.parametrize("key,value", [("search__init", "soft"), ("train__lr", 1e-4), ("train__max_steps", 200),
+                                       ("loss__kind", "reweight")])  # fmt: skip
+def test_any_setting_that_differs_splits_the_row(tmp_path, key, value):
+    from srnet_cli.recipes.report import collect, summarise
+
+    _preset_run(tmp_path / "runs" / "a", 1, 0.5)
+    _preset_run(tmp_path / "runs" / "b", 2, 0.7, **{key: value})
+    rows = summarise(collect([tmp_path / "runs"]).points)
+    assert [r["runs"] for r in rows] == [1, 1] and all(key.replace("__", ".") in r["differs"] for r in rows)
+
+
+def test_a_seed_twice_is_never_averaged_with_itself(tmp_path):
+    from srnet_cli.recipes.report import collect, summarise
+
+    _preset_run(tmp_path / "runs" / "first", 1, 0.5)
+    _preset_run(tmp_path / "runs" / "again", 1, 0.7)
+    _preset_run(tmp_path / "runs" / "other", 2, 0.9)
+    rows = summarise(collect([tmp_path / "runs"]).points)
+    assert sorted(r["runs"] for r in rows) == [1, 2]
+    assert all(len(r["seeds"]) == r["runs"] for r in rows)  # every row's seeds are distinct

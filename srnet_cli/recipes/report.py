@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from srnet_cli.dicts import flatten
 from srnet_cli.engine.metrics import mean_std
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_atomic, write_json, write_text_atomic
 from srnet_cli.engine.tasks import CHANCE, METRIC_NAMES, TASKS
 from srnet_cli.errors import UsageError
-from srnet_cli.parsing import json_loads
+from srnet_cli.parsing import json_loads, toml_loads
 
 # Per task: the ID metric and the OOD metrics a report shows (set.metric of the results' `metrics`).
 REPORT_METRICS = {name: (spec.report_metrics[0], spec.report_metrics[1:]) for name, spec in TASKS.items()}
@@ -41,6 +43,7 @@ class Point:
     seed: int | None
     metrics: dict[str, float]
     run: str
+    settings: tuple[tuple[str, str], ...] = ()  # the run's resolved preset, canonical (see `canonical_settings`)
 
 
 @dataclass
@@ -48,6 +51,31 @@ class Collected:
     points: list[Point] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # "results.json path: why", for the error when none is read
+
+
+# Preset keys that do not change a run's numbers (or are the seed itself): never a reason to split a row
+NOT_SETTINGS = {"description", "train.seed", "train.checkpoint_every", "train.save_every", "eval.sets",
+                "data.require_ood"}  # fmt: skip
+PATH_KEYS = ("model.name_or_path", "loss.bias", "loss.teacher", "mask.file", "data.dir")
+
+
+def canonical_settings(run: Path, seed: int | None) -> tuple[tuple[str, str], ...]:
+    """The run's resolved preset (OUT/preset.toml) as sorted `key=value` pairs, without the seed and with the seed
+    in input paths written as {seed} (runs/ce/seed-2/model and runs/ce/seed-1/model are one setting); two runs
+    average into one report row only when these are equal."""
+    path = run / "preset.toml"
+    try:
+        flat = flatten(toml_loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ()  # no (readable) preset: an older run directory, grouped by its method alone
+    settings = []
+    for key, value in sorted(flat.items()):
+        if key in NOT_SETTINGS:
+            continue
+        if key in PATH_KEYS and isinstance(value, str) and seed is not None:
+            value = re.sub(rf"(?<!\d){seed}(?!\d)", "{seed}", value)
+        settings.append((key, json.dumps(value)))
+    return tuple(settings)
 
 
 def _value(metrics: dict[str, Any], dotted: str) -> float | None:
@@ -153,34 +181,55 @@ def collect(paths: list[Path]) -> Collected:
                 and results.get("task") in REPORT_METRICS
             ):
                 try:
-                    found.points.extend(points_of(results, str(run)))
+                    settings = canonical_settings(run, results.get("seed"))
+                    found.points.extend(replace(p, settings=settings) for p in points_of(results, str(run)))
                 except (KeyError, TypeError, ValueError, AttributeError):  # hand-edited or truncated results
                     found.incomplete.append(str(run))
     return found
 
 
 def summarise(points: list[Point]) -> list[dict[str, Any]]:
-    """One row per (task, method, sparsity): mean and sample std of each metric over the runs (seeds)."""
-    groups: dict[tuple[str, str, float], list[Point]] = {}
+    """One row per (task, method, sparsity, settings): mean and sample std of each metric over the seeds. Runs whose
+    resolved presets differ (a scope, an lr, a step count) are separate rows, named by what differs; a seed twice in
+    one group starts another row: it is never averaged with itself."""
+    groups: dict[tuple[str, str, float, tuple], list[list[Point]]] = {}
     for p in points:
-        groups.setdefault((p.task, p.method, p.sparsity), []).append(p)
+        rows_of_group = groups.setdefault((p.task, p.method, p.sparsity, p.settings), [[]])
+        row = next((r for r in rows_of_group if p.seed is None or p.seed not in {q.seed for q in r}), None)
+        if row is None:
+            rows_of_group.append(row := [])
+        row.append(p)
+    labels = _distinguishing(list(groups))
     rows = []
-    for (task, method, sparsity), members in sorted(groups.items()):
-        stats = {}
-        for metric in sorted({m for p in members for m in p.metrics}):
-            values = [p.metrics[metric] for p in members if metric in p.metrics]
-            stats[metric] = {**mean_std(values), "n": len(values)}
-        rows.append(
-            {
-                "task": task,
-                "method": method,
-                "sparsity": sparsity,
-                "runs": len(members),
-                "seeds": sorted({p.seed for p in members if p.seed is not None}),
-                "metrics": stats,
-            }
-        )
+    for key, members_rows in sorted(groups.items(), key=lambda kv: kv[0][:3] + (labels[kv[0]],)):
+        task, method, sparsity, _ = key
+        for k, members in enumerate(members_rows):
+            label = labels[key] + (f" (repeat {k + 1} of a seed)" if k else "")
+            stats = {}
+            for metric in sorted({m for p in members for m in p.metrics}):
+                values = [p.metrics[metric] for p in members if metric in p.metrics]
+                stats[metric] = {**mean_std(values), "n": len(values)}
+            rows.append({"task": task, "method": method + (f" [{label.strip()}]" if label.strip() else ""),
+                         "sparsity": sparsity, "runs": len(members), "differs": label.strip(),
+                         "seeds": sorted({p.seed for p in members if p.seed is not None}),
+                         "metrics": stats})  # fmt: skip
     return rows
+
+
+def _distinguishing(keys: list[tuple[str, str, float, tuple]]) -> dict[tuple, str]:
+    """For groups that share task, method and sparsity but not settings: the `key=value` pairs that tell them apart
+    (e.g. `mask.scope="global"`); empty for a group that is alone."""
+    labels = {}
+    for key in keys:
+        rivals = [k for k in keys if k[:3] == key[:3] and k != key]
+        if not rivals:
+            labels[key] = ""
+            continue
+        mine = dict(key[3])
+        differing = sorted({name for rival in rivals for name, value in
+                            set(rival[3]) ^ set(key[3])})  # fmt: skip
+        labels[key] = ", ".join(f"{name}={mine.get(name, 'unset')}" for name in differing)
+    return labels
 
 
 def cell(row: dict[str, Any], metric: str) -> str:
