@@ -223,14 +223,14 @@ def resolve(
 
 def run_length(preset: Section) -> str | None:
     """What decides a training run's length (epochs or max_steps), its total steps and warm-up, for --dry-run."""
-    import math
+    from srnet_cli.recipes.budget import steps_of
 
     train = getattr(preset, "train", None)
     if train is None:
         return None
     data_dir = preset.data.dir  # type: ignore[attr-defined]
     if train.max_steps:
-        total, text = train.max_steps, f"max_steps decides the run: {train.max_steps} steps"
+        plan, text = steps_of(train, 1), f"max_steps decides the run: {train.max_steps} steps"
     else:
         from srnet_cli.engine.readers import count_training_rows
 
@@ -243,15 +243,13 @@ def run_length(preset: Section) -> str | None:
         rows, path = counted
         limit = preset.data.train_limit  # type: ignore[attr-defined]
         rows = min(rows, limit) if limit else rows
-        per_epoch = math.ceil(rows / train.batch_size)
-        total = max(1, math.ceil(train.epochs * per_epoch))
+        plan = steps_of(train, rows)
         text = (
-            f"epochs decide the run: {train.epochs:g} epochs x {per_epoch} steps ({rows} training rows in {path}, "
-            f"batch {train.batch_size}) = {total} steps"
+            f"epochs decide the run: {train.epochs:g} epochs x {plan.steps_per_epoch} steps ({rows} training rows in "
+            f"{path}, batch {train.batch_size}) = {plan.max_steps} steps"
         )
-    warmup = train.warmup_steps if train.warmup_steps is not None else round((train.warmup_ratio or 0.0) * total)
-    text += f"; warm-up {warmup} steps"
-    if warmup and warmup >= total:
+    text += f"; warm-up {plan.warmup} steps"
+    if plan.warmup and plan.warmup >= plan.max_steps:
         text += " (not shorter than the run: refused when it starts; pass --warmup 0.1)"
     if getattr(getattr(preset, "search", None), "train_with", None):
         text += " (plus the OOD training data, counted when it is read)"
