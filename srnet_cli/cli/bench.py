@@ -32,15 +32,29 @@ def _table(result: dict) -> None:
             "[green]ok[/]" if ok else "[red]miss[/]",
         )
     stdout.print(table)
-    stdout.print(
-        f"finetune examples/s: srnet {f['srnet_examples_per_s']:.1f}, Trainer run_glue "
-        f"{f['trainer_run_glue_examples_per_s']:.1f}, Trainer best {f['trainer_best_examples_per_s']:.1f}; "
-        f"evaluate examples/s: srnet {e['srnet_examples_per_s']:.0f}, original "
-        f"{e['original_examples_per_s']:.0f}, Trainer.predict "
-        f"{e['trainer_predict_examples_per_s']:.0f}"
-    )
+    speeds = Table(title="examples/s", title_justify="left")
+    for col in ("", "fp32", "bf16"):
+        speeds.add_column(col, justify="left" if not col else "right")
+    m = result["mask_train"]
+    rows = {
+        "finetune: srnet": (f["srnet_examples_per_s"], f["srnet_bf16_examples_per_s"]),
+        "finetune: Trainer at its best": (f["trainer_best_examples_per_s"], f["trainer_best_bf16_examples_per_s"]),
+        "finetune: Trainer like run_glue.py": (f["trainer_run_glue_examples_per_s"], None),
+        "mask-train: srnet": (result["batch"] / m["seconds_per_step"], result["batch"] / m["bf16_seconds_per_step"]),
+        "evaluate: srnet": (e["srnet_examples_per_s"], e["srnet_bf16_examples_per_s"]),
+        "evaluate: original settings": (e["original_examples_per_s"], None),
+        "evaluate: Trainer.predict": (e["trainer_predict_examples_per_s"], None),
+    }
+    for name, values in rows.items():
+        speeds.add_row(name, *("-" if v is None else f"{v:.1f}" for v in values))
+    stdout.print(speeds)
+    flops = result["flops"]
     memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result.get("peak_rss_mb", {}).items())
-    stdout.print(f"peak RSS: {memory}; matmul peak {result['flops']['matmul_peak'] / 1e9:.0f} GFLOP/s")
+    stdout.print(
+        f"peak RSS: {memory}; matmul peak fp32 {flops['matmul_peak_fp32'] / 1e9:.0f}, bf16 "
+        f"{flops['matmul_peak_bf16'] / 1e9:.0f} GFLOP/s; srnet training achieves "
+        f"{flops['training_achieved'] / 1e9:.0f} GFLOP/s (fp32: {flops['training_achieved_fp32'] / 1e9:.0f})"
+    )
     for name, row in result.get("scaling_model_size", {}).items():
         stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
 

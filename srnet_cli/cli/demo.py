@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from srnet_cli.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, check_device, emit, stdout
+from srnet_cli.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    MixedPrecisionOpt,
+    OverwriteOpt,
+    QuietOpt,
+    check_device,
+    emit,
+    stdout,
+)
 from srnet_cli.errors import UsageError
 
 TITLES = {
@@ -75,6 +84,7 @@ def demo(
         int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000, --quick 3000).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, bias model and training.")] = 1,
+    mixed_precision: MixedPrecisionOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
@@ -95,6 +105,7 @@ def demo(
         raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
     spec = DemoSpec(model=model, seed=seed, task=task, dense_only=dense_only)
     spec = quick_spec(spec) if quick else spec
-    spec = replace(spec, **{k: v for k, v in {"steps": steps, "train_size": train_size}.items() if v is not None})
+    given = {"steps": steps, "train_size": train_size, "mixed_precision": mixed_precision}
+    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
     summary = run(spec, out, check_device(device), NullReporter() if quiet else RichReporter(), overwrite)
     emit(summary, json_, _table)

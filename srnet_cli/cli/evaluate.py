@@ -13,6 +13,7 @@ from srnet_cli.cli.common import (
     DryRunOpt,
     JsonOpt,
     MaskOpt,
+    MixedPrecisionOpt,
     ModelOpt,
     OutOpt,
     OverwriteOpt,
@@ -57,6 +58,7 @@ def evaluate(
     layout: LayoutOpt = None,
     split: SplitOpt = None,
     save_probs: SaveProbsOpt = None,
+    mixed_precision: MixedPrecisionOpt = None,
     preset: PresetOpt = None,
     out: OutOpt = None,
     set_: SetOpt = None,
@@ -84,6 +86,7 @@ def evaluate(
         "eval.sets": sets_flag(sets),
         "file": str(file) if file else None,
         "layout": layout,
+        "mixed_precision": mixed_precision,
     }
     if (file is None) != (layout is None):
         raise UsageError(

@@ -34,6 +34,9 @@ class DataCfg(Section):
     dir: str | None = Field(None, description="data root holding MNLI/...; unset: the datasets hub (online only)")
     strict: bool = Field(False, description="a malformed row is an error instead of being counted and skipped")
     train_limit: int | None = Field(None, ge=1, description="use only the first N training examples")
+    train_ids: str | None = Field(
+        None, description="train only on the examples whose ids this file lists, one per line (bias-model folds)"
+    )
     require_ood: bool = Field(False, description="a missing OOD set is an error (CI, cron) instead of 'missing'")
 
 
@@ -217,6 +220,9 @@ class EvaluatePreset(Section):
         "pytorch_model.bin): use its trained weight_orig, not the model's",
     )
     split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field(
+        "no", description="autocast the forward passes (bf16 also on CPUs, where AMX runs it ~2x faster)"
+    )
     save_probs: str | None = Field(
         None, description="with split=train: write class probabilities by example id (the conf-reg teacher file)"
     )
@@ -287,7 +293,35 @@ class MaskTrainPreset(FinetunePreset):
         return self
 
 
+class LearnerCfg(Section):
+    """A learned bias model (Utama et al. 2020: shallow; Sanh et al. 2021: weak learner)."""
+
+    subset: int | None = Field(
+        None, ge=1, description="train on a random subset of N training examples (with folds: of the other folds)"
+    )
+    folds: int | None = Field(
+        None, ge=2, description="k-fold: each example is predicted by the model of its fold, which did not see it"
+    )
+    layers: int | None = Field(None, ge=1, description="keep only the model's first N transformer layers")
+
+
+class BiasModelPreset(FinetunePreset):
+    """A bias model learnt from the data itself: the task's model fine-tuned with CE on a subset (`shallow`) or a
+    truncated model on all of it (`weak-learner`); its log-probs on the training set become bias.json."""
+
+    command: Literal["bias-model"] = "bias-model"  # type: ignore[assignment]
+    kind: Literal["shallow", "weak-learner"] = "shallow"
+    learner: LearnerCfg = LearnerCfg()
+
+    @model_validator(mode="after")
+    def _ce_learner(self) -> BiasModelPreset:
+        if self.loss.kind != "ce":
+            raise ValueError("a bias model is trained with loss ce (it is the shortcut learner itself)")
+        return self
+
+
 PRESETS: dict[str, type[Section]] = {
+    "bias-model": BiasModelPreset,
     "finetune": FinetunePreset,
     "evaluate": EvaluatePreset,
     "imp": ImpPreset,

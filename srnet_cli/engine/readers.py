@@ -384,6 +384,25 @@ def check_unique_ids(dataset: Dataset) -> None:
         first_line[example.id] = example.line
 
 
+def keep_listed_ids(dataset: Dataset, ids_file: Path) -> None:
+    """Keep the examples whose ids `ids_file` lists (one per line), in the data's order; an id the data does not
+    have is an error, since the list was made from this data (a bias model's fold)."""
+    with touching(ids_file):
+        try:
+            wanted = [line.strip() for line in ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read the id list {ids_file}: {exc}", "check data.train_ids") from None
+    known = {e.id for e in dataset.examples}
+    unknown = [i for i in wanted if i not in known]
+    if unknown:
+        raise DataError(
+            f"{ids_file}: {len(unknown)} listed id(s) are not in {dataset.source}, e.g. {unknown[0]!r}",
+            "the list must come from this training file (pass the same --data-dir it was made from)",
+        )
+    keep = set(wanted)
+    dataset.examples = [e for e in dataset.examples if e.id in keep]
+
+
 def _hub_offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 

@@ -73,17 +73,23 @@ class StepClock:
         return (self.times[-1] - self.begin) / len(self.times)
 
 
-def matmul_peak_flops(size: int = 1024, repeats: int = 10) -> float:
-    """Best fp32 matmul FLOP/s of this machine with torch's current thread count."""
+def matmul_peak_flops(dtype: str = "fp32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 6) -> float:
+    """Best square-matmul FLOP/s of this machine in fp32 or bf16 with torch's current thread count. On CPUs with
+    AMX, bf16 is the real limit (several times fp32), so training FLOP/s are compared with the higher of the two."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    best_rate = 0.0
+    for size in sizes:
+        a = torch.randn(size, size, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+        b = torch.randn_like(a)
+        torch.mm(a, b)  # the first call sets up kernels
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+        best_rate = max(best_rate, 2 * size**3 / best)
+    return best_rate
 
 
 def training_flops(model: Any, real_tokens: int, squared_lengths: int) -> float:
@@ -114,12 +120,18 @@ def _fresh_model(setup: Setup) -> Any:
     return model
 
 
-def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_train: bool = False) -> dict:
-    """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW."""
+def srnet_train(
+    setup: Setup, examples: list[Any], steps: int, batch: int, mask_train: bool = False, bf16: bool = False
+) -> dict:
+    """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW; `bf16`: autocast as
+    `--mixed-precision bf16` runs it (with the eager attention `fit_attention` picks on a CPU)."""
+    import contextlib
+
     import torch
 
     from srnet_cli.engine.batching import BatchStream, encode
     from srnet_cli.engine.context import NullReporter
+    from srnet_cli.engine.devices import fit_attention
     from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
     from srnet_cli.engine.losses import make_loss
     from srnet_cli.engine.masking import PAPER_TARGETS, inject_masks
@@ -136,7 +148,7 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
         def clip_grad_norm_(params: Any, norm: float) -> None:
             torch.nn.utils.clip_grad_norm_(params, norm)
 
-    model = _fresh_model(setup)
+    model = fit_attention(_fresh_model(setup), "cpu", "bf16" if bf16 else "no")
     if mask_train:
         inject_masks(model, PAPER_TARGETS)
         for param in model.parameters():
@@ -150,21 +162,23 @@ def srnet_train(setup: Setup, examples: list[Any], steps: int, batch: int, mask_
     seen: list[list[int]] = []
     recording = _Recording(stream, seen, clock)
     gc.collect()
-    train_loop(
-        model,
-        data,
-        make_loss("ce"),
-        optimizer,
-        scheduler,
-        accelerator=CpuAccelerator(),
-        stream=recording,
-        max_steps=steps,
-        eval_every=10**9,
-        evaluate_fn=lambda step: None,
-        reporter=NullReporter(),
-        max_grad_norm=1.0,
-        on_step=clock.tick,
-    )
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        train_loop(
+            model,
+            data,
+            make_loss("ce"),
+            optimizer,
+            scheduler,
+            accelerator=CpuAccelerator(),
+            stream=recording,
+            max_steps=steps,
+            eval_every=10**9,
+            evaluate_fn=lambda step: None,
+            reporter=NullReporter(),
+            max_grad_norm=1.0,
+            on_step=clock.tick,
+        )
     timed = seen
     real = sum(data.lengths[i] for b in timed for i in b)
     squared = sum(data.lengths[i] ** 2 for b in timed for i in b)
@@ -195,11 +209,14 @@ class _Recording:
         return batch
 
 
-def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, best: bool) -> dict:
-    """HF `Trainer`, configured like `run_glue.py` (pad to 128) or at its best (dynamic padding, group_by_length)."""
+def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, best: bool, bf16: bool = False) -> dict:
+    """HF `Trainer`, configured like `run_glue.py` (pad to 128) or at its best (dynamic padding, group_by_length);
+    `bf16`: `bf16=True`, with the same eager attention srnet uses in bf16 on a CPU, so that only the loop differs."""
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
+
+    from srnet_cli.engine.devices import fit_attention
 
     index = {n: i for i, n in enumerate(setup.labels)}
     padding = False if best else "max_length"
@@ -235,26 +252,29 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
             dataloader_num_workers=0,
             disable_tqdm=True,
             seed=1,
+            bf16=bf16,
             train_sampling_strategy="group_by_length" if best else "random",  # transformers 5: was group_by_length
         )
         collator = DataCollatorWithPadding(setup.tokenizer) if best else None
-        trainer = Trainer(
-            model=_fresh_model(setup), args=args, train_dataset=dataset, data_collator=collator, callbacks=[Tick()]
-        )
+        model = fit_attention(_fresh_model(setup), "cpu", "bf16" if bf16 else "no")
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[Tick()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout
         gc.collect()
         trainer.train()
     return {"seconds_per_step": clock.seconds_per_step()}
 
 
-def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -> dict:
+def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int, bf16: bool = False) -> dict:
+    import torch
+
     from srnet_cli.engine.batching import encode
     from srnet_cli.engine.loop import predict_logits
 
     data = encode(examples, setup.tokenizer, ORIGINAL_PAD, {n: i for i, n in enumerate(setup.labels)})
     gc.collect()
     start = time.perf_counter()
-    predict_logits(model, data, batch, "cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        predict_logits(model, data, batch, "cpu")
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
@@ -430,39 +450,54 @@ def run_bench(
 
 
 def _training_phase(setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Any) -> dict:
-    """srnet finetune against the Trainer as run_glue.py used it and at its best, and srnet mask-train; every timing
-    is one epoch over the same examples."""
+    """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and bf16, and srnet
+    mask-train; every timing is one epoch over the same examples."""
     log("finetune: srnet")
     dense = srnet_train(setup, epoch, steps, batch)
+    log("finetune: srnet, bf16")
+    dense_bf16 = srnet_train(setup, epoch, steps, batch, bf16=True)
     log("finetune: Trainer like run_glue.py (padding to 128)")
     glue = trainer_train(setup, epoch, steps, batch, best=False)
     log("finetune: Trainer at its best (dynamic padding, group_by_length)")
     best = trainer_train(setup, epoch, steps, batch, best=True)
-    log("mask-train: srnet")
+    log("finetune: Trainer at its best, bf16=True")
+    best_bf16 = trainer_train(setup, epoch, steps, batch, best=True, bf16=True)
+    log("mask-train: srnet, fp32 and bf16")
     masked = srnet_train(setup, epoch, steps, batch, mask_train=True)
+    masked_bf16 = srnet_train(setup, epoch, steps, batch, mask_train=True, bf16=True)
     out["finetune"] = {
         "srnet_examples_per_s": batch / dense["seconds_per_step"],
+        "srnet_bf16_examples_per_s": batch / dense_bf16["seconds_per_step"],
         "trainer_run_glue_examples_per_s": batch / glue["seconds_per_step"],
         "trainer_best_examples_per_s": batch / best["seconds_per_step"],
+        "trainer_best_bf16_examples_per_s": batch / best_bf16["seconds_per_step"],
         "padding_waste": 1 - dense["real_tokens"] / dense["padded_tokens"],
     }
     out["mask_train"] = {
         "seconds_per_step": masked["seconds_per_step"],
         "dense_seconds_per_step": dense["seconds_per_step"],
+        "bf16_seconds_per_step": masked_bf16["seconds_per_step"],
+        "dense_bf16_seconds_per_step": dense_bf16["seconds_per_step"],
     }
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
+    fastest = min(dense["seconds_per_step"], dense_bf16["seconds_per_step"])
+    peaks = {"fp32": matmul_peak_flops("fp32"), "bf16": matmul_peak_flops("bf16")}
     out["flops"] = {
-        "matmul_peak": matmul_peak_flops(),
-        "training_achieved": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
+        "matmul_peak_fp32": peaks["fp32"],
+        "matmul_peak_bf16": peaks["bf16"],
+        "matmul_peak": max(peaks.values()),  # the machine's real limit
+        "training_achieved": flops / (fastest * dense["steps_timed"]),  # srnet's faster precision
+        "training_achieved_fp32": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
     }
     return dense
 
 
 def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -> None:
-    log("evaluate: srnet, original settings (batch 8, padding 128), Trainer.predict")
+    log("evaluate: srnet (fp32, bf16), original settings (batch 8, padding 128), Trainer.predict")
     eval_set = realistic_examples(n, seed=2)
     out["evaluate"] = {
         "srnet_examples_per_s": srnet_predict(setup, trained, eval_set, 128)["examples_per_second"],
+        "srnet_bf16_examples_per_s": srnet_predict(setup, trained, eval_set, 128, bf16=True)["examples_per_second"],
         "original_examples_per_s": original_predict(setup, trained, eval_set)["examples_per_second"],
         "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
     }
@@ -495,10 +530,14 @@ def ratios(out: dict) -> dict[str, float]:
     return {
         "finetune_vs_trainer_run_glue": f["srnet_examples_per_s"] / f["trainer_run_glue_examples_per_s"],
         "finetune_vs_trainer_best": f["srnet_examples_per_s"] / f["trainer_best_examples_per_s"],
+        "finetune_bf16_vs_trainer_best_bf16": f["srnet_bf16_examples_per_s"] / f["trainer_best_bf16_examples_per_s"],
+        "finetune_bf16_vs_fp32": f["srnet_bf16_examples_per_s"] / f["srnet_examples_per_s"],
         "mask_train_step_vs_dense": m["seconds_per_step"] / m["dense_seconds_per_step"],
+        "mask_train_bf16_step_vs_dense_bf16": m["bf16_seconds_per_step"] / m["dense_bf16_seconds_per_step"],
         **({"mask_train_memory_vs_dense": r["mask_train"] / r["finetune"]} if r else {}),
         "evaluate_vs_original": e["srnet_examples_per_s"] / e["original_examples_per_s"],
         "evaluate_vs_trainer_predict": e["srnet_examples_per_s"] / e["trainer_predict_examples_per_s"],
+        "evaluate_bf16_vs_fp32": e["srnet_bf16_examples_per_s"] / e["srnet_examples_per_s"],
         "training_flops_vs_matmul_peak": out["flops"]["training_achieved"] / out["flops"]["matmul_peak"],
     }
 
@@ -506,9 +545,13 @@ def ratios(out: dict) -> dict[str, float]:
 TARGETS = {  # (target, True if higher is better)
     "finetune_vs_trainer_run_glue": (2.0, True),
     "finetune_vs_trainer_best": (1.1, True),
+    "finetune_bf16_vs_trainer_best_bf16": (1.1, True),
+    "finetune_bf16_vs_fp32": (1.0, True),  # bf16 is the CPU default of the demo only where it is faster
     "mask_train_step_vs_dense": (1.15, False),
+    "mask_train_bf16_step_vs_dense_bf16": (1.15, False),
     "mask_train_memory_vs_dense": (1.3, False),
     "evaluate_vs_original": (3.0, True),
     "evaluate_vs_trainer_predict": (1.2, True),
+    "evaluate_bf16_vs_fp32": (1.0, True),
     "training_flops_vs_matmul_peak": (0.5, True),
 }

@@ -95,6 +95,7 @@ class DemoSpec:
     sparsities: tuple[float, ...] = (0.5, 0.7)  # paradigm (a); the others use the first, gradual goes first -> last
     batch_size: int = 32  # the presets' (the paper's)
     dense_only: bool = False  # only the bias model and the two full models
+    mixed_precision: str = "no"  # train.mixed_precision of every run
 
 
 # --quick: the same study, smaller; fewer, larger steps (batch 16 at twice the lr: a CE model at 87% MNLI-m after 60
@@ -251,6 +252,7 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     raw["train"].pop("epochs", None)
     # no resumable state: the demo is not resumed, and each state write costs a second or more
     raw["train"].update(seed=spec.seed, lr=spec.lr, warmup_ratio=0.1, batch_size=spec.batch_size, checkpoint_every=0)
+    raw["train"]["mixed_precision"] = spec.mixed_precision
     if raw["loss"]["kind"] != "ce":
         raw["loss"]["bias"] = str(bias)
     steps = spec.steps

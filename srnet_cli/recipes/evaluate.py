@@ -42,21 +42,22 @@ def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dic
         check_file_target(probs_path, overwrite)
     check_model_available(preset.model.name_or_path)  # a missing path fails before any data is read
     datasets, missing = _datasets(preset, task, custom, ctx)
-    model, tokenizer, labels, device = _model(preset, task, mask_path, mask_file, ctx)
+    model, tokenizer, labels, accelerator = _model(preset, task, mask_path, mask_file, ctx)
     sets = encode_sets(datasets, tokenizer, preset.model.max_length, labels)
     check_encoded_fits(model, [s.encoded for s in sets], preset.model.name_or_path)
     ctx.reporter.log(f"evaluating {preset.model.name_or_path} on {', '.join(s.name for s in sets)}")
     logits: dict = {}  # filled only when the probabilities are written
-    metrics, predictions = evaluate_sets(
-        model,
-        sets,
-        labels,
-        preset.eval.batch_size,
-        device,
-        task.name,
-        keep_logits=logits if probs_path is not None else None,
-        progress=ctx.reporter,
-    )
+    with accelerator.autocast():  # a no-op unless --mixed-precision
+        metrics, predictions = evaluate_sets(
+            model,
+            sets,
+            labels,
+            preset.eval.batch_size,
+            accelerator.device,
+            task.name,
+            keep_logits=logits if probs_path is not None else None,
+            progress=ctx.reporter,
+        )
     results = {
         "command": "evaluate",
         "task": task.name,
@@ -107,8 +108,8 @@ def _datasets(preset: EvaluatePreset, task: TaskSpec, custom: Path | None, ctx: 
 def _model(
     preset: EvaluatePreset, task: TaskSpec, mask_path: Path | None, mask_file: Any, ctx: RunContext
 ) -> tuple[Any, Any, tuple[str, ...], Any]:
-    """The model (with its mask), its tokenizer, its classes in the task's names, and the device."""
-    accelerator = make_accelerator(ctx.device)
+    """The model (with its mask), its tokenizer, its classes in the task's names, and the accelerator."""
+    accelerator = make_accelerator(ctx.device, preset.mixed_precision)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     if mask_file is not None and mask_path is not None:
         model = masked_model(
@@ -118,7 +119,7 @@ def _model(
         model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
     model = model.to(accelerator.device)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
-    return model, tokenizer, head_labels(model_labels(model), task, ctx.reporter), accelerator.device
+    return model, tokenizer, head_labels(model_labels(model), task, ctx.reporter), accelerator
 
 
 def _fine_tuned_classifier(name: str, task: str) -> Any:

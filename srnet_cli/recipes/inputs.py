@@ -13,7 +13,7 @@ from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.batching import encode
 from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.devices import make_accelerator, seed_everything
+from srnet_cli.engine.devices import fit_attention, make_accelerator, seed_everything
 from srnet_cli.engine.evaluation import EvalSet, encode_sets
 from srnet_cli.engine.losses import NEEDS_BIAS, NEEDS_TEACHER
 from srnet_cli.engine.models import (
@@ -23,7 +23,7 @@ from srnet_cli.engine.models import (
     load_for_task,
     load_tokenizer,
 )
-from srnet_cli.engine.readers import Dataset, Example, check_unique_ids, load_split
+from srnet_cli.engine.readers import Dataset, Example, check_unique_ids, keep_listed_ids, load_split
 from srnet_cli.engine.rundir import check_out_dir
 from srnet_cli.engine.tasks import TaskSpec, label_set, task_spec
 from srnet_cli.engine.teacher_files import load_teacher
@@ -54,7 +54,7 @@ def load_inputs(
     """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
     task = task_spec(preset.task)
     data_dir = data_dir_of(preset)
-    paths = (data_dir, preset.loss.bias, preset.loss.teacher, preset.model.name_or_path, *extra)
+    paths = (data_dir, preset.loss.bias, preset.loss.teacher, preset.model.name_or_path, preset.data.train_ids, *extra)
     assert ctx.out_dir is not None
     if resume:
         check_resume_dir(ctx.out_dir, preset)
@@ -63,6 +63,8 @@ def load_inputs(
     train = load_split(task.name, "train", data_dir, preset.data.strict)
     if preset.data.train_limit:
         train.examples = train.examples[: preset.data.train_limit]
+    if preset.data.train_ids:
+        keep_listed_ids(train, Path(preset.data.train_ids).expanduser())
     if not train.examples:
         raise DataError(f"{train.source} has no usable training rows", "check the file and its labels")
     check_unique_ids(train)
@@ -118,6 +120,7 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
     check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    fit_attention(model, accelerator.device, preset.train.mixed_precision)
     return Loaded(accelerator, tokenizer, model.to(accelerator.device), new_params)
 
 
