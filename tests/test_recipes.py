@@ -555,3 +555,18 @@ def test_evaluate_bf16_matches_fp32_probabilities(tiny_bert_dir, synth_dir, tmp_
     assert 'mixed_precision = "bf16"' in (tmp_path / "eval-bf16" / "preset.toml").read_text()
     full, half = (np.array([p[k] for k in sorted(p)]) for p in (probs["no"], probs["bf16"]))
     assert full.shape == half.shape and 0 < np.abs(full - half).max() < 0.02
+
+
+def test_demo_with_a_shallow_bias_model(tiny_bert_dir, tmp_path):
+    """--bias-kind shallow: the bias model is learnt (a quarter of the data, 3 epochs) and PoE reads its file."""
+    spec = tiny_demo(tiny_bert_dir, dense_only=True, bias_kind="shallow")
+    summary = demo.run(spec, tmp_path / "demo", "cpu", RecordingReporter())
+    assert [r["method"] for r in summary["rows"]][0] == "bias-only (shallow)"
+    bias = json.loads((tmp_path / "demo" / "bias" / "results.json").read_text())
+    assert bias["kind"] == "shallow" and bias["models"][0]["trained_on"] == 15  # 60 // 4
+    poe = json.loads((tmp_path / "demo" / "finetune-poe" / "results.json").read_text())
+    assert poe["loss"] == "poe"
+    assert (
+        str(tmp_path / "demo" / "bias" / "bias.json")
+        in (tmp_path / "demo" / "finetune-poe" / "preset.toml").read_text()
+    )

@@ -7,14 +7,31 @@ from typing import Annotated
 import typer
 
 from srnet_cli.cli.common import (
+    BatchSizeOpt,
     DataDirOpt,
+    DeviceOpt,
+    DryRunOpt,
+    EpochsOpt,
     JsonOpt,
+    LrOpt,
+    MaxLengthOpt,
+    MaxStepsOpt,
+    MixedPrecisionOpt,
+    ModelOpt,
     OutOpt,
     OverwriteOpt,
+    PresetOpt,
     QuietOpt,
+    SeedOpt,
+    SetOpt,
+    WarmupOpt,
+    check_device,
     check_task,
     emit,
+    hyper_flags,
+    print_dry_run,
     require_out,
+    resolve,
     stdout,
 )
 from srnet_cli.engine.tasks import TASKS
@@ -36,7 +53,16 @@ def _table(results: dict) -> None:
         cells = [m.get("acc"), *(m.get(key) for _, key in extra)]
         table.add_row(name, *("-" if v is None else f"{100 * v:.1f}" for v in cells))
     stdout.print(table)
+    if "seen_by_own_model" in results:
+        seen, total = results["seen_by_own_model"], results["training_examples"]
+        stdout.print(
+            f"{seen} of {total} training examples were predicted by a model that trained on them (in-sample, "
+            "optimistic)" + ("; use --folds K for out-of-fold predictions" if seen else "")
+        )
     stdout.print(f"bias file: {results['bias_file']}  (pass it to finetune with --bias)")
+
+
+LEARNED = ("shallow", "weak-learner")
 
 
 def bias_model(
@@ -46,30 +72,75 @@ def bias_model(
         typer.Option(
             "--kind",
             help="overlap (mnli, qqp: overlap features), hypothesis-only (mnli), claim-only "
-            "(fever): bag of words of one side. Default: the task's first.",
+            "(fever): bag of words of one side; shallow (the model fine-tuned on a small subset) and "
+            "weak-learner (its first layers on all data), for any task. Default: the task's first.",
         ),
     ] = None,
     data_dir: DataDirOpt = None,
+    model: ModelOpt = None,
+    subset: Annotated[int | None, typer.Option("--subset", help="shallow: training examples (learner.subset).")] = None,
+    folds: Annotated[
+        int | None, typer.Option("--folds", help="shallow/weak-learner: k-fold out-of-fold predictions (>= 2).")
+    ] = None,
+    layers: Annotated[int | None, typer.Option("--layers", help="weak-learner: layers kept (learner.layers).")] = None,
+    lr: LrOpt = None,
+    epochs: EpochsOpt = None,
+    max_steps: MaxStepsOpt = None,
+    batch_size: BatchSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    warmup: WarmupOpt = None,
+    mixed_precision: MixedPrecisionOpt = None,
+    seed: SeedOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
     out: OutOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Train a bias-only model; write OUT/bias.json (train log-probs by example id) and print its accuracy.
 
     Example: srnet bias-model --task mnli --kind overlap --data-dir D --out B
     Example: srnet bias-model --task fever --kind claim-only --data-dir D --out B
+    Example: srnet bias-model --task mnli --kind shallow --model minilm --folds 5 --data-dir D --out B
     """
     check_task(task)
-    kinds = TASKS[task].bias_kinds
+    kinds = (*TASKS[task].bias_kinds, *LEARNED)
     kind = kind or kinds[0]
     if kind not in kinds:
         raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(kinds)}")
     from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter
-    from srnet_cli.recipes import bias_model as recipe
+    from srnet_cli.engine.context import NullReporter, RunContext
 
-    results = recipe.run(
-        task, kind, data_dir, require_out(out, "bias-model"), NullReporter() if quiet else RichReporter(), overwrite
-    )
-    emit(results, json_, _table)
+    hyper = hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
+    learned = {
+        "model.name_or_path": model,
+        "learner.subset": subset,
+        "learner.folds": folds,
+        "learner.layers": layers,
+        "train.mixed_precision": mixed_precision,
+        "train.seed": seed,
+        **hyper,
+    }
+    reporter = NullReporter() if quiet else RichReporter()
+    if kind not in LEARNED:
+        given = [key for key, value in learned.items() if value is not None] + (["--set"] if set_ else [])
+        if given or preset or dry_run:
+            raise UsageError(
+                f"--kind {kind} is a lexical model with no training settings ({(given or ['--preset'])[0]} given)",
+                "drop them, or pick --kind shallow or weak-learner",
+            )
+        from srnet_cli.recipes import bias_model as recipe
+
+        results = recipe.run(task, kind, data_dir, require_out(out, "bias-model"), reporter, overwrite)
+        return emit(results, json_, _table)
+    learned |= {"task": task, "kind": kind, "data.dir": str(data_dir) if data_dir else None}
+    resolved = resolve("bias-model", preset or f"{kind}-{task}", task, None, set_, learned)
+    if dry_run:
+        return print_dry_run(resolved, json_)
+    from srnet_cli.recipes import bias_learner
+
+    ctx = RunContext(require_out(out, "bias-model"), check_device(device), reporter)
+    emit(bias_learner.run(resolved, ctx, overwrite), json_, _table)  # type: ignore[arg-type]

@@ -85,6 +85,13 @@ def demo(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, bias model and training.")] = 1,
     mixed_precision: MixedPrecisionOpt = None,
+    bias_kind: Annotated[
+        str | None,
+        typer.Option(
+            "--bias-kind",
+            help="Bias model: the task's hand-made one (default), or shallow | weak-learner (learnt from the data).",
+        ),
+    ] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     overwrite: OverwriteOpt = False,
@@ -105,7 +112,12 @@ def demo(
         raise UsageError(f"--task {task!r} has no built-in benchmark", "use --task nli, paraphrase or fact")
     spec = DemoSpec(model=model, seed=seed, task=task, dense_only=dense_only)
     spec = quick_spec(spec) if quick else spec
-    given = {"steps": steps, "train_size": train_size, "mixed_precision": mixed_precision}
+    if bias_kind not in (None, "shallow", "weak-learner", DEMO_TASKS[task].bias_kind):
+        raise UsageError(
+            f"--bias-kind {bias_kind!r} is not a bias model of the {task} demo",
+            f"use {DEMO_TASKS[task].bias_kind}, shallow or weak-learner",
+        )
+    given = {"steps": steps, "train_size": train_size, "mixed_precision": mixed_precision, "bias_kind": bias_kind}
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
     summary = run(spec, out, check_device(device), NullReporter() if quiet else RichReporter(), overwrite)
     emit(summary, json_, _table)

@@ -64,12 +64,16 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
         results = _train_one(preset, model_path, ids_file, RunContext(out / name, ctx.device, ctx.reporter))
         predicted = [train.examples[i] for i in predicts]
         log_probs[predicts] = _predict(preset, out / name / "model", predicted, ctx.device)
-        runs.append({"name": name, "trained_on": len(trains_on), "predicts": len(predicts), "metrics": results["metrics"]})
+        runs.append(
+            {"name": name, "trained_on": len(trains_on), "predicts": len(predicts), "metrics": results["metrics"]}
+        )
 
     seen = plan.seen_by_own_model()
     metrics = _train_metrics(task.name, train, plan, log_probs, set_metrics)
     metrics |= _mean_over_models([r["metrics"] for r in runs])
-    write_bias_json(out / "bias.json", task.name, preset.kind, list(task.labels), [e.id for e in train.examples], log_probs)
+    write_bias_json(
+        out / "bias.json", task.name, preset.kind, list(task.labels), [e.id for e in train.examples], log_probs
+    )
     write_text_atomic(out / "preset.toml", dump_toml(preset))
     results = {
         "command": "bias-model",
@@ -125,7 +129,9 @@ def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Any], devi
     labels = task_spec(preset.task).labels
     accelerator = make_accelerator(device, preset.train.mixed_precision)
     model = load_classifier(str(model_dir)).to(accelerator.device)
-    data = encode(examples, load_tokenizer(str(model_dir)), preset.model.max_length, {n: i for i, n in enumerate(labels)})
+    data = encode(
+        examples, load_tokenizer(str(model_dir)), preset.model.max_length, {n: i for i, n in enumerate(labels)}
+    )
     with accelerator.autocast():
         logits = predict_logits(model, data, preset.eval.batch_size, accelerator.device)
     return torch.log_softmax(logits.double(), dim=-1).numpy()

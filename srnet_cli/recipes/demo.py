@@ -18,7 +18,7 @@ from srnet_cli.config.loader import find_preset, read_preset_file, validate
 from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device
 from srnet_cli.engine.rundir import prepare_out_dir, write_json, write_text_atomic
-from srnet_cli.recipes import bias_model, data_synth, finetune, imp, mask_train
+from srnet_cli.recipes import bias_learner, bias_model, data_synth, finetune, imp, mask_train
 from srnet_cli.recipes.report import LOSS_DISPLAY
 
 
@@ -96,6 +96,7 @@ class DemoSpec:
     batch_size: int = 32  # the presets' (the paper's)
     dense_only: bool = False  # only the bias model and the two full models
     mixed_precision: str = "no"  # train.mixed_precision of every run
+    bias_kind: str | None = None  # None: the task's hand-made bias model; shallow | weak-learner: learnt from the data
 
 
 # --quick: the same study, smaller; fewer, larger steps (batch 16 at twice the lr: a CE model at 87% MNLI-m after 60
@@ -275,6 +276,21 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     return validate(stage.command, raw)
 
 
+def _bias_preset(spec: DemoSpec, kind: str, data: Path) -> Any:
+    """The shipped learned-bias preset at demo scale: a quarter of the data for the shallow model (2,000 of 8,000,
+    Utama et al.'s MNLI subset size), the demo's lr, batch and precision."""
+    raw = read_preset_file(find_preset("bias-model", f"{kind}-{DEMO_TASKS[spec.task].task}"))
+    raw["model"]["name_or_path"] = spec.model
+    raw["data"] = {"dir": str(data)}
+    if kind == "shallow":
+        raw["learner"]["subset"] = min(raw["learner"]["subset"], max(1, spec.train_size // 4))
+    raw["train"].update(
+        seed=spec.seed, lr=spec.lr, batch_size=spec.batch_size, checkpoint_every=0, mixed_precision=spec.mixed_precision
+    )
+    raw["eval"].update(every=10**6, batch_size=256)  # evaluated once, at the end
+    return validate("bias-model", raw)
+
+
 RECIPES = {"finetune": finetune.run, "retrain": finetune.run, "mask-train": mask_train.run, "imp": imp.run}
 
 
@@ -289,10 +305,14 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
 
     reporter.log(f"1/{total} writing the built-in {spec.task} benchmark ({demo.layout})")
     data_synth.run(spec.task, data, _synth_spec(spec))
-    reporter.log(f"2/{total} training the {demo.bias_kind} bias model")
-    bias = bias_model.run(demo.task, demo.bias_kind, data, bias_dir, reporter)
+    kind = spec.bias_kind or demo.bias_kind
+    reporter.log(f"2/{total} training the {kind} bias model")
+    if kind in ("shallow", "weak-learner"):
+        bias = bias_learner.run(_bias_preset(spec, kind, data), RunContext(bias_dir, device, reporter))
+    else:
+        bias = bias_model.run(demo.task, kind, data, bias_dir, reporter)
 
-    rows = [_row(demo, "bias-only model", f"bias-only ({demo.bias_kind})", 0.0, "bias", bias["metrics"])]
+    rows = [_row(demo, "bias-only model", f"bias-only ({kind})", 0.0, "bias", bias["metrics"])]
     seconds: dict[str, float] = {}
     for i, stage in enumerate(plan, start=3):
         reporter.log(
