@@ -36,6 +36,16 @@ def test_finetune_presets_for_every_loss_follow_table_3(task):
         assert raw["train"]["batch_size"] == 32 and raw["model"]["max_length"] == 128
 
 
+@pytest.mark.parametrize("task", ["mnli", "qqp", "fever"])
+@pytest.mark.parametrize("loss", ["poe", "reweight", "conf-reg"])
+def test_unknown_bias_presets_are_their_base_preset_with_utamas_annealing(task, loss):
+    unknown = tomllib.loads(find_preset("finetune", f"{loss}-unknown-{task}").read_text())
+    base = tomllib.loads(find_preset("finetune", f"{loss}-{task}").read_text())
+    assert unknown["loss"].pop("anneal") == [0.8, 1.0] and "anneal" not in base["loss"]
+    unknown.pop("description"), base.pop("description")
+    assert unknown == base
+
+
 def test_required_presets_ship_with_paper_settings():
     names = {(c, n) for c, n, _ in list_presets()}
     assert {("finetune", "ce-mnli"), ("finetune", "poe-mnli"), ("evaluate", "mnli")} <= names
