@@ -321,6 +321,24 @@ def test_demo_dense_only_and_quick(tiny_bert_dir, tmp_path):
     assert quick.steps < full.steps and quick.search_steps < full.search_steps and quick.train_size < full.train_size
 
 
+def test_demo_precision_defaults_to_bf16_on_a_cpu_and_keeps_an_explicit_choice():
+    assert demo.DemoSpec().mixed_precision == "auto"
+    assert demo._resolve_precision(demo.DemoSpec(), "cpu").mixed_precision == "bf16"
+    assert demo._resolve_precision(demo.DemoSpec(mixed_precision="no"), "cpu").mixed_precision == "no"
+
+
+def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
+    spec = demo.DemoSpec(mixed_precision="bf16")
+    plan = {stage.name: stage for stage in demo.stages(spec)}
+    lt = demo._preset(plan["b-retrain-lt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
+    assert (lt.train.max_steps, lt.train.lr) == (spec.steps * spec.lt_retrain_factor, spec.lt_retrain_lr)
+    assert lt.eval.every == -(-lt.train.max_steps // 3)  # still three evaluations
+    pt = demo._preset(plan["c-mask-pt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
+    assert pt.train.max_steps == spec.search_steps * spec.pt_search_factor
+    ce = demo._preset(plan["b-retrain-mask-poe-50-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
+    assert (ce.train.max_steps, ce.train.lr) == (spec.steps, spec.lr)
+
+
 def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):
     result = invoke(
         "finetune",

@@ -10,7 +10,6 @@ import typer
 from srnet_cli.cli.common import (
     DeviceOpt,
     JsonOpt,
-    MixedPrecisionOpt,
     OverwriteOpt,
     QuietOpt,
     check_device,
@@ -84,7 +83,13 @@ def demo(
         int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000, --quick 3000).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for data, bias model and training.")] = 1,
-    mixed_precision: MixedPrecisionOpt = None,
+    mixed_precision: Annotated[
+        str | None,
+        typer.Option(
+            "--mixed-precision",
+            help="no (fp32) | bf16 | fp16 (GPUs only). Default: bf16 on a CPU (much faster with AMX), fp32 on a GPU.",
+        ),
+    ] = None,
     bias_kind: Annotated[
         str | None,
         typer.Option(
