@@ -77,7 +77,12 @@ def demo(
         bool, typer.Option("--dense-only", help="Only the bias model and the full CE and PoE models.")
     ] = False,
     steps: Annotated[
-        int | None, typer.Option("--steps", min=1, help="Fine-tuning and retraining steps (default 200, --quick 80).")
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Fine-tuning and retraining steps (default 200, --quick 80; the lottery-ticket PoE retrain: 3x).",
+        ),
     ] = None,
     train_size: Annotated[
         int | None, typer.Option("--train-size", min=3, help="Generated training pairs (default 8000, --quick 3000).")
