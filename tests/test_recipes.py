@@ -1,6 +1,8 @@
 """End-to-end smoke runs of every command on a tiny random model (CPU, a few steps each)."""
 
 import json
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,8 +229,9 @@ def tiny_demo(model, **kw):
     )
 
 
-def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path):
-    summary = demo.run(tiny_demo(tiny_bert_dir), tmp_path / "demo", "cpu", RecordingReporter())
+def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as `srnet demo` is usually run
+    summary = demo.run(tiny_demo(tiny_bert_dir), Path("demo"), "cpu", RecordingReporter())
     assert sorted(summary["stage_seconds"]) == sorted(STUDY_RUNS)
     for run in STUDY_RUNS:
         assert (tmp_path / "demo" / run / "results.json").is_file(), run
@@ -264,6 +267,8 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path):
     lt = json.loads((tmp_path / "demo" / "b-retrain-lt-poe-50" / "results.json").read_text())
     assert lt["mask_method"] == "lottery-ticket IMP poe"
     assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == summary
+    saved = tomllib.loads((tmp_path / "demo" / "a-mask-poe-70" / "preset.toml").read_text())
+    assert Path(saved["data"]["dir"]).is_absolute() and Path(saved["model"]["name_or_path"]).is_absolute()
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "| (b) subnetworks fine-tuned in isolation | PoE mask (a), retrained CE | 50% |" in text
     assert (tmp_path / "demo" / "mnli.png").stat().st_size > 10_000

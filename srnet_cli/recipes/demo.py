@@ -311,6 +311,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     spec = _resolve_precision(spec, device)
     demo = DEMO_TASKS[spec.task]
     out = prepare_out_dir(out, overwrite, (spec.model,))  # --overwrite never deletes the model it will load
+    out = out.resolve()  # every run's preset.toml names its inputs absolutely: it re-runs from any directory
     data, bias_dir = out / "data", out / "bias"
     plan = stages(spec)
     total = len(plan) + 2
