@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # One thread per process: the tiny test models gain nothing from two, and tests that start processes (CLI runs,
-# two-process training) then do not oversubscribe the cores (suite: 140 s against 183 s with two threads)
+# two-process training) then do not oversubscribe the cores (suite: 118 s against 183 s with two threads)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from srnet_cli.engine import synth_nli
