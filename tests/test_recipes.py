@@ -336,15 +336,12 @@ def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     spec = demo.DemoSpec(mixed_precision="bf16")
     plan = {stage.name: stage for stage in demo.stages(spec)}
     lt = demo._preset(plan["b-retrain-lt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
-    assert (lt.train.max_steps, lt.train.lr) == (spec.steps * spec.poe_retrain_factor, spec.poe_retrain_lr)
+    assert (lt.train.max_steps, lt.train.lr) == (spec.steps * spec.lt_retrain_factor, spec.lt_retrain_lr)
     assert lt.eval.every == -(-lt.train.max_steps // 3)  # still three evaluations
     pt = demo._preset(plan["c-mask-pt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert pt.train.max_steps == spec.search_steps * spec.pt_search_factor
     ce = demo._preset(plan["b-retrain-mask-poe-50-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert (ce.train.max_steps, ce.train.lr) == (spec.steps, spec.lr)
-    poe = demo._preset(plan["b-retrain-mask-poe-50-poe"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
-    assert (poe.train.max_steps, poe.train.lr) == (spec.steps * spec.poe_retrain_factor, spec.poe_retrain_lr)
-    assert poe.mask.file == str(tmp_path / "a-mask-poe-50") and lt.mask.file == str(tmp_path / "b-lt-imp-poe")
 
 
 def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):

@@ -81,7 +81,7 @@ def demo(
         typer.Option(
             "--steps",
             min=1,
-            help="Fine-tuning and retraining steps (default 200, --quick 80; the PoE retrains: 3x).",
+            help="Fine-tuning and retraining steps (default 200, --quick 80; the lottery-ticket PoE retrain: 3x).",
         ),
     ] = None,
     train_size: Annotated[
