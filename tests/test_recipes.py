@@ -332,6 +332,13 @@ def test_demo_precision_defaults_to_bf16_on_a_cpu_and_keeps_an_explicit_choice()
     assert demo._resolve_precision(demo.DemoSpec(mixed_precision="no"), "cpu").mixed_precision == "no"
 
 
+@pytest.mark.parametrize("precision,message", [("fp8", "'fp8' is not a precision"), ("fp16", "fp16 needs a CUDA")])
+def test_demo_refuses_a_bad_precision_before_writing_anything(precision, message, tmp_path):
+    result = invoke("demo", "--quick", "--device", "cpu", "--mixed-precision", precision, "--out", tmp_path / "d")
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "d").exists()
+
+
 def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     spec = demo.DemoSpec(mixed_precision="bf16")
     plan = {stage.name: stage for stage in demo.stages(spec)}

@@ -25,14 +25,30 @@ def check_device(device: str) -> None:
         torch.cuda.set_device(index)  # accelerate's single-process device is the current CUDA device
 
 
-def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
-    """`auto` takes a GPU when there is one. fp16 needs a GPU; bf16 also runs on CPUs (autocast)."""
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+def runs_on_cpu(device: str) -> bool:
+    """`cpu`, or `auto` with no visible GPU (`check_device` has already refused `cuda` without one)."""
     import torch
+
+    return device == "cpu" or not torch.cuda.is_available()
+
+
+def check_precision(device: str, mixed_precision: str) -> None:
+    """A precision the device can run: fp16 needs a GPU; bf16 also runs on CPUs (autocast)."""
+    if mixed_precision not in PRECISIONS:
+        raise UsageError(f"--mixed-precision {mixed_precision!r} is not a precision", "use no, bf16 or fp16")
+    if mixed_precision == "fp16" and runs_on_cpu(device):
+        raise UsageError("--mixed-precision fp16 needs a CUDA device", "use bf16, or no mixed precision on a CPU")
+
+
+def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
+    """`auto` takes a GPU when there is one."""
     from accelerate import Accelerator
 
     check_device(device)
-    if mixed_precision == "fp16" and (device == "cpu" or not torch.cuda.is_available()):
-        raise UsageError("--mixed-precision fp16 needs a CUDA device", "use bf16, or no mixed precision on a CPU")
+    check_precision(device, mixed_precision)
     from accelerate.state import AcceleratorState
 
     # The state is a process-wide singleton; one process that runs several recipes (demo, tests) may need another
