@@ -326,10 +326,32 @@ def test_demo_dense_only_and_quick(tiny_bert_dir, tmp_path):
     assert quick.steps < full.steps and quick.search_steps < full.search_steps and quick.train_size < full.train_size
 
 
-def test_demo_precision_defaults_to_bf16_on_a_cpu_and_keeps_an_explicit_choice():
+@pytest.mark.parametrize("native", [True, False])
+def test_demo_precision_is_bf16_only_on_a_cpu_with_native_bf16_and_keeps_an_explicit_choice(native, monkeypatch):
+    import torch
+
+    # an AVX2-only CPU emulates bf16 (measured ~100x slower than fp32): auto must fall back to fp32 there
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert demo.DemoSpec().mixed_precision == "auto"
-    assert demo._resolve_precision(demo.DemoSpec(), "cpu").mixed_precision == "bf16"
+    assert demo._resolve_precision(demo.DemoSpec(), "cpu").mixed_precision == ("bf16" if native else "no")
     assert demo._resolve_precision(demo.DemoSpec(mixed_precision="no"), "cpu").mixed_precision == "no"
+    assert demo._resolve_precision(demo.DemoSpec(mixed_precision="bf16"), "cpu").mixed_precision == "bf16"
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_a_warning(monkeypatch):
+    import torch
+
+    from srnet_cli.engine.devices import slow_precision_note
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    note = slow_precision_note(torch.device("cpu"), "bf16")
+    assert note is not None and "no native bf16" in note and "--mixed-precision no" in note
+    assert slow_precision_note(torch.device("cpu"), "no") is None
+    assert slow_precision_note("cuda", "bf16") is None
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert slow_precision_note(torch.device("cpu"), "bf16") is None
 
 
 @pytest.mark.parametrize("precision,message", [("fp8", "'fp8' is not a precision"), ("fp16", "fp16 needs a CUDA")])
@@ -498,18 +520,27 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     """Every phase of `srnet bench` runs and reports its ratios (timings themselves are not asserted)."""
     from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
 
-    from srnet_cli.recipes.bench import TARGETS, run_bench
+    from srnet_cli.recipes.bench import BF16_RATIOS, TARGETS, run_bench
 
     config = AutoConfig.from_pretrained(tiny_bert_dir)
     config.max_position_embeddings = 128  # the original settings pad to 128
     BertForSequenceClassification(config).save_pretrained(tmp_path / "m")
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "m")
-    result = run_bench(
-        str(tmp_path / "m"), steps=2, batch=4, eval_examples=16, sizes=False, memory=False, log=lambda message: None
-    )
+    args = {"steps": 2, "batch": 4, "eval_examples": 16, "sizes": False, "memory": False, "peak_sizes": (64,)}
+    result = run_bench(str(tmp_path / "m"), **args, bf16=True, log=lambda message: None)
     assert set(result["ratios"]) == set(TARGETS) - {"mask_train_memory_vs_dense"}
     assert all(value > 0 for value in result["ratios"].values())
     assert 0 <= result["finetune"]["padding_waste"] < 1 and result["pair_tokens"]["mean"] > 5
+    assert result["flops"]["matmul_peak"] == max(
+        result["flops"]["matmul_peak_fp32"], result["flops"]["matmul_peak_bf16"]
+    )
+    # a CPU without native bf16: no bf16 timing at all (emulated bf16 would take most of an hour), fp32 ratios kept
+    logged: list[str] = []
+    fp32 = run_bench(str(tmp_path / "m"), **args, bf16=False, log=logged.append)
+    assert set(fp32["ratios"]) == set(TARGETS) - {"mask_train_memory_vs_dense", *BF16_RATIOS}
+    assert fp32["flops"]["matmul_peak_bf16"] is None and fp32["finetune"]["srnet_bf16_examples_per_s"] is None
+    assert fp32["flops"]["matmul_peak"] == fp32["flops"]["matmul_peak_fp32"]
+    assert not any("bf16" in line and "skipped" not in line for line in logged)
 
 
 def test_fit_attention_switches_to_eager_only_for_bf16_on_cpu_and_keeps_the_logits(tiny_bert_dir):

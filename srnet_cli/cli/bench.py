@@ -40,7 +40,10 @@ def _table(result: dict) -> None:
         "finetune: srnet": (f["srnet_examples_per_s"], f["srnet_bf16_examples_per_s"]),
         "finetune: Trainer at its best": (f["trainer_best_examples_per_s"], f["trainer_best_bf16_examples_per_s"]),
         "finetune: Trainer like run_glue.py": (f["trainer_run_glue_examples_per_s"], None),
-        "mask-train: srnet": (result["batch"] / m["seconds_per_step"], result["batch"] / m["bf16_seconds_per_step"]),
+        "mask-train: srnet": (
+            result["batch"] / m["seconds_per_step"],
+            _per_s(result["batch"], m["bf16_seconds_per_step"]),
+        ),
         "evaluate: srnet": (e["srnet_examples_per_s"], e["srnet_bf16_examples_per_s"]),
         "evaluate: original settings": (e["original_examples_per_s"], None),
         "evaluate: Trainer.predict": (e["trainer_predict_examples_per_s"], None),
@@ -50,13 +53,19 @@ def _table(result: dict) -> None:
     stdout.print(speeds)
     flops = result["flops"]
     memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result.get("peak_rss_mb", {}).items())
+    bf16 = flops["matmul_peak_bf16"]
+    bf16_peak = "skipped (no native bf16 on this CPU)" if bf16 is None else f"{bf16 / 1e9:.0f} GFLOP/s"
     stdout.print(
-        f"peak RSS: {memory}; matmul peak fp32 {flops['matmul_peak_fp32'] / 1e9:.0f}, bf16 "
-        f"{flops['matmul_peak_bf16'] / 1e9:.0f} GFLOP/s; srnet training achieves "
+        f"peak RSS: {memory}; matmul peak fp32 {flops['matmul_peak_fp32'] / 1e9:.0f} GFLOP/s, bf16 "
+        f"{bf16_peak}; srnet training achieves "
         f"{flops['training_achieved'] / 1e9:.0f} GFLOP/s (fp32: {flops['training_achieved_fp32'] / 1e9:.0f})"
     )
     for name, row in result.get("scaling_model_size", {}).items():
         stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
+
+
+def _per_s(batch: int, seconds_per_step: float | None) -> float | None:
+    return None if seconds_per_step is None else batch / seconds_per_step
 
 
 def bench(

@@ -92,7 +92,7 @@ def demo(
         str | None,
         typer.Option(
             "--mixed-precision",
-            help="no (fp32) | bf16 | fp16 (GPUs only). Default: bf16 on a CPU (much faster with AMX), fp32 on a GPU.",
+            help="no (fp32) | bf16 | fp16 (GPUs only). Default: bf16 on a CPU with AMX or AVX512-BF16, else fp32.",
         ),
     ] = None,
     bias_kind: Annotated[

@@ -2,7 +2,9 @@
 
 `overlap` follows Clark et al. (2019)'s MNLI bias model (used by the SRNet paper for MNLI and QQP, App. B.3.1)
 without its fastText similarity features, which need word vectors we cannot ship: the hypothesis-in-premise rate,
-"all hypothesis words present", "hypothesis is a contiguous subsequence", the length difference and negation words.
+"all hypothesis words present", "hypothesis is a contiguous subsequence" and the length difference. Like Clark's, it
+models overlap only: no negation words (a hypothesis-only cue that would let it solve contradiction as well), and on
+NLI it is fitted on entailment vs non-entailment (recipes/bias_model.fit).
 `claim-only` (FEVER) and `hypothesis-only` (NLI) see one side of the pair only, as a bag of words: a stand-in for
 the original's max-pooled fastText claim embeddings, with the same blindness to the evidence.
 """
@@ -17,8 +19,7 @@ import torch
 
 from srnet_cli.engine.readers import Example
 
-NEGATIONS = frozenset({"not", "no", "never", "nobody", "nothing", "none", "nowhere", "neither", "nor", "n't", "cannot"})
-FEATURES = ("overlap_rate", "all_present", "contiguous", "length_diff", "neg_hypothesis", "neg_premise")
+FEATURES = ("overlap_rate", "all_present", "contiguous", "length_diff")
 _WORD = re.compile(r"n't|\w+")
 
 
@@ -41,8 +42,6 @@ def overlap_features(premise: str, hypothesis: str) -> list[float]:
         float(bool(h) and rate == 1.0),
         float(_contains_contiguous(p, h)),
         (len(p) - len(h)) / 10.0,
-        float(any(w in NEGATIONS for w in h)),
-        float(any(w in NEGATIONS for w in p)),
     ]
 
 

@@ -402,11 +402,16 @@ def run_bench(
     sizes: bool = True,
     memory: bool = True,
     log: Any = print,
+    bf16: bool | None = None,
+    peak_sizes: tuple[int, ...] = (1024, 2048),
 ) -> dict:
     """Every measurement, as one JSON-able dict; `log` gets a line per phase. `memory` measures peak RSS in fresh
-    processes (slow to start), `sizes` times a tiny and a BERT-base-sized model."""
+    processes (slow to start), `sizes` times a tiny and a BERT-base-sized model. `bf16` (default: whether the CPU
+    runs bf16 natively) adds the bf16 timings: emulated bf16 is ~100x slower than fp32, so timing it would take most
+    of an hour and tell nothing but "use fp32"."""
     import torch
 
+    from srnet_cli.engine.devices import cpu_has_fast_bf16
     from srnet_cli.engine.models import load_tokenizer, resolve_model
     from srnet_cli.engine.tasks import task_spec
 
@@ -429,10 +434,13 @@ def run_bench(
             "max": max(lengths),
             "truncated_at_128": sum(n >= ORIGINAL_PAD for n in lengths) / len(lengths),
         },
+        "bf16": cpu_has_fast_bf16() if bf16 is None else bf16,
     }
+    if not out["bf16"]:
+        log("bf16 skipped: this CPU has no native bf16 (no AMX or AVX512-BF16); fp32 only")
     log("warm-up (untimed)")
     srnet_train(setup, realistic_examples(WARMUP_STEPS * batch, seed=3), WARMUP_STEPS, batch)
-    dense = _training_phase(setup, examples[: steps * batch], steps, batch, out, log)
+    dense = _training_phase(setup, examples[: steps * batch], steps, batch, out, log, peak_sizes)
     _evaluation_phase(setup, dense["model"], eval_examples, out, log)
     if memory:
         log("peak memory: finetune, mask-train, evaluate, each in a fresh process")
@@ -449,42 +457,65 @@ def run_bench(
     return out
 
 
-def _training_phase(setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Any) -> dict:
-    """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and bf16, and srnet
-    mask-train; every timing is one epoch over the same examples."""
+def _training_phase(
+    setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Any, peak_sizes: tuple[int, ...]
+) -> dict:
+    """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and (where the CPU runs it
+    natively) bf16, and srnet mask-train; every timing is one epoch over the same examples. A skipped bf16 timing
+    is None."""
+    with_bf16 = out["bf16"]
+
+    def bf16_timing(message: str, timing: Any) -> dict | None:
+        if not with_bf16:
+            return None
+        log(message)
+        return timing()
+
     log("finetune: srnet")
     dense = srnet_train(setup, epoch, steps, batch)
-    log("finetune: srnet, bf16")
-    dense_bf16 = srnet_train(setup, epoch, steps, batch, bf16=True)
+    dense_bf16 = bf16_timing("finetune: srnet, bf16", lambda: srnet_train(setup, epoch, steps, batch, bf16=True))
     log("finetune: Trainer like run_glue.py (padding to 128)")
     glue = trainer_train(setup, epoch, steps, batch, best=False)
     log("finetune: Trainer at its best (dynamic padding, group_by_length)")
     best = trainer_train(setup, epoch, steps, batch, best=True)
-    log("finetune: Trainer at its best, bf16=True")
-    best_bf16 = trainer_train(setup, epoch, steps, batch, best=True, bf16=True)
-    log("mask-train: srnet, fp32 and bf16")
+    best_bf16 = bf16_timing(
+        "finetune: Trainer at its best, bf16=True",
+        lambda: trainer_train(setup, epoch, steps, batch, best=True, bf16=True),
+    )
+    log("mask-train: srnet")
     masked = srnet_train(setup, epoch, steps, batch, mask_train=True)
-    masked_bf16 = srnet_train(setup, epoch, steps, batch, mask_train=True, bf16=True)
+    masked_bf16 = bf16_timing(
+        "mask-train: srnet, bf16", lambda: srnet_train(setup, epoch, steps, batch, mask_train=True, bf16=True)
+    )
+
+    def rate(timing: dict | None) -> float | None:
+        return None if timing is None else batch / timing["seconds_per_step"]
+
+    def per_step(timing: dict | None) -> float | None:
+        return None if timing is None else timing["seconds_per_step"]
+
     out["finetune"] = {
-        "srnet_examples_per_s": batch / dense["seconds_per_step"],
-        "srnet_bf16_examples_per_s": batch / dense_bf16["seconds_per_step"],
-        "trainer_run_glue_examples_per_s": batch / glue["seconds_per_step"],
-        "trainer_best_examples_per_s": batch / best["seconds_per_step"],
-        "trainer_best_bf16_examples_per_s": batch / best_bf16["seconds_per_step"],
+        "srnet_examples_per_s": rate(dense),
+        "srnet_bf16_examples_per_s": rate(dense_bf16),
+        "trainer_run_glue_examples_per_s": rate(glue),
+        "trainer_best_examples_per_s": rate(best),
+        "trainer_best_bf16_examples_per_s": rate(best_bf16),
         "padding_waste": 1 - dense["real_tokens"] / dense["padded_tokens"],
     }
     out["mask_train"] = {
         "seconds_per_step": masked["seconds_per_step"],
         "dense_seconds_per_step": dense["seconds_per_step"],
-        "bf16_seconds_per_step": masked_bf16["seconds_per_step"],
-        "dense_bf16_seconds_per_step": dense_bf16["seconds_per_step"],
+        "bf16_seconds_per_step": per_step(masked_bf16),
+        "dense_bf16_seconds_per_step": per_step(dense_bf16),
     }
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
-    fastest = min(dense["seconds_per_step"], dense_bf16["seconds_per_step"])
-    peaks = {"fp32": matmul_peak_flops("fp32"), "bf16": matmul_peak_flops("bf16")}
+    fastest = min(t["seconds_per_step"] for t in (dense, dense_bf16) if t is not None)
+    peaks = {"fp32": matmul_peak_flops("fp32", peak_sizes)}
+    if with_bf16:
+        peaks["bf16"] = matmul_peak_flops("bf16", peak_sizes)
     out["flops"] = {
         "matmul_peak_fp32": peaks["fp32"],
-        "matmul_peak_bf16": peaks["bf16"],
+        "matmul_peak_bf16": peaks.get("bf16"),
         "matmul_peak": max(peaks.values()),  # the machine's real limit
         "training_achieved": flops / (fastest * dense["steps_timed"]),  # srnet's faster precision
         "training_achieved_fp32": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
@@ -493,11 +524,15 @@ def _training_phase(setup: Setup, epoch: list[Any], steps: int, batch: int, out:
 
 
 def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -> None:
-    log("evaluate: srnet (fp32, bf16), original settings (batch 8, padding 128), Trainer.predict")
+    log(
+        "evaluate: srnet" + (" (fp32, bf16)" if out["bf16"] else "") + ", original settings (batch 8, padding 128), "
+        "Trainer.predict"
+    )
     eval_set = realistic_examples(n, seed=2)
+    bf16 = srnet_predict(setup, trained, eval_set, 128, bf16=True)["examples_per_second"] if out["bf16"] else None
     out["evaluate"] = {
         "srnet_examples_per_s": srnet_predict(setup, trained, eval_set, 128)["examples_per_second"],
-        "srnet_bf16_examples_per_s": srnet_predict(setup, trained, eval_set, 128, bf16=True)["examples_per_second"],
+        "srnet_bf16_examples_per_s": bf16,
         "original_examples_per_s": original_predict(setup, trained, eval_set)["examples_per_second"],
         "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
     }
@@ -524,22 +559,35 @@ def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: 
     return sizes
 
 
+BF16_RATIOS = (
+    "finetune_bf16_vs_trainer_best_bf16",
+    "finetune_bf16_vs_fp32",
+    "mask_train_bf16_step_vs_dense_bf16",
+    "evaluate_bf16_vs_fp32",
+)
+
+
 def ratios(out: dict) -> dict[str, float]:
-    """The numbers the targets are stated in."""
+    """The numbers the targets are stated in (the bf16 ones only where bf16 was timed)."""
     f, e, m, r = out["finetune"], out["evaluate"], out["mask_train"], out.get("peak_rss_mb")
-    return {
+    every = {
         "finetune_vs_trainer_run_glue": f["srnet_examples_per_s"] / f["trainer_run_glue_examples_per_s"],
         "finetune_vs_trainer_best": f["srnet_examples_per_s"] / f["trainer_best_examples_per_s"],
-        "finetune_bf16_vs_trainer_best_bf16": f["srnet_bf16_examples_per_s"] / f["trainer_best_bf16_examples_per_s"],
-        "finetune_bf16_vs_fp32": f["srnet_bf16_examples_per_s"] / f["srnet_examples_per_s"],
         "mask_train_step_vs_dense": m["seconds_per_step"] / m["dense_seconds_per_step"],
-        "mask_train_bf16_step_vs_dense_bf16": m["bf16_seconds_per_step"] / m["dense_bf16_seconds_per_step"],
         **({"mask_train_memory_vs_dense": r["mask_train"] / r["finetune"]} if r else {}),
         "evaluate_vs_original": e["srnet_examples_per_s"] / e["original_examples_per_s"],
         "evaluate_vs_trainer_predict": e["srnet_examples_per_s"] / e["trainer_predict_examples_per_s"],
-        "evaluate_bf16_vs_fp32": e["srnet_bf16_examples_per_s"] / e["srnet_examples_per_s"],
         "training_flops_vs_matmul_peak": out["flops"]["training_achieved"] / out["flops"]["matmul_peak"],
     }
+    if out["bf16"]:
+        every |= {
+            "finetune_bf16_vs_trainer_best_bf16": f["srnet_bf16_examples_per_s"]
+            / f["trainer_best_bf16_examples_per_s"],
+            "finetune_bf16_vs_fp32": f["srnet_bf16_examples_per_s"] / f["srnet_examples_per_s"],
+            "mask_train_bf16_step_vs_dense_bf16": m["bf16_seconds_per_step"] / m["dense_bf16_seconds_per_step"],
+            "evaluate_bf16_vs_fp32": e["srnet_bf16_examples_per_s"] / e["srnet_examples_per_s"],
+        }
+    return {name: every[name] for name in TARGETS if name in every}  # the targets' order
 
 
 TARGETS = {  # (target, True if higher is better)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import write_bias_json
+from srnet_cli.engine.bias_files import expand_two_class, write_bias_json
 from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, bow_matrix, bow_vocabulary, feature_matrix
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.readers import Example, check_unique_ids, load_split
@@ -26,6 +26,18 @@ def featurizer(kind: str, train: list[Example]) -> tuple[Callable[[list[Example]
     side = (lambda e: e.text_a) if kind == "claim-only" else (lambda e: e.text_b)  # hypothesis-only: text_b
     vocab = bow_vocabulary([side(e) for e in train])
     return (lambda examples: bow_matrix([side(e) for e in examples], vocab)), list(vocab)
+
+
+def fit(task: str, kind: str, labels: list[str], x: Any, y: np.ndarray) -> Callable[[Any], np.ndarray]:
+    """Fit the bias model; returns features -> log-probs over `labels`. The overlap model on MNLI is Clark et al.'s:
+    entailment vs non-entailment, whose mass is split evenly between neutral and contradiction (overlap tells them
+    apart no better than chance; a 3-class fit would learn contradiction from other cues and leave PoE no gradient)."""
+    if task == "mnli" and kind == "overlap":
+        entailed = (y == labels.index("entailment")).astype(np.int64)
+        binary = LogisticRegression().fit(x, entailed, 2)  # columns: non-entailment, entailment
+        order = [("contradiction", "entailment", "neutral").index(label) for label in labels]
+        return lambda features: expand_two_class(binary.log_probs(features))[:, order]
+    return LogisticRegression().fit(x, y, len(labels)).log_probs
 
 
 def run(
@@ -49,12 +61,12 @@ def run(
     y = np.asarray([labels.index(label) for label in train.labels])
     features, names = featurizer(kind, train.examples)
     train_features = features(train.examples)  # built once: a bag of words over FEVER's 242k claims is not free
-    model = LogisticRegression().fit(train_features, y, len(labels))
-    train_log_probs = model.log_probs(train_features)
+    log_probs_of = fit(task.name, kind, labels, train_features, y)
+    train_log_probs = log_probs_of(train_features)
 
     metrics: dict[str, Any] = {}
     for d in [train, *eval_sets]:
-        log_probs = train_log_probs if d is train else model.log_probs(features(d.examples))
+        log_probs = train_log_probs if d is train else log_probs_of(features(d.examples))
         metrics[d.split or d.name] = set_metrics(task.name, d.split, torch.from_numpy(log_probs), task.labels, d)
 
     out = prepare_out_dir(out, overwrite, (data_dir,))

@@ -9,7 +9,7 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
 from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.devices import make_accelerator
+from srnet_cli.engine.devices import make_accelerator, slow_precision_note
 from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
 from srnet_cli.engine.masking import sparsity_summary
 from srnet_cli.engine.models import (
@@ -110,6 +110,8 @@ def _model(
 ) -> tuple[Any, Any, tuple[str, ...], Any]:
     """The model (with its mask), its tokenizer, its classes in the task's names, and the accelerator."""
     accelerator = make_accelerator(ctx.device, preset.mixed_precision)
+    if note := slow_precision_note(accelerator.device, preset.mixed_precision):
+        ctx.reporter.log(note)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     if mask_file is not None and mask_path is not None:
         model = masked_model(
