@@ -73,7 +73,9 @@ def test_mask_train_golden_numbers(tiny_bert_dir, synth_dir, tmp_path):
 # (0.9 · previous + 0.1 · this step's loss).
 GOLDEN = {
     "finetune": {
-        "losses": [0.3076, 0.3098, 0.2886, 0.2642, 0.2434, 0.2234],
+        # against the fixture's 2-class (Clark) overlap bias: less confident than the old 3-class fit, so PoE's loss
+        # is higher (0.3076, ... with the 3-class one)
+        "losses": [0.9051, 0.9104, 0.8647, 0.8258, 0.7839, 0.7705],
         "best_step": 3,
         "dev_matched": 1 / 3,
         "hans": 0.5,
