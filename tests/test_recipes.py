@@ -541,6 +541,12 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     assert fp32["flops"]["matmul_peak_bf16"] is None and fp32["finetune"]["srnet_bf16_examples_per_s"] is None
     assert fp32["flops"]["matmul_peak"] == fp32["flops"]["matmul_peak_fp32"]
     assert not any("bf16" in line and "skipped" not in line for line in logged)
+    import importlib
+
+    bench_cli = importlib.import_module("srnet_cli.cli.bench")  # the package's `bench` name is the command
+    with bench_cli.stdout.capture() as printed:  # the CLI's tables render a skipped bf16 column as "-"
+        bench_cli._table(fp32)
+    assert "bf16 skipped (no native bf16 on this CPU)" in printed.get() and "finetune: srnet" in printed.get()
 
 
 def test_fit_attention_switches_to_eager_only_for_bf16_on_cpu_and_keeps_the_logits(tiny_bert_dir):
