@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import expand_two_class, write_bias_json
+from srnet_cli.engine.bias_files import NPY_COLUMNS, expand_two_class, write_bias_json
 from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, bow_matrix, bow_vocabulary, feature_matrix
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.readers import Example, check_unique_ids, load_split
@@ -35,7 +35,7 @@ def fit(task: str, kind: str, labels: list[str], x: Any, y: np.ndarray) -> Calla
     if task == "mnli" and kind == "overlap":
         entailed = (y == labels.index("entailment")).astype(np.int64)
         binary = LogisticRegression().fit(x, entailed, 2)  # columns: non-entailment, entailment
-        order = [("contradiction", "entailment", "neutral").index(label) for label in labels]
+        order = [NPY_COLUMNS["mnli"].index(label) for label in labels]  # expand_two_class's column order
         return lambda features: expand_two_class(binary.log_probs(features))[:, order]
     return LogisticRegression().fit(x, y, len(labels)).log_probs
 
