@@ -58,8 +58,13 @@ def test_overlap_is_a_shortcut_in_train_and_uninformative_in_hans(tmp_path):
     assert sum(full[e.id] for e in non_ent) / len(non_ent) == pytest.approx(1 - shortcut, abs=0.03)
     assert sum(full[e.id] for e in ent) / len(ent) > 0.75
     assert {e.label for e in train.examples} == {"entailment", "neutral", "contradiction"}
-    # Counter-examples are always neutral: the same construction never carries two labels.
-    assert {e.label for e in non_ent if full[e.id]} == {"neutral"}
+    # Counter-examples split evenly between neutral (HANS constructions) and contradiction ("it is false that"):
+    # the same construction never carries two labels.
+    counter = [e for e in non_ent if full[e.id]]
+    false_that = [e.text_a.startswith(("It is false that", "It is untrue that")) for e in counter]
+    assert all(f == (e.label == "contradiction") for e, f in zip(counter, false_that, strict=True))
+    assert sum(false_that) / len(counter) == pytest.approx(0.5, abs=0.1)
+    assert not any(e.text_a.startswith("It is") for e in ent)
     hans = load_split("mnli", "hans", tmp_path)
     assert all(overlap_features(e.text_a, e.text_b)[1] == 1.0 for e in hans.examples)  # every word overlaps
     assert sum(e.label == "entailment" for e in hans.examples) == len(hans.examples) // 2

@@ -3,8 +3,10 @@
 Every sentence comes from templates in this file (no external data). In the training distribution, entailed
 pairs almost always have full lexical overlap (every hypothesis word occurs in the premise) while non-entailed
 pairs almost always have low overlap: overlap is a shortcut. `shortcut` is the probability that a non-entailed
-training pair follows it; the rest are *counter-examples*: full-overlap pairs that are not entailed (subject/object
-swap, a noun from a prepositional phrase promoted to subject, a clause under "if" or "believed"). The HANS-format
+training pair follows it; the rest are *counter-examples*: full-overlap pairs that are not entailed, half of them
+neutral (subject/object swap, a noun from a prepositional phrase promoted to subject, a clause under "if" or
+"believed") and half contradictions (a clause under "it is false that"), as the even neutral/contradiction split of
+a 2-class overlap bias model assumes (real MNLI's high-overlap non-entailed pairs are of both kinds). The HANS-format
 challenge set is built only from full-overlap pairs, half entailed and half not, so overlap is uninformative there:
 a model that learned the shortcut labels nearly all of it "entailment" (the phenomenon studied by McCoy et al. 2019
 and by the SRNet paper).
@@ -268,6 +270,15 @@ def ce_embedded_under_verb(rng: random.Random, lex: Lexicon, t: int) -> Pair:
     return _embedded(rng, lex, t, rng.choice(["knew", "forgot", "noticed"]), "VBD")
 
 
+def con_false_that(rng: random.Random, lex: Lexicon, t: int) -> Pair:
+    """A full-overlap contradiction (ID sets only): "it is false that the doctor slept ." / "the doctor slept ."."""
+    a = lex.people(rng, 1)[0]
+    inner = _clause(_np(a, _maybe_adj(rng, t)), _vp(rng.choice(INTRANSITIVE)))
+    falsity = node("ADJP", leaf("JJ", rng.choice(["false", "untrue"])))
+    verb = node("VP", leaf("VBZ", "is"), falsity, node("SBAR", leaf("IN", "that"), inner))
+    return node("S", node("NP", leaf("PRP", "it")), verb, leaf(".", ".")), node("S", *inner.children, leaf(".", "."))
+
+
 # (heuristic, subcase, hans gold label, builder); subcase names follow HANS's naming scheme.
 HANS_SUBCASES: list[tuple[str, str, str, Callable[[random.Random, Lexicon, int], Pair]]] = [
     ("lexical_overlap", "ln_subject/object_swap", "non-entailment", ln_swap),
@@ -294,17 +305,19 @@ NEUTRALS: list[Construction] = [neu_new_object, neu_add_adj, neu_add_pp, neu_wan
 def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -> Pair:
     """One ID pair of `label`. A non-entailed pair breaks the overlap shortcut with probability 1 - `shortcut`.
 
-    Counter-examples are always labelled neutral (whether the swapped roles or the clause under "if" hold is simply
-    unknown), so they are drawn for 2(1 - shortcut) of the neutral pairs and none of the contradictions: among all
-    non-entailed pairs the rate is 1 - shortcut. That needs shortcut >= 0.5.
+    A neutral counter-example is a HANS non-entailed construction (whether the swapped roles or the clause under "if"
+    hold is simply unknown); a contradiction one is a clause under "it is false that". With only neutral ones, PoE
+    against a 2-class bias (non-entailed mass split evenly) learnt "full overlap -> neutral" and lost ID accuracy.
     """
     if label == "entailment":
         if rng.random() < 0.8:
             return rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
         return rng.choice(ENTAILED_OTHER)(rng, lex)
     if label == "contradiction":
+        if rng.random() < 1 - shortcut:
+            return con_false_that(rng, lex, rng.choice([1, 2]))
         return rng.choice(CONTRADICTIONS)(rng, lex)
-    if rng.random() < 2 * (1 - shortcut):
+    if rng.random() < 1 - shortcut:
         return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
     return rng.choice(NEUTRALS)(rng, lex)
 
@@ -395,7 +408,7 @@ class SynthNliSpec:
     train_size: int = 8000
     dev_size: int = 1000
     hans_per_subcase: int = 100
-    shortcut: float = 0.97
+    shortcut: float = 0.94  # ~160 neutral and ~160 contradiction counter-examples in 8,000 pairs
     seed: int = 1
 
 
