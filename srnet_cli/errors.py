@@ -19,6 +19,11 @@ class SrnetError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple:
+        # A stage of `srnet demo` fails in a worker process: its error must reach the parent whole (a subclass's
+        # own __init__ arguments, PresetError's lines, the hint), not rebuilt from `args` alone.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
 
 class UsageError(SrnetError):
     """Flags that conflict or are missing. Exit code 2."""
@@ -68,6 +73,16 @@ class Interrupted(BaseException):
         super().__init__(signal_name)
         self.signal_name = signal_name
         self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[BaseException], args: tuple, state: dict) -> BaseException:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 @contextmanager

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from srnet_cli.cli import app
 from srnet_cli.engine.context import RecordingReporter, RunContext
-from srnet_cli.recipes import demo, finetune
+from srnet_cli.errors import SrnetError
+from srnet_cli.recipes import demo, demo_pool, finetune
 
 runner = CliRunner()
 
@@ -224,9 +225,60 @@ STUDY_RUNS = [
 
 
 def tiny_demo(model, **kw):
+    kw = {"workers": 1, **kw}  # in this process: a worker's start-up (~6 s) would dwarf the tiny stages
     return demo.DemoSpec(
         model=str(model), steps=3, search_steps=4, imp_steps=10, train_size=60, dev_size=12, hans_per_subcase=2, **kw
     )
+
+
+def test_demo_stages_wait_for_their_inputs_and_the_longest_chain_starts_first():
+    spec = demo.DemoSpec(mixed_precision="no")
+    jobs = [demo._job(s, i, 19, spec, Path("/o"), Path("/d"), Path("/b")) for i, s in enumerate(demo.stages(spec))]
+    needs = {job.name: job.needs for job in jobs}
+    assert needs["finetune-ce"] == needs["finetune-poe"] == needs["b-lt-imp-poe"] == needs["c-mask-pt-poe-50"] == ()
+    assert needs["a-mask-poe-70"] == needs["ood-mask-ce-50"] == needs["gradual-mask-poe-50-70"] == ("finetune-ce",)
+    assert needs["b-retrain-lt-poe-50"] == ("b-lt-imp-poe",)
+    assert needs["b-retrain-mask-poe-50-ce"] == ("a-mask-poe-50",)
+    # steps: lottery-ticket search 50 + its retrain 3 x 200; CE model 200 + PoE mask 100 + its retrain 200
+    priority = demo_pool.priorities(jobs)
+    assert priority["b-lt-imp-poe"] == 650 and priority["finetune-ce"] == 500 and priority["a-mask-poe-50"] == 300
+    assert priority["a-mask-ce-50"] == 100 and priority["c-mask-pt-poe-50"] == 300
+    pending, done, order = list(jobs), set(), []
+    while pending:  # one worker, each job done as soon as it starts: the order a free worker takes them in
+        job = demo_pool.next_ready(pending, done, priority)
+        pending.remove(job)
+        done.add(job.name)
+        order.append(job.name)
+    assert order[:4] == ["b-lt-imp-poe", "b-retrain-lt-poe-50", "finetune-ce", "a-mask-poe-50"]
+    # then 300 steps (the search on the pre-trained model), the 200s in plan order, the 100-step searches last
+    assert order[4:8] == ["c-mask-pt-poe-50", "finetune-poe", "b-retrain-mask-poe-50-ce", "b-retrain-mask-poe-50-poe"]
+    assert order[8:] == [job.name for job in jobs if priority[job.name] == 100]
+    with pytest.raises(ValueError, match="needs"):
+        demo_pool.priorities(jobs[2:])  # without the CE model its subnetworks cannot run
+
+
+def test_demo_in_two_worker_processes_gives_the_sequential_table(tiny_bert_dir, tmp_path):
+    reporter = RecordingReporter()
+    parallel = demo.run(tiny_demo(tiny_bert_dir, workers=2), tmp_path / "two", "cpu", reporter)
+    sequential = demo.run(tiny_demo(tiny_bert_dir), tmp_path / "one", "cpu", RecordingReporter())
+    assert (parallel["workers"], sequential["workers"]) == (2, 1)
+    assert parallel["rows"] == sequential["rows"]  # same seeds, same stages: the same numbers, in plan order
+    assert parallel["findings"] == sequential["findings"]
+    logs = reporter.logs()
+    assert "running 15 stages 2 at a time, 1 thread(s) each (--workers 1: in order)" in logs
+    assert any(line.startswith("finetune-ce: training 3 steps") for line in logs)  # a worker's log, by stage
+    assert any(line.startswith("b-retrain-lt-poe-50: done in") for line in logs)
+
+
+def test_a_stage_failing_in_a_worker_reports_its_own_error(tiny_bert_dir, tmp_path):
+    spec = tiny_demo(tiny_bert_dir, dense_only=True, workers=2, mixed_precision="no")
+    jobs = [
+        demo._job(s, i, 4, spec, tmp_path, tmp_path / "none", tmp_path / "b") for i, s in enumerate(demo.stages(spec))
+    ]
+    with pytest.raises(SrnetError) as raised:  # no data directory, no bias file: the recipe's own error, whole
+        demo_pool.run_jobs(jobs, demo.run_stage, "cpu", RecordingReporter(), workers=2)
+    assert str(tmp_path) in raised.value.message and raised.value.hint and type(raised.value) is not SrnetError
+    assert not (tmp_path / "finetune-ce").exists()  # the failed stage's directory is tidied away by its worker
 
 
 def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monkeypatch):

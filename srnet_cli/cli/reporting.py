@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from srnet_cli.engine.context import describe_info
+
 LINES_PER_RUN = 10  # without a terminal, one progress line per 10% of the steps
 
 
@@ -59,7 +61,7 @@ class RichReporter:
             return
         task = self.tasks[-1]
         task.done += n
-        text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+        text = describe_info(info)
         if self.progress is not None:
             self.progress.update(task.task_id, advance=n, info=text)
         elif task.total and (task.done == task.total or task.done % max(1, task.total // LINES_PER_RUN) == 0):

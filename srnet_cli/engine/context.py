@@ -16,6 +16,11 @@ class Reporter(Protocol):
     def end(self) -> None: ...
 
 
+def describe_info(info: dict[str, Any]) -> str:
+    """A progress event's values as `loss 0.6931 lr 5e-05`: what every reporter prints after the step count."""
+    return " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+
+
 class NullReporter:
     def start(self, total: int, description: str) -> None:
         pass
