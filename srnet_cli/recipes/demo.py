@@ -377,8 +377,8 @@ def run_stage(job: Job, device: str, reporter: Reporter) -> dict[str, Any]:
 
 
 def _workers(spec: DemoSpec, device: str) -> tuple[int, int]:
-    """(stages at a time, torch threads each). Auto: two on a CPU with two or more threads (1.5x the throughput
-    of one process on all of them, measured on the 2-core CPU: demo_pool), one on a GPU (the paper's setting)."""
+    """(stages at a time, torch threads each). Auto: two on a CPU with two or more threads (1.2-1.5x the training
+    throughput of one process on all of them, measured on 2-core CPUs: demo_pool), one on a GPU."""
     import torch
 
     cores = torch.get_num_threads()
