@@ -268,6 +268,8 @@ def test_demo_in_two_worker_processes_gives_the_sequential_table(tiny_bert_dir, 
     assert "running 15 stages 2 at a time, 1 thread(s) each (--workers 1: in order)" in logs
     assert any(line.startswith("finetune-ce: training 3 steps") for line in logs)  # a worker's log, by stage
     assert any(line.startswith("b-retrain-lt-poe-50: done in") for line in logs)
+    assert "s (2 stages at a time, 1 thread(s) each)." in (tmp_path / "two" / "report.md").read_text()
+    assert "s (one stage at a time)." in (tmp_path / "one" / "report.md").read_text()
 
 
 def test_a_stage_failing_in_a_worker_reports_its_own_error(tiny_bert_dir, tmp_path):

@@ -546,6 +546,12 @@ def write_report(out: Path, summary: dict[str, Any]) -> dict[str, str]:
     lines += [
         f"- {'holds' if f['holds'] else 'does not hold'}: {f['claim']} ({f['evidence']})" for f in summary["findings"]
     ]
-    lines += ["", f"![{summary['task']}]({plot.name})", "", f"Total time: {summary['seconds']:.0f} s.", ""]
+    took = f"Total time: {summary['seconds']:.0f} s ({_workers_text(summary)})."
+    lines += ["", f"![{summary['task']}]({plot.name})", "", took, ""]
     write_text_atomic(out / "report.md", "\n".join(lines))
     return {"markdown": str(out / "report.md"), "plot": str(plot)}
+
+
+def _workers_text(summary: dict[str, Any]) -> str:
+    workers, threads = summary.get("workers", 1), summary.get("threads_per_worker")
+    return "one stage at a time" if workers == 1 else f"{workers} stages at a time, {threads} thread(s) each"
