@@ -388,8 +388,9 @@ def _workers(spec: DemoSpec, device: str) -> tuple[int, int]:
 
 def _resolve_precision(spec: DemoSpec, device: str) -> DemoSpec:
     """`auto`: bf16 on a CPU with native bf16 (AMX, AVX512-BF16), where autocast with eager attention ran training
-    steps ~1.9x and the demo's stages 1.4-1.6x faster than fp32 with the same findings (user guide, "bf16 against
-    fp32"); fp32 on other CPUs (emulated bf16 is ~100x slower) and on a GPU, as the paper.
+    steps ~1.9x and the demo's stages 1.4-1.6x faster than fp32 with the same findings on AMX, and the demo 1.55x
+    faster on AVX512-BF16, one finding at its bar apart (user guide, "bf16 against fp32"); fp32 on other CPUs
+    (emulated bf16 is ~100x slower) and on a GPU, as the paper.
     Checked here, before the benchmark and the bias model are written, not at the first training stage."""
     precision = spec.mixed_precision
     if precision == "auto":
