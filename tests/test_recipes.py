@@ -272,6 +272,35 @@ def test_demo_in_two_worker_processes_gives_the_sequential_table(tiny_bert_dir, 
     assert "s (one stage at a time)." in (tmp_path / "one" / "report.md").read_text()
 
 
+def test_stage_lines_log_each_stage_by_name_with_a_line_per_tenth_of_its_training():
+    reporter = RecordingReporter()
+    lines = demo_pool.StageLines(reporter)
+    lines.show("a", "start", (20, "train"))
+    lines.show("b", "log", "hello")
+    for step in range(1, 21):
+        lines.show("a", "advance", (1, {"loss": 0.5}))
+        if step == 10:  # an evaluation inside training draws no lines
+            lines.show("a", "start", (3, "eval"))
+            lines.show("a", "advance", (3, {}))
+            lines.show("a", "end", None)
+    assert reporter.logs()[0] == "b: hello"
+    assert reporter.logs()[1:] == [f"a: train {n}/20 loss 0.5" for n in range(2, 21, 2)]
+
+
+def _dies(job, device, reporter):  # a worker killed by the system (out of memory) mid-stage
+    import os
+
+    reporter.log("about to die")
+    os._exit(9)
+
+
+def test_a_worker_that_dies_is_reported_by_stage_with_a_fix(tmp_path):
+    jobs = [demo_pool.Job("only-stage", "1/1 only", "finetune", None, tmp_path / "x")]
+    with pytest.raises(SrnetError) as raised:
+        demo_pool.run_jobs(jobs, _dies, "cpu", RecordingReporter(), workers=2)
+    assert "died while running only-stage" in raised.value.message and "--workers 1" in raised.value.hint
+
+
 def test_a_stage_failing_in_a_worker_reports_its_own_error(tiny_bert_dir, tmp_path):
     spec = tiny_demo(tiny_bert_dir, dense_only=True, workers=2, mixed_precision="no")
     jobs = [
