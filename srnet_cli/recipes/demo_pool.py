@@ -151,7 +151,9 @@ class _Pool:
 
     def _stop(self, pool: ProcessPoolExecutor) -> None:
         self._drain()
-        for pid in self.pids:
+        # a worker still starting has not sent its pid yet: the executor's own table has it (CPython's private
+        # `_processes`; without it, such a worker finishes its stage before shutdown returns)
+        for pid in self.pids | set(getattr(pool, "_processes", None) or {}):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
