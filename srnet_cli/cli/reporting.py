@@ -14,9 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from srnet_cli.engine.context import describe_info
-
-LINES_PER_RUN = 10  # without a terminal, one progress line per 10% of the steps
+from srnet_cli.engine.context import describe_info, is_line_due
 
 
 @dataclass
@@ -64,7 +62,7 @@ class RichReporter:
         text = describe_info(info)
         if self.progress is not None:
             self.progress.update(task.task_id, advance=n, info=text)
-        elif task.total and (task.done == task.total or task.done % max(1, task.total // LINES_PER_RUN) == 0):
+        elif is_line_due(task.done, task.total):
             self._line(f"{task.description} {task.done}/{task.total} {text}".rstrip())
 
     def log(self, message: str) -> None:

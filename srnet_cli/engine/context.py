@@ -16,6 +16,14 @@ class Reporter(Protocol):
     def end(self) -> None: ...
 
 
+LINES_PER_RUN = 10  # without a live bar, one progress line per 10% of a task
+
+
+def is_line_due(done: int, total: int) -> bool:
+    """Whether a line-based reporter prints a progress line at step `done` of `total`: every 10%, and the last."""
+    return bool(total) and (done == total or done % max(1, total // LINES_PER_RUN) == 0)
+
+
 def describe_info(info: dict[str, Any]) -> str:
     """A progress event's values as `loss 0.6931 lr 5e-05`: what every reporter prints after the step count."""
     return " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())

@@ -26,10 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.context import Reporter, describe_info
+from srnet_cli.engine.context import Reporter, describe_info, is_line_due
 from srnet_cli.errors import SrnetError
-
-LINES_PER_TASK = 10  # one progress line per 10% of a stage's training
 
 
 @dataclass(frozen=True)
@@ -245,5 +243,5 @@ class StageLines:
         elif kind == "advance" and len(stack) == 1:  # an evaluation inside training draws no lines of its own
             task = stack[0]
             task.done += args[0]
-            if task.total and (task.done == task.total or task.done % max(1, task.total // LINES_PER_TASK) == 0):
+            if is_line_due(task.done, task.total):
                 self.reporter.log(f"{name}: {task.description} {task.done}/{task.total} {describe_info(args[1])}")
