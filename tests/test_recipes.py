@@ -211,16 +211,16 @@ STUDY_RUNS = [
     "a-imp-ce",
     "a-imp-poe",
     "a-mask-ce-50",
-    "a-mask-ce-70",
+    "a-mask-ce-60",
     "a-mask-poe-50",
-    "a-mask-poe-70",
+    "a-mask-poe-60",
     "b-lt-imp-poe",
     "b-retrain-lt-poe-50",
     "b-retrain-mask-poe-50-ce",
     "b-retrain-mask-poe-50-poe",
     "c-mask-pt-poe-50",
     "ood-mask-ce-50",
-    "gradual-mask-poe-50-70",
+    "gradual-mask-poe-50-60",
 ]
 
 
@@ -236,7 +236,7 @@ def test_demo_stages_wait_for_their_inputs_and_the_longest_chain_starts_first():
     jobs = [demo._job(s, i, 19, spec, Path("/o"), Path("/d"), Path("/b")) for i, s in enumerate(demo.stages(spec))]
     needs = {job.name: job.needs for job in jobs}
     assert needs["finetune-ce"] == needs["finetune-poe"] == needs["b-lt-imp-poe"] == needs["c-mask-pt-poe-50"] == ()
-    assert needs["a-mask-poe-70"] == needs["ood-mask-ce-50"] == needs["gradual-mask-poe-50-70"] == ("finetune-ce",)
+    assert needs["a-mask-poe-60"] == needs["ood-mask-ce-50"] == needs["gradual-mask-poe-50-60"] == ("finetune-ce",)
     assert needs["b-retrain-lt-poe-50"] == ("b-lt-imp-poe",)
     assert needs["b-retrain-mask-poe-50-ce"] == ("a-mask-poe-50",)
     # steps: lottery-ticket search 50 + its retrain 3 x 200; CE model 200 + PoE mask 100 + its retrain 200
@@ -255,6 +255,15 @@ def test_demo_stages_wait_for_their_inputs_and_the_longest_chain_starts_first():
     assert order[8:] == [job.name for job in jobs if priority[job.name] == 100]
     with pytest.raises(ValueError, match="needs"):
         demo_pool.priorities(jobs[2:])  # without the CE model its subnetworks cannot run
+
+
+def test_demo_ood_search_sees_each_hans_training_pair_three_times_as_the_papers_three_epochs():
+    spec = demo.DemoSpec()
+    stage = next(s for s in demo.stages(spec) if s.section == demo.OOD)
+    copies = stage.overrides["search"]["ood_copies"]
+    hans = 12 * spec.hans_per_subcase  # the HANS-format training set has as many pairs as the evaluation set
+    seen = spec.search_steps * spec.batch_size * copies * hans / (spec.train_size + copies * hans)
+    assert seen / hans == pytest.approx(3.0, abs=0.1)
 
 
 def test_demo_in_two_worker_processes_gives_the_sequential_table(tiny_bert_dir, tmp_path):
@@ -324,33 +333,33 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monk
         ("CE fine-tuned", 0.0),
         ("PoE fine-tuned", 0.0),
         ("IMP CE", 0.5),
-        ("IMP CE", 0.7),
+        ("IMP CE", 0.6),
         ("IMP PoE", 0.5),
-        ("IMP PoE", 0.7),
+        ("IMP PoE", 0.6),
         ("mask training CE", 0.5),
-        ("mask training CE", 0.7),
+        ("mask training CE", 0.6),
         ("mask training PoE", 0.5),
-        ("mask training PoE", 0.7),
+        ("mask training PoE", 0.6),
         ("lottery-ticket IMP PoE, retrained PoE", 0.5),
         ("PoE mask (a), retrained CE", 0.5),
         ("PoE mask (a), retrained PoE", 0.5),
         ("mask training PoE on pre-trained", 0.5),
         ("mask training CE + OOD train data", 0.5),
-        ("mask training PoE, gradual 50%->70%", 0.7),
+        ("mask training PoE, gradual 50%->60%", 0.6),
     ]
     # The table's numbers are the runs' own results (the IMP rows: its evaluated levels).
-    mask = json.loads((tmp_path / "demo" / "a-mask-poe-70" / "results.json").read_text())
-    row = next(r for r in summary["rows"] if r["run"] == "a-mask-poe-70")
+    mask = json.loads((tmp_path / "demo" / "a-mask-poe-60" / "results.json").read_text())
+    row = next(r for r in summary["rows"] if r["run"] == "a-mask-poe-60")
     assert row["hans"] == mask["metrics"]["hans"]["acc"] and row["mnli_m"] == mask["metrics"]["dev_matched"]["acc"]
     imp = json.loads((tmp_path / "demo" / "a-imp-poe" / "results.json").read_text())
-    assert [level["level"] for level in imp["levels"]] == pytest.approx([0.5, 0.7])
-    assert len(list((tmp_path / "demo" / "a-imp-poe" / "masks").glob("level-*.safetensors"))) == 7
+    assert [level["level"] for level in imp["levels"]] == pytest.approx([0.5, 0.6])
+    assert len(list((tmp_path / "demo" / "a-imp-poe" / "masks").glob("level-*.safetensors"))) == 6
     retrained = json.loads((tmp_path / "demo" / "b-retrain-mask-poe-50-ce" / "results.json").read_text())
     assert retrained["mask_method"] == "mask-train poe" and retrained["loss"] == "ce"
     lt = json.loads((tmp_path / "demo" / "b-retrain-lt-poe-50" / "results.json").read_text())
     assert lt["mask_method"] == "lottery-ticket IMP poe"
     assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == summary
-    saved = tomllib.loads((tmp_path / "demo" / "a-mask-poe-70" / "preset.toml").read_text())
+    saved = tomllib.loads((tmp_path / "demo" / "a-mask-poe-60" / "preset.toml").read_text())
     assert Path(saved["data"]["dir"]).is_absolute() and Path(saved["model"]["name_or_path"]).is_absolute()
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "| (b) subnetworks fine-tuned in isolation | PoE mask (a), retrained CE | 50% |" in text
@@ -360,7 +369,7 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monk
 
 def test_demo_findings_are_checked_against_the_numbers():
     demo_task = demo.DEMO_TASKS["nli"]
-    spec = demo.DemoSpec()
+    spec = demo.DemoSpec(sparsities=(0.5, 0.7))
 
     def row(method, sparsity, mnli_m, hans, section="x"):
         return {"section": section, "method": method, "sparsity": sparsity, "mnli_m": mnli_m, "hans": hans}

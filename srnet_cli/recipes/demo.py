@@ -98,7 +98,10 @@ class DemoSpec:
     lt_retrain_factor: int = 3
     pt_search_factor: int = 3
     mask_lr: float = 3e-4  # scores move ~6x faster than the paper's 5e-5 so that 100 steps can change the mask
-    sparsities: tuple[float, ...] = (0.5, 0.7)  # paradigm (a); the others use the first, gradual goes first -> last
+    # paradigm (a); the others use the first, gradual goes first -> last. 60%, not the paper's 70%: MiniLM-L6-H384
+    # (22.7M parameters, itself distilled) keeps 95% of the CE model's MNLI-m at 70% on no seed of three in a
+    # 100-step PoE search, at 60% on two (user guide, "The demo's numbers"); the paper's SRNets span 20%-70%
+    sparsities: tuple[float, ...] = (0.5, 0.6)
     batch_size: int = 32  # the presets' (the paper's)
     dense_only: bool = False  # only the bias model and the two full models
     mixed_precision: str = "auto"  # train.mixed_precision of every run; auto: bf16 on an AMX CPU, else fp32
@@ -216,11 +219,16 @@ def _stages_b(spec: DemoSpec) -> list[Stage]:
     return out
 
 
+# The paper's OOD-data search runs 3 epochs over MNLI + the HANS training set: each HANS pair is seen 3 times. 100
+# steps of 32 over 8,000 pairs + 14 copies of the 480 HANS-style ones see each of them 3.0 times (3 copies: 1.0,
+# and the bound lost to the PoE subnetwork on seed 1: HANS 82.5 against 86.2; 14: 90.2, user guide)
+OOD_COPIES = 14
+
+
 def _stages_rest(spec: DemoSpec) -> list[Stage]:
-    """Paradigm (c), the OOD-data upper bound (3 copies: 100 steps see ~200 pairs of one copy, too few to count as
-    an upper bound) and gradual sparsity."""
+    """Paradigm (c), the OOD-data upper bound and gradual sparsity."""
     first, last = spec.sparsities[0], spec.sparsities[-1]
-    ood_copies, gradual = {"search": {"ood_copies": 3}}, {"search": {"initial_sparsity": first}}
+    ood_copies, gradual = {"search": {"ood_copies": OOD_COPIES}}, {"search": {"initial_sparsity": first}}
     return [
         Stage(
             f"c-mask-pt-poe-{_level(first)}",
