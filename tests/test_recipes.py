@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from srnet_cli.cli import app
 from srnet_cli.engine.context import RecordingReporter, RunContext
+from srnet_cli.engine.synth_nli import HANS_SUBCASES
 from srnet_cli.errors import SrnetError
 from srnet_cli.recipes import demo, demo_pool, finetune
 
@@ -261,7 +262,7 @@ def test_demo_ood_search_sees_each_hans_training_pair_three_times_as_the_papers_
     spec = demo.DemoSpec()
     stage = next(s for s in demo.stages(spec) if s.section == demo.OOD)
     copies = stage.overrides["search"]["ood_copies"]
-    hans = 12 * spec.hans_per_subcase  # the HANS-format training set has as many pairs as the evaluation set
+    hans = len(HANS_SUBCASES) * spec.hans_per_subcase  # the HANS-format training set: as many pairs as evaluation
     seen = spec.search_steps * spec.batch_size * copies * hans / (spec.train_size + copies * hans)
     assert seen / hans == pytest.approx(3.0, abs=0.1)
 

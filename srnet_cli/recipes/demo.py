@@ -562,5 +562,5 @@ def write_report(out: Path, summary: dict[str, Any]) -> dict[str, str]:
 
 
 def _workers_text(summary: dict[str, Any]) -> str:
-    workers, threads = summary.get("workers", 1), summary.get("threads_per_worker")
+    workers, threads = summary["workers"], summary["threads_per_worker"]
     return "one stage at a time" if workers == 1 else f"{workers} stages at a time, {threads} thread(s) each"
