@@ -18,7 +18,6 @@ from srnet_cli.engine.masking import (
     masked_modules,
     masks_state,
     sparsity_summary,
-    target_patterns,
     unwrap,
 )
 from srnet_cli.engine.pruning import (
@@ -30,6 +29,7 @@ from srnet_cli.engine.pruning import (
     rewind,
     snapshot,
 )
+from srnet_cli.engine.structure import structure_of
 from srnet_cli.errors import MaskError
 
 
@@ -45,8 +45,12 @@ def inputs(n=4, length=10, vocab=40):
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
+def targets(model, include_pooler=True, include_classifier=True):
+    return structure_of(model).targets(include_pooler, include_classifier)
+
+
 def paper_masks(model):
-    return inject_masks(model, target_patterns(include_pooler=True, include_classifier=True))
+    return inject_masks(model, targets(model))
 
 
 def test_targets_are_the_papers_for_bert_and_roberta(tiny_bert_dir, tiny_roberta_dir):
@@ -57,7 +61,8 @@ def test_targets_are_the_papers_for_bert_and_roberta(tiny_bert_dir, tiny_roberta
     assert not any("embeddings" in n for n in bert)
     roberta = paper_masks(load(tiny_roberta_dir))
     assert len(roberta) == 2 * 6 + 2 and {"classifier.dense", "classifier.out_proj"} <= set(roberta)
-    without_head = inject_masks(load(tiny_bert_dir), target_patterns(True, False))
+    bert_model = load(tiny_bert_dir)
+    without_head = inject_masks(bert_model, targets(bert_model, True, False))
     assert len(without_head) == 13 and "classifier" not in without_head
 
 
@@ -70,9 +75,9 @@ def test_injection_keeps_parameter_names_and_objects(tiny_bert_dir):
     assert set(model.state_dict()) == set(load(tiny_bert_dir).state_dict())  # masks are not persistent buffers
 
 
-def test_nothing_to_mask_is_an_error():
-    with pytest.raises(MaskError, match="no linear layer"):
-        inject_masks(nn.Sequential(nn.Linear(3, 3)), target_patterns(True, True))
+def test_injecting_a_module_that_is_not_a_linear_is_an_error():
+    with pytest.raises(MaskError, match="not a plain linear"):
+        inject_masks(nn.Sequential(nn.Linear(3, 3)), ["1"])
 
 
 def test_all_ones_mask_equals_the_unmasked_model(tiny_bert_dir):
@@ -129,7 +134,7 @@ def test_imp_first_level_equals_torch_l1_unstructured(tiny_bert_dir):
 
     reference = load(tiny_bert_dir)
     model = load(tiny_bert_dir)
-    inject_masks(model, target_patterns(True, False))
+    inject_masks(model, targets(model, True, False))
     apply_level(model, 0.1)
     ours = masks_state(model)
     for name in ours:
@@ -147,7 +152,7 @@ def test_imp_prunes_the_remaining_weights_only():
 
 def test_rewinding_restores_saved_values_bit_for_bit(tiny_bert_dir):
     model = load(tiny_bert_dir)
-    inject_masks(model, target_patterns(True, False))
+    inject_masks(model, targets(model, True, False))
     saved = snapshot(model)
     original = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
@@ -262,7 +267,7 @@ def test_ste_gradient_reaches_scores_only_and_equals_the_mask_gradient():
 
 def test_retrain_gradients_reach_weights_and_pruned_weights_stay_zero(tiny_bert_dir):
     model = load(tiny_bert_dir)
-    inject_masks(model, target_patterns(True, False))
+    inject_masks(model, targets(model, True, False))
     apply_level(model, 0.5)
     masks = masks_state(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.01)

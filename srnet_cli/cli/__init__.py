@@ -15,6 +15,7 @@ from srnet_cli.cli.export_mask import export_mask
 from srnet_cli.cli.finetune import finetune
 from srnet_cli.cli.imp import imp
 from srnet_cli.cli.mask_train import mask_train
+from srnet_cli.cli.models import models
 from srnet_cli.cli.report import report
 from srnet_cli.cli.retrain import retrain
 from srnet_cli.cli.tasks import tasks
@@ -41,6 +42,7 @@ app.command("bench")(bench)
 app.command("report")(report)
 app.add_typer(presets.app, name="presets")
 app.command("tasks")(tasks)
+app.command("models")(models)
 
 
 def _version(value: bool) -> None:

@@ -127,6 +127,12 @@ class MaskCfg(Section):
     include_pooler: bool = Field(True, description="mask the pooler's dense layer (the paper does)")
     include_classifier: bool = Field(False, description="mask the classifier (the paper does in mask training)")
     file: str | None = Field(None, description="retrain: mask file, or a run dir (masks/level-S or masks/best)")
+    family: str | None = Field(
+        None, description="structure map to use for a model type srnet does not know (`srnet models`); still checked"
+    )
+    leave_dense: list[str] = Field(
+        default_factory=list, description="regexes of linear layers to leave dense that the structure map cannot place"
+    )
 
 
 class ImpCfg(Section):

@@ -12,23 +12,14 @@ state dict, `save_pretrained` and optimiser parameter groups are unchanged. A mo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srnet_cli.engine.structure import is_encoder_weight
 from srnet_cli.errors import MaskError
-
-# Q, K, V, attention output, FFN in, FFN out of every layer (BERT, RoBERTa, ELECTRA naming), the pooler, the head.
-ENCODER_PATTERN = (
-    r"(^|\.)encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
-    r"intermediate\.dense|output\.dense)$"
-)
-POOLER_PATTERN = r"(^|\.)pooler\.dense$"
-CLASSIFIER_PATTERN = r"^classifier(\.dense|\.out_proj)?$"  # BERT `classifier`; RoBERTa `classifier.{dense,out_proj}`
-PAPER_TARGETS = (ENCODER_PATTERN, POOLER_PATTERN)
 
 
 class BinarizeSTE(torch.autograd.Function):
@@ -82,24 +73,12 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.weight * mask.to(self.weight.dtype), self.bias)
 
 
-def target_patterns(include_pooler: bool, include_classifier: bool, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    patterns = (ENCODER_PATTERN,) + ((POOLER_PATTERN,) if include_pooler else ())
-    return patterns + ((CLASSIFIER_PATTERN,) if include_classifier else ()) + tuple(extra)
-
-
-def inject_masks(model: nn.Module, patterns: tuple[str, ...]) -> list[str]:
-    """Replace every `nn.Linear` whose module name matches one of `patterns`; returns the matched names."""
-    compiled = [re.compile(p) for p in patterns]
-    names = [
-        name
-        for name, module in model.named_modules()
-        if type(module) is nn.Linear and any(p.search(name) for p in compiled)
-    ]
-    if not names:
-        raise MaskError(
-            "no linear layer of the model matches the mask targets",
-            "srnet masks BERT/RoBERTa-style encoders (encoder.layer.N.attention.self.query, ...)",
-        )
+def inject_masks(model: nn.Module, names: list[str]) -> list[str]:
+    """Replace the named `nn.Linear` modules (a `Structure.targets` list) by maskable ones; returns the names."""
+    modules = dict(model.named_modules())
+    for name in names:
+        if type(modules.get(name)) is not nn.Linear:
+            raise MaskError(f"{name} is not a plain linear layer of this model", "use the model the mask was made for")
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -118,8 +97,7 @@ def inject_named(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
                 "use the model the mask was made for (masks of bert-base do not fit roberta or minilm)",
             )
     names = [name for name in (key.removesuffix(".weight") for key in masks) if type(modules[name]) is nn.Linear]
-    if names:
-        inject_masks(model, tuple(f"^{re.escape(n)}$" for n in names))
+    inject_masks(model, names)
     apply_masks(model, masks)
 
 
@@ -196,7 +174,7 @@ def mask_sparsity(masks: dict[str, torch.Tensor]) -> list[LayerSparsity]:
 def sparsity_summary(masks: dict[str, torch.Tensor]) -> dict[str, float | int]:
     """Overall sparsity over every masked matrix and over the encoder matrices only (the paper's denominator)."""
     layers = mask_sparsity(masks)
-    encoder = [s for s in layers if re.search(ENCODER_PATTERN, s.name.removesuffix(".weight"))]
+    encoder = [s for s in layers if is_encoder_weight(s.name)]
 
     def ratio(group: list[LayerSparsity]) -> float:
         total = sum(s.numel for s in group)

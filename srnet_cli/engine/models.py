@@ -159,8 +159,14 @@ def load_for_task(name_or_path: str, labels: tuple[str, ...]):
     return model, set(info.get("missing_keys", ())) | mismatched
 
 
-def check_tokenizer_fits(tokenizer, model, name: str) -> None:
-    """A model directory without tokenizer files loads a tiny default vocabulary: every word becomes [UNK]."""
+def fit_tokenizer(tokenizer, model, name: str) -> None:
+    """Check the tokenizer belongs to the model (a model directory without tokenizer files loads a tiny default
+    vocabulary: every word becomes [UNK]), and encode pairs the way the model reads them: segment ids only where
+    its family has them (DistilBERT, MPNet, ModernBERT and DeBERTa-v3 have none, whatever the tokenizer emits)."""
+    from srnet_cli.engine.structure import uses_token_types
+
+    if not uses_token_types(model):
+        tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
     vocab = getattr(model.config, "vocab_size", None)
     if vocab and len(tokenizer) < vocab // 2:
         raise ModelError(
@@ -224,6 +230,8 @@ def save_truncated(name_or_path: str, layers: int, target: Path) -> Path:
             f"pass --layers {max(1, total // 3)} (any of 1 to {total - 1})",
         )
     config.num_hidden_layers = layers
+    if isinstance(getattr(config, "layer_types", None), list):  # per-layer attention kinds (ModernBERT)
+        config.layer_types = config.layer_types[:layers]
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the dropped layers are reported as unused weights: expected
     try:

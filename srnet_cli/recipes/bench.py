@@ -134,8 +134,9 @@ def srnet_train(
     from srnet_cli.engine.devices import fit_attention
     from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
     from srnet_cli.engine.losses import make_loss
-    from srnet_cli.engine.masking import PAPER_TARGETS, inject_masks
+    from srnet_cli.engine.masking import inject_masks
     from srnet_cli.engine.pruning import init_scores
+    from srnet_cli.engine.structure import structure_of
 
     class CpuAccelerator:  # the loop's accelerator interface, without accelerate's wrapping
         device = torch.device("cpu")
@@ -150,7 +151,7 @@ def srnet_train(
 
     model = fit_attention(_fresh_model(setup), "cpu", "bf16" if bf16 else "no")
     if mask_train:
-        inject_masks(model, PAPER_TARGETS)
+        inject_masks(model, structure_of(model).targets(include_pooler=True, include_classifier=False))
         for param in model.parameters():
             param.requires_grad_(False)
         init_scores(model, 0.5, "hard")

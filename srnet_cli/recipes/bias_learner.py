@@ -124,14 +124,14 @@ def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Any], devi
     from srnet_cli.engine.batching import encode
     from srnet_cli.engine.devices import make_accelerator
     from srnet_cli.engine.loop import predict_logits
-    from srnet_cli.engine.models import load_classifier, load_tokenizer
+    from srnet_cli.engine.models import fit_tokenizer, load_classifier, load_tokenizer
 
     labels = task_spec(preset.task).labels
     accelerator = make_accelerator(device, preset.train.mixed_precision)
     model = load_classifier(str(model_dir)).to(accelerator.device)
-    data = encode(
-        examples, load_tokenizer(str(model_dir)), preset.model.max_length, {n: i for i, n in enumerate(labels)}
-    )
+    tokenizer = load_tokenizer(str(model_dir))
+    fit_tokenizer(tokenizer, model, str(model_dir))
+    data = encode(examples, tokenizer, preset.model.max_length, {n: i for i, n in enumerate(labels)})
     with accelerator.autocast():
         logits = predict_logits(model, data, preset.eval.batch_size, accelerator.device)
     return torch.log_softmax(logits.double(), dim=-1).numpy()

@@ -15,7 +15,7 @@ from srnet_cli.engine.masking import sparsity_summary
 from srnet_cli.engine.models import (
     check_encoded_fits,
     check_model_available,
-    check_tokenizer_fits,
+    fit_tokenizer,
     load_classifier,
     load_tokenizer,
     model_labels,
@@ -120,7 +120,7 @@ def _model(
     else:
         model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
     model = model.to(accelerator.device)
-    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    fit_tokenizer(tokenizer, model, preset.model.name_or_path)
     return model, tokenizer, head_labels(model_labels(model), task, ctx.reporter), accelerator
 
 

@@ -47,6 +47,12 @@ def convert(mask_file: MaskFile, target: Path, fmt: Format | None, overwrite: bo
                 "this mask carries classifier weights the original mask.pt format cannot hold",
                 "keep the srnet format, or bake the mask with --bake",
             )
+        other = [k for k in mask_file.masks if not (k.startswith("bert.") or k == "classifier.weight")]
+        if other:
+            raise UsageError(
+                f"the original project's mask.pt holds masks of a BERT (bert.* names); this mask has {other[0]}",
+                "keep the srnet format (--to NAME.safetensors): every srnet command reads it, for every family",
+            )
         save_original_pt(target, mask_file.masks)
     elif target.suffix != ".safetensors":
         raise UsageError(f"{fmt} masks are safetensors; {target} should end in .safetensors", "e.g. --to m.safetensors")

@@ -99,9 +99,7 @@ def prepare(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: bo
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     masks = None
     if mask_file is not None and mask_cfg is not None:
-        masks = inject_mask_file(
-            loaded.model, mask_file, keep_classifier=mask_cfg.include_classifier, reporter=ctx.reporter
-        )
+        masks = inject_mask_file(loaded.model, mask_file, mask_cfg, ctx.reporter)
     base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     if masks is not None:
         ctx.reporter.log(f"mask hash {check_same_masks(masks)} (equal on every process)")

@@ -25,7 +25,7 @@ from srnet_cli.engine.evaluation import evaluate_sets
 from srnet_cli.engine.faults import fault_point
 from srnet_cli.engine.loop import adamw, linear_warmup_decay
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-from srnet_cli.engine.masking import inject_masks, masks_state, sparsity_summary, target_patterns
+from srnet_cli.engine.masking import masks_state, sparsity_summary
 from srnet_cli.engine.pruning import apply_level, rewind, snapshot
 from srnet_cli.engine.resume import SavedState, prefixed, unprefixed
 from srnet_cli.engine.rundir import save_model_atomic
@@ -34,7 +34,7 @@ from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget
 from srnet_cli.recipes.common import data_report, set_rows
 from srnet_cli.recipes.inputs import encode_data, load_inputs, load_model
-from srnet_cli.recipes.masks import level_name
+from srnet_cli.recipes.masks import describe_targets, inject_targets, level_name
 from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
 
 
@@ -223,13 +223,13 @@ def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -
         )
     loaded = load_model(preset, inputs, ctx)
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
-    names = inject_masks(loaded.model, target_patterns(preset.mask.include_pooler, preset.mask.include_classifier))
+    structure, names = inject_targets(loaded.model, preset.mask)
     base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     rewind_to = snapshot(loaded.model) if rewind_mode == "pretrained" else None
     state = ImpRun(**base.shared(), schedule=schedule, interval=interval, wanted=wanted, model=loaded.model,
                    rewind_to=rewind_to)  # fmt: skip
     ctx.reporter.log(
-        f"masked {len(names)} linear layers; {len(schedule)} levels ({schedule[0]:.2f} to "
+        f"{describe_targets(structure, names)}; {len(schedule)} levels ({schedule[0]:.2f} to "
         f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
         f"{preset.loss.kind}, rewind {rewind_mode}"
     )

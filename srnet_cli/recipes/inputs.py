@@ -19,7 +19,7 @@ from srnet_cli.engine.losses import NEEDS_BIAS, NEEDS_TEACHER
 from srnet_cli.engine.models import (
     check_encoded_fits,
     check_model_available,
-    check_tokenizer_fits,
+    fit_tokenizer,
     load_for_task,
     load_tokenizer,
 )
@@ -119,7 +119,7 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     accelerator = make_accelerator(ctx.device, preset.train.mixed_precision)
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
-    check_tokenizer_fits(tokenizer, model, preset.model.name_or_path)
+    fit_tokenizer(tokenizer, model, preset.model.name_or_path)
     fit_attention(model, accelerator.device, preset.train.mixed_precision)
     if note := slow_precision_note(accelerator.device, preset.train.mixed_precision):
         ctx.reporter.log(note)

@@ -23,7 +23,7 @@ from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks
 from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-from srnet_cli.engine.masking import apply_masks, inject_masks, masks_state, sparsity_summary, target_patterns
+from srnet_cli.engine.masking import apply_masks, masks_state, sparsity_summary
 from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
 from srnet_cli.engine.resume import prefixed, unprefixed
 from srnet_cli.recipes.budget import budget, prepare_optimizer
@@ -36,7 +36,7 @@ from srnet_cli.recipes.inputs import (
     load_model,
     load_ood_train,
 )
-from srnet_cli.recipes.masks import load_weights_into
+from srnet_cli.recipes.masks import describe_targets, inject_targets, load_weights_into
 from srnet_cli.recipes.outputs import run_results
 from srnet_cli.recipes.run_state import TrainingRun, open_run, run_training
 
@@ -176,7 +176,7 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
-    names, stored = make_searchable(preset, loaded, initial, log)
+    targets, stored = make_searchable(preset, loaded, initial, log)
     base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
     provenance = {"source": str(base.out), "model": preset.model.name_or_path, "labels": list(inputs.task.labels),
@@ -190,7 +190,7 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
         else f"fixed {mask_cfg.sparsity:.2f}"
     )
     log.log(
-        f"mask training on {len(names)} linear layers ({search.init} init, sparsity {schedule}, threshold reset "
+        f"mask training: {targets} ({search.init} init, sparsity {schedule}, threshold reset "
         f"every {state.recalibrate_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, selecting "
         f"from step {state.select_from}"
     )
@@ -199,11 +199,11 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     return state
 
 
-def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log: Any) -> tuple[list[str], set[str]]:
+def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log: Any) -> tuple[str, set[str]]:
     """Masked layers with scores at the initial sparsity, every weight frozen (the classifier trainable with
     search.train_classifier); returns the masked layers and the parameters to store with the mask."""
     search, mask_cfg, model = preset.search, preset.mask, loaded.model
-    names = inject_masks(model, target_patterns(mask_cfg.include_pooler, mask_cfg.include_classifier))
+    structure, names = inject_targets(model, mask_cfg)
     for param in model.parameters():
         param.requires_grad_(False)
     init_scores(model, initial, search.init, mask_cfg.scope)
@@ -215,11 +215,12 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
             "here (presets pt-ce-mnli, pt-poe-mnli)"
         )
     if search.train_classifier:
+        head = set(structure.head_params(model))
         for name, param in model.named_parameters():
-            if name.startswith("classifier."):
+            if name in head:
                 param.requires_grad_(True)
                 stored.add(name)
-    return names, stored
+    return describe_targets(structure, names), stored
 
 
 def final_evaluation(state: SearchRun) -> dict[str, Any]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.mask_files import MaskFile, load_mask_file
-from srnet_cli.engine.masking import CLASSIFIER_PATTERN
+from srnet_cli.engine.structure import Structure, structure_of
 from srnet_cli.errors import MaskError
 
 
@@ -46,18 +45,41 @@ def load_mask_input(given: str | None, sparsity: float | None) -> tuple[Path | N
     return path, load_mask_file(path)
 
 
-def is_classifier_weight(name: str) -> bool:
-    """The weight of a classifier layer (BERT `classifier`, RoBERTa `classifier.{dense,out_proj}`)."""
-    return name.endswith(".weight") and re.fullmatch(CLASSIFIER_PATTERN, name.removesuffix(".weight")) is not None
+def model_structure(model: Any, mask_cfg: Any) -> Structure:
+    """The coverage-checked structure of a model (`mask.family`, `mask.leave_dense` as the preset says)."""
+    return structure_of(model, mask_cfg.family, tuple(mask_cfg.leave_dense))
 
 
-def inject_mask_file(model: Any, mask_file: MaskFile, keep_classifier: bool, reporter: Reporter) -> dict[str, Any]:
-    """Apply a mask to a model being (re)trained. The classifier is new and dense unless `keep_classifier`
+def inject_targets(model: Any, mask_cfg: Any) -> tuple[Structure, list[str]]:
+    """Make the paper's matrices of any mapped family maskable (the pooler and the head as the preset says)."""
+    from srnet_cli.engine.masking import inject_masks
+
+    structure = model_structure(model, mask_cfg)
+    names = inject_masks(model, structure.targets(mask_cfg.include_pooler, mask_cfg.include_classifier))
+    return structure, names
+
+
+def describe_targets(structure: Structure, names: list[str]) -> str:
+    """`masked 13 linear layers (bert: 2 layers x 6 matrices, pooler, head)`, for the run's log."""
+    extras = [
+        part for part, group in (("pooler", structure.pooler), ("head", structure.head)) if set(group) & set(names)
+    ]
+    per_layer = len(structure.family.matrices)
+    shared = f", shared by {structure.uses} layers" if structure.uses > 1 else ""
+    return (
+        f"masked {len(names)} linear layers ({structure.family.name}: {len(structure.layers)} layers x {per_layer} "
+        f"matrices{shared}" + "".join(f", {e}" for e in extras) + ")"
+    )
+
+
+def inject_mask_file(model: Any, mask_file: MaskFile, mask_cfg: Any, reporter: Reporter) -> dict[str, Any]:
+    """Apply a mask to a model being (re)trained. The classifier is new and dense unless `mask.include_classifier`
     (the paper retrains with `--mask_classifier false`)."""
     from srnet_cli.engine.masking import inject_named, sparsity_summary
 
     masks = dict(mask_file.masks)
-    dropped = [k for k in masks if is_classifier_weight(k)] if not keep_classifier else []
+    head = {f"{name}.weight" for name in model_structure(model, mask_cfg).head}
+    dropped = [k for k in masks if k in head] if not mask_cfg.include_classifier else []
     for key in dropped:
         del masks[key]
     if dropped:
