@@ -152,3 +152,94 @@ def test_annealed_loss_uses_the_powered_bias_at_each_step(kind):
     assert make_loss(kind)(logits, labels, bias, teacher, 6).item() == pytest.approx(
         plain(logits, labels, bias, teacher).item()
     )
+
+
+# ------------------------------------------------------------------ learned-mixin (+H) and the debiased focal loss
+def test_focal_loss_matches_a_hand_computation():
+    from srnet_cli.engine.losses import focal_loss
+
+    logits, labels = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 2])
+    bias = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]]).log()
+    p0 = math.exp(2) / (math.exp(2) + 1 + math.exp(-1))
+    p1 = 1 / (2 + math.e)
+    expected = -((0.3**2) * math.log(p0) + (0.75**2) * math.log(p1)) / 2
+    assert focal_loss(logits, labels, bias, gamma=2.0).item() == pytest.approx(expected, rel=1e-6)
+    # gamma 0 is plain cross-entropy
+    assert focal_loss(logits, labels, bias, gamma=0.0).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-6
+    )
+
+
+def test_learned_mixin_matches_a_hand_computation():
+    from srnet_cli.engine.losses import learned_mixin_loss
+
+    logits, labels = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([1])
+    bias = torch.tensor([[0.5, 0.25, 0.25]]).log()
+    gate = torch.tensor([2.0])
+    # softmax(log p_m + 2 log p_b) ∝ p_m · p_b²: [0.25 e, 0.0625, 0.0625]
+    expected = -math.log(0.0625 / (0.25 * math.e + 0.125))
+    assert learned_mixin_loss(logits, labels, bias, gate).item() == pytest.approx(expected, rel=1e-6)
+    # +H: the entropy of softmax(2 log p_b) = [2/3, 1/6, 1/6]
+    entropy = -(2 / 3 * math.log(2 / 3) + 2 * (1 / 6) * math.log(1 / 6))
+    with_h = learned_mixin_loss(logits, labels, bias, gate, entropy_weight=0.03).item()
+    assert with_h == pytest.approx(expected + 0.03 * entropy, rel=1e-6)
+    # a gate of 1 is PoE; a gate of 0 is plain CE
+    assert learned_mixin_loss(logits, labels, bias, torch.ones(1)).item() == pytest.approx(
+        poe_loss(logits, labels, bias).item(), rel=1e-6
+    )
+    assert learned_mixin_loss(logits, labels, bias, torch.zeros(1)).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize("kind", ["learned-mixin", "learned-mixin-h", "focal"])
+def test_gradients_match_finite_differences(kind):
+    """Autograd against a central finite difference, w.r.t. the logits and (learned-mixin) the gate's weights."""
+    from types import SimpleNamespace
+
+    from srnet_cli.engine.losses import TrainingLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 1])
+    bias = torch.log_softmax(torch.randn(4, 3, dtype=torch.float64), dim=-1)
+    hidden = torch.randn(4, 5, 8, dtype=torch.float64)
+    gate = torch.nn.Linear(8, 1).double()
+    loss = TrainingLoss(kind, entropy_weight=0.5 if kind == "learned-mixin-h" else 0.0, gamma=1.5, gate=gate)
+
+    def value():
+        outputs = SimpleNamespace(logits=logits, hidden_states=(hidden,))
+        return loss(outputs, labels, bias, None, 1)
+
+    value().backward()
+    for tensor in [logits, *(gate.parameters() if kind != "focal" else [])]:
+        grad, eps = tensor.grad.clone(), 1e-6
+        flat = tensor.detach().view(-1)
+        for i in range(flat.numel()):
+            with torch.no_grad():
+                flat[i] += eps
+                up = value().item()
+                flat[i] -= 2 * eps
+                down = value().item()
+                flat[i] += eps
+            assert grad.view(-1)[i].item() == pytest.approx((up - down) / (2 * eps), abs=1e-6)
+
+
+def test_the_gate_trains_and_stays_out_of_the_saved_checkpoint(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from srnet_cli.engine.losses import GATE, attach_gate, make_loss
+
+    model = attach_gate(AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir))
+    loss = make_loss("learned-mixin-h", entropy_weight=0.03, model=model)
+    assert loss.gate is model.get_submodule(GATE) and loss.wants_hidden
+    ids = torch.tensor([[2, 10, 11, 3, 12, 3]])
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
+    loss(out, torch.tensor([1]), torch.tensor([[0.2, 0.5, 0.3]]).log(), None, 1).backward()
+    assert model.get_submodule(GATE).weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path)
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith(GATE) for k in load_file(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match="needs the model's gate"):
+        make_loss("learned-mixin", model=AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from srnet_cli.config.schedules import cubic_sparsity
 from srnet_cli.engine.mask_files import MaskFile, load_mask_file, pack, save_mask_file, unpack
 from srnet_cli.engine.masking import (
     BinarizeSTE,
@@ -22,7 +23,6 @@ from srnet_cli.engine.masking import (
 )
 from srnet_cli.engine.pruning import (
     apply_level,
-    cubic_sparsity,
     init_scores,
     magnitude_masks,
     recalibrate,

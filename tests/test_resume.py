@@ -283,3 +283,18 @@ def test_checkpoint_every_zero_writes_no_state_and_resume_starts_over(finetune_a
     assert (out / "metrics.jsonl").is_file() and not (out / "resume").exists()
     # starts again from step 0: the same run as the reference (whose states were written, then dropped at the end)
     assert_same_run(finetune_ref[0], out, finetune_ref[1], invoke(*args, "--resume"))
+
+
+@pytest.mark.parametrize("command", ["finetune", "mask-train"])
+def test_a_learned_mixin_run_resumes_exactly(command, tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    """The gate is trained state: a run killed mid-way and resumed ends where an uninterrupted one ends."""
+    search = ["--sparsity", "0.5", "--set", "search.select_after=0.3"] if command == "mask-train" else []
+    args = [command, "--task", "mnli", "--loss", "learned-mixin-h", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+            "--bias", bias_file, "--set", "train.max_steps=16", "--set", "eval.every=4", "--set", "train.lr=0.01",
+            *search, *FAST]  # fmt: skip
+    ref = invoke(*args, "--out", tmp_path / "ref")
+    out = tmp_path / "run"
+    killed([*args, "--out", out], "kill@step:10")
+    assert json.loads((out / "resume" / "state" / "state.json").read_text())["step"] == 8
+    assert "param.srnet_gate.weight" in load_file(out / "resume" / "state" / "tensors.safetensors")
+    assert_same_run(tmp_path / "ref", out, ref, invoke(*args, "--out", out, "--resume"))

@@ -79,7 +79,10 @@ def _close_process_group(succeeded: bool) -> None:
 
     if "torch.distributed" not in sys.modules:  # never imported: one process, nothing to close (and no import cost)
         return
-    import torch.distributed as dist
+    try:
+        import torch.distributed as dist
+    except Exception:  # torch half-imported when a signal stopped its import: no process group can exist
+        return
 
     if dist.is_available() and dist.is_initialized():
         if succeeded:

@@ -127,9 +127,10 @@ def bias_model(
     reporter = NullReporter() if quiet else RichReporter()
     if kind not in LEARNED:
         given = [key for key, value in learned.items() if value is not None] + (["--set"] if set_ else [])
-        if given or preset or dry_run:
+        given += (["--preset"] if preset else []) + (["--dry-run"] if dry_run else [])
+        if given:
             raise UsageError(
-                f"--kind {kind} is a lexical model with no training settings ({(given or ['--preset'])[0]} given)",
+                f"--kind {kind} is a lexical model with no training settings ({given[0]} given)",
                 "drop them, or pick --kind shallow or weak-learner",
             )
         from srnet_cli.recipes import bias_model as recipe

@@ -76,6 +76,21 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _after_disk_full() -> str:
+    """What the user can do once space is freed, from what this process's run directory really holds."""
+    from srnet_cli.engine.runlock import BOOKKEEPING, LOCK, locked_dirs
+
+    for run in reversed(locked_dirs()):
+        if (run / "resume" / "state").is_dir():
+            return f"the last complete state in {run} is intact: run the same command with --resume to continue"
+        if {p.name for p in run.iterdir()} - BOOKKEEPING - {LOCK}:
+            return (
+                f"nothing resumable was saved in {run} yet: run the same command with --resume (it starts again "
+                "from step 0), or with --overwrite"
+            )
+    return "nothing was saved yet: run the command again"
+
+
 def _resume_hint() -> str:
     from srnet_cli.engine.runlock import locked_dirs
 
@@ -104,8 +119,7 @@ def _os_error(exc: OSError) -> tuple[str, str]:
     if exc.errno in DISK_FULL:
         return (
             f"no space left on device while writing {path}",
-            "free some space (or write --out to another disk); the last complete state and model are intact: "
-            "run the same command with --resume to continue",
+            f"free some space (or write --out to another disk); {_after_disk_full()}",
         )
     if exc.errno in NOT_WRITABLE:
         return f"cannot write {path}: {exc.strerror}", "choose a writable location (another --out or --to)"
@@ -140,6 +154,11 @@ def error_boundary() -> Iterator[None]:
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("Ctrl-C (SIGINT)", 130)
         report([f"interrupted by {name}"], _resume_hint())
         raise typer.Exit(code) from None
+    except BrokenPipeError:
+        # the reader of stdout went away (`srnet tasks --json | head`): normal for a CLI, so no message; exit 1 as
+        # rich does for the same case in --help output
+        quiet_stdout()
+        raise typer.Exit(1) from None
     except OSError as exc:
         _debug()
         message, hint = _os_error(exc)
@@ -155,6 +174,17 @@ def error_boundary() -> Iterator[None]:
         raise typer.Exit(1) from None
     finally:
         release_locks(failed)
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe raises nothing."""
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _debug() -> None:

@@ -252,6 +252,13 @@ def run_length(preset: Section) -> str | None:
             f"{path}, batch {train.batch_size}) = {plan.max_steps} steps"
         )
     text += f"; warm-up {plan.warmup} steps"
+    search = getattr(preset, "search", None)
+    if search is not None:  # mask training: its threshold resets must reach the final sparsity in this many steps
+        from srnet_cli.config.schedules import check_resets
+
+        final = preset.mask.sparsity  # type: ignore[attr-defined]
+        initial = final if search.initial_sparsity is None else search.initial_sparsity
+        check_resets(search.recalibrate_every, plan.max_steps, initial, final, search.schedule_end)
     if plan.warmup and plan.warmup >= plan.max_steps:
         text += " (not shorter than the run: refused when it starts; pass --warmup 0.1)"
     if getattr(getattr(preset, "search", None), "train_with", None):

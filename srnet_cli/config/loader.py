@@ -14,6 +14,7 @@ from typing import Any
 import tomli_w
 from pydantic import ValidationError
 
+from srnet_cli.config.effect import ineffective_settings
 from srnet_cli.config.schema import PRESETS, Section
 from srnet_cli.errors import PresetError, UsageError
 from srnet_cli.parsing import NestingError, toml_loads
@@ -24,7 +25,8 @@ EXCLUSIVE = {
     "train.warmup_steps": "train.warmup_ratio",
     "train.warmup_ratio": "train.warmup_steps",
     "train.epochs": "train.max_steps",
-}  # --epochs makes the epochs decide: the preset's max_steps goes
+    "train.max_steps": "train.epochs",
+}  # --epochs makes the epochs decide: the preset's max_steps goes; --max-steps drops the preset's epochs
 RUN_LENGTH = ("train.max_steps", "train.epochs")
 WARMUP = ("train.warmup_steps", "train.warmup_ratio")
 RESCALED_WARMUP = 0.1  # the paper's warm-ups are ~10% of their runs (3600 of 36.8k MNLI steps)
@@ -129,10 +131,15 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 
 
 def validate(command: str, raw: dict[str, Any]) -> Section:
+    """The preset, type-checked, with every key set to a non-default value taking effect (config/effect.py)."""
     try:
-        return PRESETS[command].model_validate(raw)
+        preset = PRESETS[command].model_validate(raw)
     except ValidationError as exc:
         raise PresetError(format_validation_error(exc), "fix these keys (see `srnet presets show NAME`)") from exc
+    ineffective = ineffective_settings(preset)
+    if ineffective:
+        raise PresetError(ineffective, "drop these settings (srnet refuses options that would be silently ignored)")
+    return preset
 
 
 def load_preset(

@@ -10,11 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from srnet_cli.config.schedules import imp_level_count
 from srnet_cli.engine.tasks import LAYOUTS, TASKS  # plain task facts, no torch
 
 TaskName = Literal["mnli", "qqp", "fever"]
-LossKind = Literal["ce", "poe", "reweight", "conf-reg"]
-LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg")
+LossKind = Literal["ce", "poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal"]
+LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
@@ -51,6 +52,10 @@ class LossCfg(Section):
         "to min, renormalised (the annealed losses of Utama et al. 2020); unset: no annealing",
     )
     allow_pickle: bool = Field(False, description="allow a pickled (.pkl) bias file; pickle can run code: trust it")
+    entropy_weight: float = Field(
+        0.03, ge=0, description="learned-mixin-h: weight w_H of the gate's entropy penalty (Clark et al.'s 0.03)"
+    )
+    gamma: float = Field(2.0, ge=0, description="focal: the exponent of (1 - p_bias(y)) (Karimi Mahabadi et al.: 2)")
 
     @model_validator(mode="after")
     def _inputs_when_needed(self) -> LossCfg:
@@ -73,6 +78,8 @@ class LossCfg(Section):
                 raise ValueError(f"loss.anneal must be [min, max] with 0 <= min <= max (got {list(self.anneal)})")
             if self.kind not in LOSSES_NEEDING_BIAS:
                 raise ValueError(f"loss.anneal anneals bias probabilities; loss {self.kind!r} uses none")
+            if self.kind.startswith("learned-mixin"):
+                raise ValueError("loss.anneal: learned-mixin learns how much to trust the bias itself (its gate)")
         return self
 
 
@@ -273,6 +280,11 @@ class ImpPreset(FinetunePreset):
     command: Literal["imp"] = "imp"  # type: ignore[assignment]
     mask: MaskCfg = MaskCfg(sparsity=0.9)
     imp: ImpCfg = ImpCfg()
+
+    @model_validator(mode="after")
+    def _levels_land_on_the_sparsity(self) -> ImpPreset:
+        imp_level_count(self.imp.rate, self.mask.sparsity)
+        return self
 
 
 class MaskTrainPreset(FinetunePreset):

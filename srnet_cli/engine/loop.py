@@ -12,7 +12,7 @@ from srnet_cli.engine.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.distributed import gather_objects, group_rank_world, rank_share, rank_world
 from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.losses import StepLoss
+from srnet_cli.engine.losses import TrainingLoss
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -42,7 +42,7 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
 def train_loop(
     model: torch.nn.Module,
     data: Encoded,
-    loss_fn: StepLoss,
+    loss_fn: TrainingLoss,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     *,
@@ -75,7 +75,8 @@ def train_loop(
         batch = collate(data, indices, accelerator.device)
         labels, bias, teacher = batch.pop("labels"), batch.pop("bias", None), batch.pop("teacher", None)
         model.train()
-        loss = loss_fn(model(**batch).logits, labels, bias, teacher, step)
+        outputs = model(**batch, output_hidden_states=True) if loss_fn.wants_hidden else model(**batch)
+        loss = loss_fn(outputs, labels, bias, teacher, step)
         accelerator.backward(loss * weight if world > 1 else loss)
         if max_grad_norm:
             accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)

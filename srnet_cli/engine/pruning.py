@@ -114,14 +114,6 @@ def recalibrate(model: nn.Module, sparsity: float, scope: Scope = "layer") -> No
             m.threshold = value
 
 
-def cubic_sparsity(step: int, total: int, initial: float, final: float, end_fraction: float = 1.0) -> float:
-    """Zhu & Gupta (2017): s(t) = s_f + (s_i − s_f)(1 − t/t_f)³ up to t_f = end_fraction·total, then s_f."""
-    t_f = max(1.0, end_fraction * total)
-    progress = min(1.0, step / t_f)
-    value = final + (initial - final) * (1.0 - progress) ** 3
-    return min(max(value, min(initial, final)), max(initial, final))
-
-
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     """A deep copy of every parameter (not a view: AdamW updates parameters in place; see original-repo §9.5)."""
     return {name: p.detach().clone() for name, p in model.named_parameters()}

@@ -245,6 +245,10 @@ class Structure:
         return [f"{m}.{p}" for m in self.head for p, _ in model.get_submodule(m).named_parameters()]
 
 
+# modules srnet itself adds to a model while it trains, with why they are never masked
+TRAINING_MODULES = {"srnet_gate": "learned-mixin's gate: part of the loss, not of the encoder (never saved)"}
+
+
 def _linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     from torch import nn
 
@@ -265,7 +269,9 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
     poolers, heads, left, unplaced = [], [], {}, []
     for name, _ in _linears(model):
         found = layer_re.search(name)
-        if found and found.group(2) in by_path:
+        if name in TRAINING_MODULES:
+            left[name] = TRAINING_MODULES[name]
+        elif found and found.group(2) in by_path:
             prefix = name[: found.end(1)]
             for role, placement in family.roles.items():
                 if placement.module == found.group(2):

@@ -17,7 +17,8 @@ from typing import Any
 from srnet_cli.config.loader import find_preset, read_preset_file, validate
 from srnet_cli.engine.context import Reporter, RunContext
 from srnet_cli.engine.devices import check_device, check_precision, cpu_has_fast_bf16, runs_on_cpu
-from srnet_cli.engine.rundir import prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.models import check_model_available
+from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.recipes import bias_learner, bias_model, data_synth, finetune, imp, mask_train
 from srnet_cli.recipes.demo_pool import Job, run_jobs
 from srnet_cli.recipes.report import LOSS_DISPLAY
@@ -289,7 +290,10 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     steps *= stage.steps_factor
     raw["train"]["max_steps"] = steps
     # mask training selects from 70% of training: evaluate at 75% and 100%; the others at 1/3, 2/3 and the end
-    raw["eval"].update(every=max(1, steps // 4 if stage.command == "mask-train" else -(-steps // 3)), batch_size=256)
+    # (imp evaluates at the end of each level)
+    raw["eval"]["batch_size"] = 256
+    if stage.command != "imp":
+        raw["eval"]["every"] = max(1, steps // 4 if stage.command == "mask-train" else -(-steps // 3))
     for section, values in stage.overrides.items():
         raw.setdefault(section, {}).update(values)
     if stage.command == "retrain":
@@ -320,23 +324,29 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     check_device(device)
     spec = _resolve_precision(spec, device)
     demo = DEMO_TASKS[spec.task]
-    out = prepare_out_dir(out, overwrite, (spec.model,))  # --overwrite never deletes the model it will load
-    out = out.resolve()  # every run's preset.toml names its inputs absolutely: it re-runs from any directory
-    data, bias_dir = out / "data", out / "bias"
+    # Every input is checked before the first write: the output directory, the model, the benchmark's sizes, and
+    # each stage's preset (seed, precision, steps), so a failed demo leaves --out as it was.
+    check_out_dir(out, overwrite, (spec.model,))  # --overwrite never deletes the model it will load
+    check_model_available(spec.model)
+    root = out.resolve()  # every run's preset.toml names its inputs absolutely: it re-runs from any directory
+    data, bias_dir = root / "data", root / "bias"
+    synth = _synth_spec(spec)
     plan = stages(spec)
     total = len(plan) + 2
+    kind = spec.bias_kind or demo.bias_kind
+    learned = _bias_preset(spec, kind, data) if kind in ("shallow", "weak-learner") else None
+    jobs = [_job(stage, i, total, spec, root, data, bias_dir / "bias.json") for i, stage in enumerate(plan, start=3)]
+    out = prepare_out_dir(out, overwrite, (spec.model,)).resolve()
 
     reporter.log(f"1/{total} writing the built-in {spec.task} benchmark ({demo.layout})")
-    data_synth.run(spec.task, data, _synth_spec(spec))
-    kind = spec.bias_kind or demo.bias_kind
+    data_synth.run(spec.task, data, synth)
     reporter.log(f"2/{total} training the {kind} bias model")
-    if kind in ("shallow", "weak-learner"):
-        bias = bias_learner.run(_bias_preset(spec, kind, data), RunContext(bias_dir, device, reporter))
+    if learned is not None:
+        bias = bias_learner.run(learned, RunContext(bias_dir, device, reporter))
     else:
         bias = bias_model.run(demo.task, kind, data, bias_dir, reporter)
 
     rows = [_row(demo, "bias-only model", f"bias-only ({kind})", 0.0, "bias", bias["metrics"])]
-    jobs = [_job(stage, i, total, spec, out, data, bias_dir / "bias.json") for i, stage in enumerate(plan, start=3)]
     workers, threads = _workers(spec, device)
     if workers > 1:
         reporter.log(

@@ -24,7 +24,7 @@ from srnet_cli.engine.readers import check_unique_ids, load_split, read_layout
 from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.tasks import TaskSpec, task_spec
 from srnet_cli.engine.teacher_files import write_probs_json
-from srnet_cli.errors import ModelError
+from srnet_cli.errors import DataError, ModelError
 from srnet_cli.recipes.common import data_report, load_eval_sets
 from srnet_cli.recipes.masks import load_mask_input, masked_model
 
@@ -92,7 +92,12 @@ def _data_dir(preset: EvaluatePreset) -> Path | None:
 def _datasets(preset: EvaluatePreset, task: TaskSpec, custom: Path | None, ctx: RunContext) -> tuple[list, list[str]]:
     """One custom file, the training set (teacher probabilities), or the task's sets (and those missing)."""
     if custom is not None and preset.layout is not None:
-        datasets = [read_layout(custom, preset.layout, preset.data.strict)]
+        try:
+            datasets = [read_layout(custom, preset.layout, preset.data.strict)]
+        except DataError as exc:  # the readers' hints speak of --data-dir; this file came from --file
+            if "--data-dir" in exc.hint:
+                exc.hint = f"check --file: a {preset.layout} file in its upstream format (README 'Data layout')"
+            raise
     elif preset.split == "train":
         datasets = [load_split(task.name, "train", _data_dir(preset), preset.data.strict)]
         check_unique_ids(datasets[0])  # teacher probabilities are keyed by example id

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from srnet_cli.config.schedules import imp_level_count
 from srnet_cli.config.schema import ImpPreset
 from srnet_cli.dicts import flat_metrics
 from srnet_cli.engine.context import RunContext
@@ -39,9 +40,10 @@ from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
 
 
 def levels(rate: float, final: float) -> list[float]:
-    """rate, 2·rate, ... up to `final` (inclusive, within rounding): 0.1 ... 0.9 for the paper's settings."""
-    n = int(round(final / rate + 1e-9))
-    return [round(rate * k, 6) for k in range(1, n + 1) if rate * k < 1 - 1e-9]
+    """rate, 2·rate, ... ending exactly at `final` (0.1 ... 0.9 for the paper's settings); the preset refused any
+    other schedule (`imp_level_count`)."""
+    count = imp_level_count(rate, final)
+    return [round(rate * k, 6) for k in range(1, count)] + [round(final, 6)]
 
 
 @dataclass

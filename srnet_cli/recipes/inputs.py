@@ -15,7 +15,7 @@ from srnet_cli.engine.bias_files import load_bias
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.devices import fit_attention, make_accelerator, seed_everything, slow_precision_note
 from srnet_cli.engine.evaluation import EvalSet, encode_sets
-from srnet_cli.engine.losses import NEEDS_BIAS, NEEDS_TEACHER
+from srnet_cli.engine.losses import GATED, NEEDS_BIAS, NEEDS_TEACHER, attach_gate
 from srnet_cli.engine.models import (
     check_encoded_fits,
     check_model_available,
@@ -121,6 +121,8 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
     fit_tokenizer(tokenizer, model, preset.model.name_or_path)
     fit_attention(model, accelerator.device, preset.train.mixed_precision)
+    if preset.loss.kind in GATED:
+        attach_gate(model)
     if note := slow_precision_note(accelerator.device, preset.train.mixed_precision):
         ctx.reporter.log(note)
     return Loaded(accelerator, tokenizer, model.to(accelerator.device), new_params)

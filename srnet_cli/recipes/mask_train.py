@@ -17,14 +17,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from srnet_cli.config.schedules import check_resets, cubic_sparsity
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.dicts import flat_metrics
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks
 from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
+from srnet_cli.engine.losses import GATE
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import apply_masks, masks_state, sparsity_summary
-from srnet_cli.engine.pruning import cubic_sparsity, init_scores, recalibrate
+from srnet_cli.engine.pruning import init_scores, recalibrate
 from srnet_cli.engine.resume import prefixed, unprefixed
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import (
@@ -82,7 +84,8 @@ class SearchRun(TrainingRun):
 
     def on_step(self, step: int) -> None:
         """Every `recalibrate_every` steps: thresholds reset to the top-(1 - s_t) scores, s_t on the schedule."""
-        if step % self.recalibrate_every == 0:
+        every_evaluation = self.preset.search.recalibrate_every is None  # the last step is an evaluation too
+        if step % self.recalibrate_every == 0 or (every_evaluation and step == self.plan.max_steps):
             mask, search = self.preset.mask, self.preset.search
             self.target = cubic_sparsity(step, self.plan.max_steps, self.initial, mask.sparsity, search.schedule_end)
             recalibrate(self.bare_model(), self.target, mask.scope)
@@ -176,6 +179,7 @@ def prepare(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool, resume: b
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
+    check_resets(search.recalibrate_every, plan.max_steps, initial, mask_cfg.sparsity, search.schedule_end)
     targets, stored = make_searchable(preset, loaded, initial, log)
     base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
@@ -206,6 +210,8 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
     structure, names = inject_targets(model, mask_cfg)
     for param in model.parameters():
         param.requires_grad_(False)
+    if GATE in dict(model.named_children()):  # learned-mixin's gate is part of the loss, not of the subnetwork:
+        model.get_submodule(GATE).requires_grad_(True)  # it learns with the scores, as it does with the weights
     init_scores(model, initial, search.init, mask_cfg.scope)
     stored = set(loaded.new_params)
     if stored and search.select_after > 0:

@@ -282,12 +282,12 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
-LOSS_DISPLAY = {"ce": "CE", "poe": "PoE"}
+LOSS_DISPLAY = {"ce": "CE", "poe": "PoE", "learned-mixin-h": "LM+H", "learned-mixin": "LM", "focal": "focal"}
 
 
 def display(method: str) -> str:
     """A method's legend label: loss names as papers write them (CE, PoE)."""
-    return re.sub(r"\b(ce|poe)\b", lambda m: LOSS_DISPLAY[m.group(1)], method)
+    return re.sub(r"\b(ce|poe|learned-mixin-h|learned-mixin)\b(?!-)", lambda m: LOSS_DISPLAY[m.group(1)], method)
 
 
 def _seeds_caption(rows: list[dict[str, Any]]) -> str:

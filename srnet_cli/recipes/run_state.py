@@ -67,7 +67,9 @@ def open_run(preset: FinetunePreset, ctx: RunContext, overwrite: bool, resume: b
     loss and the data order."""
     out = rundirs.start_run(preset, ctx, overwrite, inputs.paths, loaded.accelerator, resume)
     metrics_log = open_metrics_log(preset, ctx, out, loaded.accelerator)
-    loss_fn = make_loss(preset.loss.kind, preset.loss.anneal, plan.max_steps)
+    loss = preset.loss
+    loss_fn = make_loss(loss.kind, loss.anneal, plan.max_steps, entropy_weight=loss.entropy_weight, gamma=loss.gamma,
+                        model=loaded.accelerator.unwrap_model(loaded.model))  # fmt: skip
     stream = BatchStream(train_enc.lengths, preset.train.batch_size, preset.train.seed)
     checkpoints = Checkpointer(out, preset.command, loaded.accelerator, stream)
     return TrainingRun(preset, ctx, inputs, loaded, train_enc, eval_sets, plan, out, metrics_log, loss_fn, stream,
