@@ -84,8 +84,11 @@ VARIANTS = [
     ("finetune-conf-reg", "finetune", ["--loss", "conf-reg", "--bias", "{bias}", "--teacher", "{teacher}"]),
     ("finetune-learned-mixin-h", "finetune", ["--loss", "learned-mixin-h", "--bias", "{bias}"]),
     ("finetune-focal", "finetune", ["--loss", "focal", "--bias", "{bias}", "--set", "loss.anneal=[0.8, 1.0]"]),
-    ("mask-train-learned-mixin", "mask-train", ["--model", "{root}/ft/model", "--sparsity", "0.5", "--loss",
-                                                "learned-mixin", "--bias", "{bias}"]),  # fmt: skip
+    (
+        "mask-train-learned-mixin",
+        "mask-train",
+        ["--model", "{root}/ft/model", "--sparsity", "0.5", "--loss", "learned-mixin", "--bias", "{bias}"],
+    ),  # fmt: skip
     ("imp", "imp", ["--model", "{root}/ft/model", "--sparsity", "0.2", "--set", "imp.rate=0.1"]),
     (
         "imp-rewind",
