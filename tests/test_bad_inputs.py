@@ -156,7 +156,7 @@ CASES = [
     ),
     ("zero steps", None, ["--set", lambda t, b: "train.max_steps=0"], 2, "train.max_steps: Input should be greater"),
     ("negative lr", None, ["--set", lambda t, b: "train.lr=-0.1"], 2, "train.lr: Input should be greater than 0"),
-    ("unknown loss", None, ["--loss", lambda t, b: "focal"], 2, "unknown loss 'focal': srnet has ce, poe"),
+    ("unknown loss", None, ["--loss", lambda t, b: "rubi"], 2, "unknown loss 'rubi': srnet has ce, poe"),
     ("unknown preset key", None, ["--set", lambda t, b: "train.epochz=1"], 2, "train.epochz: Extra inputs"),
     (
         "out is a file",

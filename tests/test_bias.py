@@ -206,3 +206,75 @@ def test_fever_npy_columns_are_supports_refutes_nei(tmp_path):
     train = Dataset("fever-train", "fever.train.jsonl", ex, [], n_rows=2, split="train")
     got = np.exp(load_bias(tmp_path / "log_probs.npy", "fever", ("NOT ENOUGH INFO", "SUPPORTS", "REFUTES"), train))
     assert got == pytest.approx(probs[:, [2, 0, 1]], abs=1e-6)
+
+
+# --------------------------------------------------------- Clark et al.'s overlap model, against scikit-learn
+def test_clark_features_by_hand():
+    from srnet_cli.engine.bias_model import WordVectors, clark_features, tokens
+
+    assert tokens("The doctor didn't see him.") == ["The", "doctor", "did", "n't", "see", "him", "."]
+    # p: the doctor near the lawyer saw him . (8 tokens); h: the lawyer saw the doctor . (6 tokens)
+    f = clark_features("The doctor near the lawyer saw him.", "The lawyer saw the doctor.", None)
+    assert f == pytest.approx([0.0, 1.0, 1.0, np.log(2), 0.0, 0.0, 0.0])
+    g = clark_features("A man slept.", "A man slept", None)  # contiguous; len diff 1 -> log(max(1, 1)) = 0
+    assert g[:4] == pytest.approx([1.0, 1.0, 1.0, 0.0])
+    h = clark_features("A man slept.", "A dog slept here.", None)  # 3 of 5 hypothesis tokens in the premise
+    assert h[:4] == pytest.approx([0.0, 0.0, 0.6, 0.0])
+    unit = {w: v / np.linalg.norm(v) for w, v in {"a": np.array([1.0, 0]), "dog": np.array([0.6, 0.8]),
+                                                  "man": np.array([0.0, 1.0])}.items()}  # fmt: skip
+    sims = clark_features("a man", "a dog", WordVectors(unit, "test"))
+    # best similarity of each hypothesis word: a -> 1.0 (a), dog -> max(0.6, 0.8) = 0.8; sorted [0.8, 1.0]
+    assert sims[4:] == pytest.approx([(0.8 + 1.0) / 2, 0.8, 1.0])
+
+
+def _vec_file(path, rng):
+    from srnet_cli.engine import synth_nli
+
+    words = sorted({w for t in synth_nli.TRANSITIVE for w in t} | set(synth_nli.NOUNS_MATCHED) | {"the", "."})
+    lines = [f"{len(words)} 8"] + [f"{w} " + " ".join(f"{x:.5f}" for x in rng.normal(size=8)) for w in words]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("vectors", ["none", "vec-file"])
+def test_clark_overlap_model_matches_scikit_learn(synth_dir, tmp_path, vectors):
+    """Same features, fitted by scikit-learn's liblinear exactly as Clark et al. call it, give the same
+    predictions (to 1e-4) as srnet's fit."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    from srnet_cli.engine.bias_model import BalancedLogisticRegression, clark_matrix, read_vec_file, vocabulary
+    from srnet_cli.engine.readers import load_split
+
+    train = load_split("mnli", "train", synth_dir)
+    word_vectors = None
+    if vectors == "vec-file":
+        word_vectors = read_vec_file(
+            _vec_file(tmp_path / "v.vec", np.random.default_rng(0)), vocabulary(train.examples)
+        )
+        assert len(word_vectors.vectors) > 10
+    x = clark_matrix(train.examples, word_vectors)
+    y = np.array([label == "entailment" for label in train.labels], dtype=np.int64)
+    ours = np.exp(BalancedLogisticRegression(c=100.0).fit(x, y).log_probs(x))
+    reference = sklearn.LogisticRegression(
+        solver="liblinear", class_weight="balanced", C=100, tol=1e-12, max_iter=10**5
+    )
+    theirs = reference.fit(x, y).predict_proba(x)
+    assert np.abs(ours - theirs).max() < 1e-4
+    assert len(set(np.round(ours[:, 1], 4))) > 2  # not a constant prediction
+
+
+def test_overlap_bias_file_records_its_features_and_vectors(synth_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from srnet_cli.cli import app
+
+    vec = _vec_file(tmp_path / "v.vec", np.random.default_rng(1))
+    args = ["bias-model", "--task", "mnli", "--kind", "overlap", "--data-dir", str(synth_dir), "--json"]
+    made = CliRunner().invoke(app, [*args, "--word-vectors", str(vec), "--out", str(tmp_path / "b")])
+    assert made.exit_code == 0, made.output
+    header = json.loads((tmp_path / "b" / "bias.json").read_text())
+    assert header["word_vectors"] == f"fasttext:{vec}" and header["features"][4] == "average_sim"
+    missing = CliRunner().invoke(app, [*args, "--word-vectors", str(tmp_path / "no.vec"), "--out", str(tmp_path / "c")])
+    assert missing.exit_code == 1 and "word-vector file not found" in missing.output
+    wrong = CliRunner().invoke(app, ["bias-model", "--task", "fever", "--kind", "claim-only", "--word-vectors", "none",
+                                     "--data-dir", str(synth_dir), "--out", str(tmp_path / "d")])  # fmt: skip
+    assert wrong.exit_code == 2 and "--word-vectors has no effect" in wrong.output

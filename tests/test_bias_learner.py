@@ -101,16 +101,16 @@ def test_fold_models_trained_only_on_their_listed_ids(tiny_bert_dir, synth_dir, 
 
 
 def test_without_folds_the_output_says_how_many_examples_the_model_saw(tiny_bert_dir, synth_dir, tmp_path):
-    result = _shallow(tiny_bert_dir, synth_dir, tmp_path / "a")
+    result = _shallow(tiny_bert_dir, synth_dir, tmp_path / "a", "--folds", "1")
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)
     assert results["seen_by_own_model"] == 40 and results["training_examples"] == 240
     assert {"train_seen", "train_unseen"} <= set(results["metrics"])
-    table = _shallow(tiny_bert_dir, synth_dir, tmp_path / "b")
+    table = _shallow(tiny_bert_dir, synth_dir, tmp_path / "b", "--folds", "1")
     assert table.exit_code == 0
     text = invoke(
         "bias-model", "--task", "mnli", "--kind", "shallow", "--model", tiny_bert_dir, "--data-dir", synth_dir,
-        "--subset", "40", *FAST, "--out", tmp_path / "c",
+        "--subset", "40", "--folds", "1", *FAST, "--out", tmp_path / "c",
     ).stdout  # fmt: skip
     assert "40 of 240 training examples were predicted by a model that trained on them" in text
 
@@ -141,8 +141,8 @@ def test_the_learned_bias_file_loads_into_every_debiasing_loss(tiny_bert_dir, sy
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--kind", "shallow", "--subset", "5000"], "--subset 5000 is larger than the training data: 240"),
-        (["--kind", "shallow", "--folds", "1"], "learner.folds"),
+        (["--kind", "shallow", "--subset", "5000"], "--subset 5000 is larger than the other folds of fold 0 (2 folds)"),
+        (["--kind", "shallow", "--folds", "0"], "learner.folds"),
         (["--kind", "overlap", "--folds", "3"], "--kind overlap is a lexical model"),
         (["--kind", "weak-learner", "--layers", "2"], "keeps all 2 layers"),
     ],
@@ -155,3 +155,24 @@ def test_bad_learner_input_is_a_one_line_error(tiny_bert_dir, synth_dir, tmp_pat
     assert result.exit_code in (1, 2) and message in result.stderr, result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_a_shallow_model_is_out_of_fold_by_default_and_its_subset_follows_the_data(tiny_bert_dir, synth_dir, tmp_path):
+    """Unset: 2 folds, each model trained on max(subset_floor, subset_fraction x n) examples of the other half."""
+    from srnet_cli.config.schema import BiasModelPreset
+    from srnet_cli.recipes.bias_learner import default_folds, subset_size
+
+    result = invoke(
+        "bias-model", "--task", "mnli", "--kind", "shallow", "--model", tiny_bert_dir, "--data-dir", synth_dir,
+        "--set", "learner.subset_floor=30", *FAST, "--json", "--out", tmp_path / "a",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert results["folds"] == 2 and results["seen_by_own_model"] == 0
+    assert [m["trained_on"] for m in results["models"]] == [30, 30]  # 0.5% of 240 is 1: the floor
+    shallow = BiasModelPreset(kind="shallow")
+    assert subset_size(shallow, 392_702, default_folds(shallow)) == 1964  # MNLI: Utama et al.'s ~2,000
+    assert subset_size(shallow, 8000, 2) == 200  # a small data set: the floor, not 25% of it
+    assert subset_size(shallow, 300, 2) == 150  # never more than the other fold holds
+    weak = BiasModelPreset(kind="weak-learner")
+    assert default_folds(weak) is None and subset_size(weak, 8000, None) is None

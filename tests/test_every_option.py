@@ -122,6 +122,7 @@ VARIANTS = [
         ["--model", "{root}/ft/model", "--file", "{data}/MNLI/hans/heuristics_evaluation_set.txt", "--layout", "hans"],
     ),  # fmt: skip
     ("bias-shallow", "bias-model", ["--kind", "shallow", "--subset", "40"]),
+    ("bias-shallow-fraction", "bias-model", ["--kind", "shallow", "--set", "learner.subset_floor=20"]),
     ("bias-weak-learner", "bias-model", ["--kind", "weak-learner", "--layers", "1"]),
 ]
 TRAINING = {"finetune", "imp", "mask-train", "retrain", "bias-model"}
@@ -180,6 +181,8 @@ FIRING = {
     "loss.gamma": ("finetune", {"loss": {"kind": "poe", "bias": "b.json", "gamma": 1.0}}),
     "learner.subset": ("bias-model", {"kind": "weak-learner", "learner": {"subset": 5}}),
     "learner.layers": ("bias-model", {"kind": "shallow", "learner": {"layers": 1}}),
+    "learner.subset_fraction": ("bias-model", {"kind": "shallow", "learner": {"subset": 40, "subset_fraction": 0.1}}),
+    "learner.subset_floor": ("bias-model", {"kind": "weak-learner", "learner": {"subset_floor": 5}}),
 }
 
 

@@ -68,9 +68,11 @@ def test_reweight_matches_hand_computed_value():
 
 def test_registry_and_bias_requirements():
     from srnet_cli.config.schema import LOSSES_NEEDING_BIAS, LossKind
+    from srnet_cli.engine.losses import GATED
 
-    assert set(LOSSES) == {"ce", "poe", "reweight", "conf-reg"} == set(LossKind.__args__)
-    assert NEEDS_BIAS == {"poe", "reweight", "conf-reg"} == set(LOSSES_NEEDING_BIAS)
+    assert set(LOSSES) | GATED | {"focal"} == set(LossKind.__args__)
+    assert NEEDS_BIAS == {"poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal"}
+    assert NEEDS_BIAS == set(LOSSES_NEEDING_BIAS)
     for loss in (poe_loss, reweight_loss):
         with pytest.raises(ValueError):
             loss(torch.zeros(1, 3), torch.tensor([0]), None)

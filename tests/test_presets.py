@@ -5,7 +5,7 @@ import tomllib
 import pytest
 
 from srnet_cli.config.loader import find_preset, list_presets, load_preset, parse_value, presets_root
-from srnet_cli.config.schema import PRESETS
+from srnet_cli.config.schema import LOSSES_NEEDING_BIAS, PRESETS
 from srnet_cli.errors import PresetError, UsageError
 
 
@@ -13,7 +13,7 @@ from srnet_cli.errors import PresetError, UsageError
 def test_every_shipped_preset_validates_and_lives_in_its_command_folder(command, name, path):
     raw = tomllib.loads(path.read_text())
     assert raw["command"] == command == path.parent.name
-    if raw.get("loss", {}).get("kind") in ("poe", "reweight", "conf-reg"):
+    if raw.get("loss", {}).get("kind") in LOSSES_NEEDING_BIAS:
         raw["loss"]["bias"] = "b.json"  # debiasing presets leave the bias path to --bias
     if raw.get("loss", {}).get("kind") == "conf-reg":
         raw["loss"]["teacher"] = "t.json"  # ... and the teacher to --teacher
@@ -73,14 +73,15 @@ def test_precedence_defaults_file_set_flags(tmp_path):
 
 def test_errors_are_one_dotted_line_each(tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text('command = "finetune"\n[train]\nlrr = 1\nbatch_size = 0\n[loss]\nkind = "focal"\n')
+    path.write_text('command = "finetune"\n[train]\nlrr = 1\nbatch_size = 0\n[loss]\nkind = "rubi"\n')
     with pytest.raises(PresetError) as info:
         load_preset("finetune", str(path), [], {})
     assert sorted(info.value.lines) == sorted(
         [
             "train.lrr: Extra inputs are not permitted",
             "train.batch_size: Input should be greater than or equal to 1",
-            "loss.kind: Input should be 'ce', 'poe', 'reweight' or 'conf-reg' (got 'focal')",
+            "loss.kind: Input should be 'ce', 'poe', 'reweight', 'conf-reg', 'learned-mixin', 'learned-mixin-h' or "
+            "'focal' (got 'rubi')",
         ]
     )
 

@@ -718,12 +718,15 @@ def test_evaluate_bf16_matches_fp32_probabilities(tiny_bert_dir, synth_dir, tmp_
 
 
 def test_demo_with_a_shallow_bias_model(tiny_bert_dir, tmp_path):
-    """--bias-kind shallow: the bias model is learnt (a quarter of the data, 3 epochs) and PoE reads its file."""
+    """--bias-kind shallow: the bias model is learnt (2-fold, each on the floor-sized subset of the other half, here
+    all of it) and PoE reads its file."""
     spec = tiny_demo(tiny_bert_dir, dense_only=True, bias_kind="shallow")
     summary = demo.run(spec, tmp_path / "demo", "cpu", RecordingReporter())
     assert [r["method"] for r in summary["rows"]][0] == "bias-only (shallow)"
     bias = json.loads((tmp_path / "demo" / "bias" / "results.json").read_text())
-    assert bias["kind"] == "shallow" and bias["models"][0]["trained_on"] == 15  # 60 // 4
+    assert (
+        bias["kind"] == "shallow" and bias["models"][0]["trained_on"] == 30
+    )  # min(30 in the other fold, max(200, 0.5% of 60))
     poe = json.loads((tmp_path / "demo" / "finetune-poe" / "results.json").read_text())
     assert poe["loss"] == "poe"
     assert (

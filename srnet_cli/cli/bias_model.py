@@ -83,6 +83,15 @@ def bias_model(
         int | None, typer.Option("--folds", help="shallow/weak-learner: k-fold out-of-fold predictions (>= 2).")
     ] = None,
     layers: Annotated[int | None, typer.Option("--layers", help="weak-learner: layers kept (learner.layers).")] = None,
+    word_vectors: Annotated[
+        str | None,
+        typer.Option(
+            "--word-vectors",
+            help="overlap on mnli: vectors of Clark et al.'s similarity features: a fastText .vec file (the "
+            "published crawl-300d-2M.vec), model:NAME (that model's input embeddings, offline), or none. "
+            "Default: model:minilm.",
+        ),
+    ] = None,
     lr: LrOpt = None,
     epochs: EpochsOpt = None,
     max_steps: MaxStepsOpt = None,
@@ -103,6 +112,7 @@ def bias_model(
     """Train a bias-only model; write OUT/bias.json (train log-probs by example id) and print its accuracy.
 
     Example: srnet bias-model --task mnli --kind overlap --data-dir D --out B
+    Example: srnet bias-model --task mnli --kind overlap --word-vectors crawl-300d-2M.vec --data-dir D --out B
     Example: srnet bias-model --task fever --kind claim-only --data-dir D --out B
     Example: srnet bias-model --task mnli --kind shallow --model minilm --folds 5 --data-dir D --out B
     """
@@ -125,6 +135,11 @@ def bias_model(
         **hyper,
     }
     reporter = NullReporter() if quiet else RichReporter()
+    if word_vectors is not None and not (kind == "overlap" and task == "mnli"):
+        raise UsageError(
+            f"--word-vectors has no effect with --task {task} --kind {kind}",
+            "it feeds the similarity features of --task mnli --kind overlap (Clark et al.'s model)",
+        )
     if kind not in LEARNED:
         given = [key for key, value in learned.items() if value is not None] + (["--set"] if set_ else [])
         given += (["--preset"] if preset else []) + (["--dry-run"] if dry_run else [])
@@ -135,7 +150,15 @@ def bias_model(
             )
         from srnet_cli.recipes import bias_model as recipe
 
-        results = recipe.run(task, kind, data_dir, require_out(out, "bias-model"), reporter, overwrite)
+        results = recipe.run(
+            task,
+            kind,
+            data_dir,
+            require_out(out, "bias-model"),
+            reporter,
+            overwrite,
+            word_vectors or recipe.DEFAULT_VECTORS,
+        )
         return emit(results, json_, _table)
     learned |= {"task": task, "kind": kind, "data.dir": str(data_dir) if data_dir else None}
     resolved = resolve("bias-model", preset or f"{kind}-{task}", task, None, set_, learned)

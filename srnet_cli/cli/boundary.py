@@ -59,21 +59,57 @@ def report_error(exc: SrnetError) -> None:
     report(exc.lines if isinstance(exc, PresetError) else [exc.message], exc.hint)
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _unsafe(frame: Any) -> bool:
+    """Inside an import or a finaliser, where a raised exception is lost or leaves a module half-made."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+_signals = {"pending": 0, "reported": False}  # the signal that is stopping this run, and whether it was reported
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Stop the run with an exception that unwinds through the atomic writers. Python runs this handler between
+    any two bytecodes, so the exception can land where it is lost: in a `__del__` (printed and ignored), in library
+    code with a bare `except:`, or inside an import (which it may leave half-initialised: numpy's lazy attributes
+    then recurse forever). So the signal is not raised inside an import or a finaliser, and it is sent again every
+    0.2 s until the error boundary has reported it."""
+    if _signals["reported"]:
+        return  # already stopping
+    _signals["pending"] = signum
+    timer = threading.Timer(0.2, _send_again, (signum,))
+    timer.daemon = True
+    timer.start()
+    if _unsafe(frame):
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Interrupted("SIGTERM", 143)
+
+
+def _send_again(signum: int) -> None:
+    if _signals["pending"] == signum and not _signals["reported"]:
+        os.kill(os.getpid(), signum)
 
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM stops the run like Ctrl-C (an exception that unwinds through the atomic writers), not abruptly."""
+    """SIGTERM stops the run like Ctrl-C (an exception that unwinds through the atomic writers), not abruptly; the
+    entry point's handlers (exit at once, outside a run) are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    _signals.update(pending=0, reported=False)
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    previous_int = signal.signal(signal.SIGINT, _on_signal)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _after_disk_full() -> str:
@@ -151,6 +187,7 @@ def error_boundary() -> Iterator[None]:
         report_error(exc)
         raise typer.Exit(exc.exit_code) from None
     except (Interrupted, KeyboardInterrupt) as exc:
+        _signals["reported"] = True
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("Ctrl-C (SIGINT)", 130)
         report([f"interrupted by {name}"], _resume_hint())
         raise typer.Exit(code) from None

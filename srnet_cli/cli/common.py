@@ -243,9 +243,11 @@ def run_length(preset: Section) -> str | None:
         rows, path = counted
         limit = preset.data.train_limit  # type: ignore[attr-defined]
         rows = min(rows, limit) if limit else rows
-        learner = getattr(preset, "learner", None)  # a shallow bias model trains on its subset only
-        if learner is not None and learner.subset and getattr(preset, "kind", "") == "shallow":
-            rows, path = min(rows, learner.subset), f"a subset of {path}"
+        if getattr(preset, "kind", "") == "shallow":  # a shallow bias model trains on its subset only
+            from srnet_cli.recipes.bias_learner import default_folds, subset_size
+
+            subset = subset_size(preset, rows, default_folds(preset))  # type: ignore[arg-type]
+            rows, path = min(rows, subset or rows), f"a subset of {path}"
         plan = steps_of(train, rows)
         text = (
             f"epochs decide the run: {train.epochs:g} epochs x {plan.steps_per_epoch} steps ({rows} training rows in "

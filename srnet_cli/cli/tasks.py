@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 from srnet_cli.cli.common import JsonOpt, stdout
+from srnet_cli.config.schema import LossKind
 from srnet_cli.engine.readers import SPLIT_FILES, SYNTH, TASK_DIRS
 from srnet_cli.engine.tasks import TASKS
 
@@ -23,6 +24,7 @@ def task_rows() -> list[dict[str, Any]]:
                 "ood_training_data": sorted(spec.ood_train),
                 "selection_metrics": list(spec.selection_metrics),
                 "bias_kinds": list(spec.bias_kinds),
+                "losses": list(get_args(LossKind)),
                 "data_dir": TASK_DIRS[spec.name],
                 "files": {split: SPLIT_FILES[spec.name][split][0] for split in (*spec.id_splits, *spec.ood_sets)},
                 "built_in_benchmark": SYNTH[spec.name],
@@ -53,3 +55,4 @@ def tasks(json_: JsonOpt = False) -> None:
             f"srnet data synth --task {r['built_in_benchmark']}",
         )
     stdout.print(table)
+    stdout.print(f"losses (--loss), for every task: {', '.join(get_args(LossKind))}")

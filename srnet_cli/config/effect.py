@@ -52,12 +52,40 @@ RULES: dict[str, Rule] = {
     "loss.entropy_weight": _unless(lambda p: p.loss.kind == "learned-mixin-h", "it weighs learned-mixin-h's penalty"),
     "loss.gamma": _unless(lambda p: p.loss.kind == "focal", "it is the focal loss's exponent"),
     "learner.subset": _unless(lambda p: p.kind == "shallow", "--kind weak-learner trains on all the data"),
+    "learner.subset_fraction": lambda p: (
+        "--kind weak-learner trains on all the data"
+        if p.kind != "shallow"
+        else "--subset sets the count"
+        if p.learner.subset is not None
+        else None
+    ),
+    "learner.subset_floor": lambda p: (
+        "--kind weak-learner trains on all the data"
+        if p.kind != "shallow"
+        else "--subset sets the count"
+        if p.learner.subset is not None
+        else None
+    ),
     "learner.layers": _unless(lambda p: p.kind == "weak-learner", "--kind shallow keeps every layer"),
 }
 FLAGS = {
     "loss.entropy_weight": _unless(lambda p: p.loss.kind == "learned-mixin-h", "it weighs learned-mixin-h's penalty"),
     "loss.gamma": _unless(lambda p: p.loss.kind == "focal", "it is the focal loss's exponent"),
     "learner.subset": "--subset",
+    "learner.subset_fraction": lambda p: (
+        "--kind weak-learner trains on all the data"
+        if p.kind != "shallow"
+        else "--subset sets the count"
+        if p.learner.subset is not None
+        else None
+    ),
+    "learner.subset_floor": lambda p: (
+        "--kind weak-learner trains on all the data"
+        if p.kind != "shallow"
+        else "--subset sets the count"
+        if p.learner.subset is not None
+        else None
+    ),
     "learner.layers": "--layers",
     "train.epochs": "--epochs",
     "use_mask_weights": "--use-mask-weights",

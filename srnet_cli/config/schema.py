@@ -315,11 +315,19 @@ class LearnerCfg(Section):
     """A learned bias model (Utama et al. 2020: shallow; Sanh et al. 2021: weak learner)."""
 
     subset: int | None = Field(
-        None, ge=1, description="train on a random subset of N training examples (with folds: of the other folds)"
-    )
+        None, ge=1, description="shallow: train on a random subset of N training examples (with folds: of the other "
+        "folds); unset: subset_fraction of them, at least subset_floor",
+    )  # fmt: skip
+    subset_fraction: float = Field(
+        0.005, gt=0, le=1, description="shallow: the subset as a share of the training data (Utama et al.: 2,000 of "
+        "MNLI's 393k, 0.5%)",
+    )  # fmt: skip
+    subset_floor: int = Field(200, ge=1, description="shallow: the smallest subset subset_fraction may give")
     folds: int | None = Field(
-        None, ge=2, description="k-fold: each example is predicted by the model of its fold, which did not see it"
-    )
+        None, ge=1, description="k-fold: each example is predicted by the model of its fold, which did not see it; "
+        "unset: 2 for shallow (no example predicted by a model that trained on it), none for weak-learner; "
+        "1: one model predicts every example, its own training examples in-sample",
+    )  # fmt: skip
     layers: int | None = Field(None, ge=1, description="keep only the model's first N transformer layers")
 
 

@@ -41,8 +41,17 @@ def write_rows_json(path: Path, header: dict, key: str, ids: list[str], rows: np
     write_text_atomic(path, json.dumps({**header, key: table}))
 
 
-def write_bias_json(path: Path, task: str, kind: str, labels: list[str], ids: list[str], log_probs: np.ndarray) -> None:
-    header = {"format": FORMAT, "task": task, "kind": kind, "labels": labels}
+def write_bias_json(
+    path: Path,
+    task: str,
+    kind: str,
+    labels: list[str],
+    ids: list[str],
+    log_probs: np.ndarray,
+    about: dict | None = None,
+) -> None:
+    """`about`: how the model was made (its features, the word vectors of the similarity features)."""
+    header = {"format": FORMAT, "task": task, "kind": kind, "labels": labels, **(about or {})}
     write_rows_json(path, header, "log_probs", ids, log_probs, 6)
 
 

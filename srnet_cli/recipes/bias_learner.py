@@ -41,7 +41,8 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
     check_out_dir(ctx.out_dir, overwrite, inputs)
     train = _training_data(preset, data_dir)
     ctx.reporter.log(train.summary())
-    plan = plan_folds(len(train.examples), _subset(preset), preset.learner.folds, preset.train.seed)
+    folds = default_folds(preset)
+    plan = plan_folds(len(train.examples), subset_size(preset, len(train.examples), folds), folds, preset.train.seed)
     check_model_available(preset.model.name_or_path)
     out = prepare_out_dir(ctx.out_dir, overwrite, inputs)
 
@@ -54,12 +55,12 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
     log_probs = np.zeros((len(train.examples), len(task.labels)))
     runs = []
     for k, (trains_on, predicts) in enumerate(zip(plan.trains_on, plan.predicts, strict=True)):
-        name = f"fold-{k}" if preset.learner.folds else "model"
+        name = f"fold-{k}" if folds else "model"
         ids_file = out / "train-ids" / f"{name}.txt"
         write_text_atomic(ids_file, "".join(f"{train.examples[i].id}\n" for i in trains_on))
         ctx.reporter.log(
             f"bias model {name}: trains on {len(trains_on)} examples, predicts {len(predicts)}"
-            + (f" (fold {k} of {preset.learner.folds})" if preset.learner.folds else "")
+            + (f" (fold {k} of {folds})" if folds else "")
         )
         results = _train_one(preset, model_path, ids_file, RunContext(out / name, ctx.device, ctx.reporter))
         predicted = [train.examples[i] for i in predicts]
@@ -80,7 +81,7 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
         "task": task.name,
         "kind": preset.kind,
         "model": preset.model.name_or_path,
-        "folds": preset.learner.folds,
+        "folds": folds,
         "training_examples": len(train.examples),
         "seen_by_own_model": seen,  # predictions on these are in-sample, hence optimistic
         "models": runs,
@@ -102,9 +103,27 @@ def _training_data(preset: BiasModelPreset, data_dir: Path | None) -> Dataset:
     return train
 
 
-def _subset(preset: BiasModelPreset) -> int | None:
-    """A weak learner sees all the (other folds') data; a shallow model its subset."""
-    return preset.learner.subset if preset.kind == "shallow" else None
+def default_folds(preset: BiasModelPreset) -> int | None:
+    """A shallow model trains on a small subset and would predict its own training examples in-sample (confidently
+    right: a debiasing loss would treat them as pure shortcut cases), so by default it is 2-fold: each half is
+    predicted by a model trained on a subset of the other half. A weak learner trains on all the data, in-sample by
+    design (Sanh et al.). `learner.folds = 1`: one model, in-sample."""
+    folds = preset.learner.folds
+    if folds is None:
+        return 2 if preset.kind == "shallow" else None
+    return None if folds == 1 else folds
+
+
+def subset_size(preset: BiasModelPreset, n: int, folds: int | None) -> int | None:
+    """A shallow model's training subset: --subset, or `subset_fraction` of the data it can draw from (at least
+    `subset_floor`, at most all of it), so that it stays a small share on a small data set as on MNLI."""
+    if preset.kind != "shallow":
+        return None
+    learner = preset.learner
+    if learner.subset is not None:
+        return learner.subset
+    available = n - -(-n // folds) if folds else n  # the other folds of the largest fold
+    return min(available, max(learner.subset_floor, round(learner.subset_fraction * n)))
 
 
 def _train_one(preset: BiasModelPreset, model_path: str, ids_file: Path, ctx: RunContext) -> dict[str, Any]:

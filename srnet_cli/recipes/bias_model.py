@@ -10,7 +10,20 @@ from typing import Any
 import numpy as np
 
 from srnet_cli.engine.bias_files import NPY_COLUMNS, expand_two_class, write_bias_json
-from srnet_cli.engine.bias_model import FEATURES, LogisticRegression, bow_matrix, bow_vocabulary, feature_matrix
+from srnet_cli.engine.bias_model import (
+    CLARK_FEATURES,
+    FEATURES,
+    BalancedLogisticRegression,
+    LogisticRegression,
+    WordVectors,
+    bow_matrix,
+    bow_vocabulary,
+    clark_matrix,
+    embedding_vectors,
+    feature_matrix,
+    read_vec_file,
+    vocabulary,
+)
 from srnet_cli.engine.context import Reporter
 from srnet_cli.engine.readers import Example, check_unique_ids, load_split
 from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
@@ -18,9 +31,31 @@ from srnet_cli.engine.tasks import task_spec
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 
+DEFAULT_VECTORS = "model:minilm"
 
-def featurizer(kind: str, train: list[Example]) -> tuple[Callable[[list[Example]], Any], list[str]]:
+
+def word_vectors(given: str, examples: list[Example]) -> WordVectors | None:
+    """The similarity features' vectors: a fastText .vec file (the published setup), `model:NAME` (that model's
+    input embeddings, offline), or `none` (the similarity features are 0)."""
+    if given == "none":
+        return None
+    if given.startswith("model:"):
+        return embedding_vectors(given.removeprefix("model:"), vocabulary(examples))
+    path = Path(given).expanduser()
+    if not path.is_file():
+        raise DataError(
+            f"word-vector file not found: {path}",
+            "pass a fastText .vec file (e.g. crawl-300d-2M.vec, as Clark et al.), model:minilm, or none",
+        )
+    return read_vec_file(path, vocabulary(examples))
+
+
+def featurizer(
+    task: str, kind: str, train: list[Example], vectors: WordVectors | None = None
+) -> tuple[Callable[[list[Example]], Any], list[str]]:
     """Examples -> feature matrix for a bias kind, and the feature names (the vocabulary for bag-of-words)."""
+    if kind == "overlap" and task == "mnli":
+        return (lambda examples: clark_matrix(examples, vectors)), list(CLARK_FEATURES)
     if kind == "overlap":
         return feature_matrix, list(FEATURES)
     side = (lambda e: e.text_a) if kind == "claim-only" else (lambda e: e.text_b)  # hypothesis-only: text_b
@@ -30,18 +65,25 @@ def featurizer(kind: str, train: list[Example]) -> tuple[Callable[[list[Example]
 
 def fit(task: str, kind: str, labels: list[str], x: Any, y: np.ndarray) -> Callable[[Any], np.ndarray]:
     """Fit the bias model; returns features -> log-probs over `labels`. The overlap model on MNLI is Clark et al.'s:
-    entailment vs non-entailment, whose mass is split evenly between neutral and contradiction (overlap tells them
-    apart no better than chance; a 3-class fit would learn contradiction from other cues and leave PoE no gradient)."""
+    entailment vs non-entailment with balanced class weights, whose mass is split evenly between neutral and
+    contradiction (overlap tells them apart no better than chance; a 3-class fit would learn contradiction from
+    other cues and leave PoE no gradient)."""
     if task == "mnli" and kind == "overlap":
         entailed = (y == labels.index("entailment")).astype(np.int64)
-        binary = LogisticRegression().fit(x, entailed, 2)  # columns: non-entailment, entailment
+        binary = BalancedLogisticRegression(c=100.0).fit(x, entailed)  # columns: non-entailment, entailment
         order = [NPY_COLUMNS["mnli"].index(label) for label in labels]  # expand_two_class's column order
         return lambda features: expand_two_class(binary.log_probs(features))[:, order]
     return LogisticRegression().fit(x, y, len(labels)).log_probs
 
 
 def run(
-    task_name: str, kind: str, data_dir: Path | None, out: Path, reporter: Reporter, overwrite: bool = False
+    task_name: str,
+    kind: str,
+    data_dir: Path | None,
+    out: Path,
+    reporter: Reporter,
+    overwrite: bool = False,
+    vectors_from: str = DEFAULT_VECTORS,
 ) -> dict[str, Any]:
     import torch
 
@@ -59,7 +101,15 @@ def run(
 
     labels = list(task.labels)
     y = np.asarray([labels.index(label) for label in train.labels])
-    features, names = featurizer(kind, train.examples)
+    uses_vectors = kind == "overlap" and task.name == "mnli"
+    vectors = (
+        word_vectors(vectors_from, train.examples + [e for d in eval_sets for e in d.examples])
+        if uses_vectors
+        else None
+    )
+    if vectors is not None:
+        reporter.log(f"similarity features: {vectors.source} ({len(vectors.vectors)} words with a vector)")
+    features, names = featurizer(task.name, kind, train.examples, vectors)
     train_features = features(train.examples)  # built once: a bag of words over FEVER's 242k claims is not free
     log_probs_of = fit(task.name, kind, labels, train_features, y)
     train_log_probs = log_probs_of(train_features)
@@ -70,12 +120,16 @@ def run(
         metrics[d.split or d.name] = set_metrics(task.name, d.split, torch.from_numpy(log_probs), task.labels, d)
 
     out = prepare_out_dir(out, overwrite, (data_dir,))
-    write_bias_json(out / "bias.json", task.name, kind, labels, [e.id for e in train.examples], train_log_probs)
+    about = {"features": names} if kind == "overlap" else {}
+    if uses_vectors:
+        about["word_vectors"] = vectors.source if vectors is not None else "none"
+    write_bias_json(out / "bias.json", task.name, kind, labels, [e.id for e in train.examples], train_log_probs, about)
     results = {
         "command": "bias-model",
         "task": task.name,
         "kind": kind,
         "features": names if kind == "overlap" else f"{len(names)} words",
+        **({"word_vectors": about["word_vectors"]} if uses_vectors else {}),
         "bias_file": str(out / "bias.json"),
         "metrics": metrics,
         "seconds": round(time.time() - started, 1),

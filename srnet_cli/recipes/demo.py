@@ -302,13 +302,11 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
 
 
 def _bias_preset(spec: DemoSpec, kind: str, data: Path) -> Any:
-    """The shipped learned-bias preset at demo scale: a quarter of the data for the shallow model (2,000 of 8,000,
-    Utama et al.'s MNLI subset size), the demo's lr, batch and precision."""
+    """The shipped learned-bias preset at demo scale (the shallow model's subset follows the data: its fraction,
+    with its floor), the demo's lr, batch and precision."""
     raw = read_preset_file(find_preset("bias-model", f"{kind}-{DEMO_TASKS[spec.task].task}"))
     raw["model"]["name_or_path"] = spec.model
     raw["data"] = {"dir": str(data)}
-    if kind == "shallow":
-        raw["learner"]["subset"] = min(raw["learner"]["subset"], max(1, spec.train_size // 4))
     raw["train"].update(
         seed=spec.seed, lr=spec.lr, batch_size=spec.batch_size, checkpoint_every=0, mixed_precision=spec.mixed_precision
     )
