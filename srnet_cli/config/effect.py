@@ -23,6 +23,12 @@ def _unless(condition: Callable[[Any], bool], why: str) -> Rule:
     return lambda p: None if condition(p) else why
 
 
+def _subset_share(p: Any) -> str | None:
+    if p.kind != "shallow":
+        return "--kind weak-learner trains on all the data"
+    return "--subset sets the count" if p.learner.subset is not None else None
+
+
 RULES: dict[str, Rule] = {
     "train.epochs": _unless(lambda p: p.train.max_steps is None, "train.max_steps decides the run length"),
     "train.save_every": _command(
@@ -52,40 +58,12 @@ RULES: dict[str, Rule] = {
     "loss.entropy_weight": _unless(lambda p: p.loss.kind == "learned-mixin-h", "it weighs learned-mixin-h's penalty"),
     "loss.gamma": _unless(lambda p: p.loss.kind == "focal", "it is the focal loss's exponent"),
     "learner.subset": _unless(lambda p: p.kind == "shallow", "--kind weak-learner trains on all the data"),
-    "learner.subset_fraction": lambda p: (
-        "--kind weak-learner trains on all the data"
-        if p.kind != "shallow"
-        else "--subset sets the count"
-        if p.learner.subset is not None
-        else None
-    ),
-    "learner.subset_floor": lambda p: (
-        "--kind weak-learner trains on all the data"
-        if p.kind != "shallow"
-        else "--subset sets the count"
-        if p.learner.subset is not None
-        else None
-    ),
+    "learner.subset_fraction": lambda p: _subset_share(p),
+    "learner.subset_floor": lambda p: _subset_share(p),
     "learner.layers": _unless(lambda p: p.kind == "weak-learner", "--kind shallow keeps every layer"),
 }
 FLAGS = {
-    "loss.entropy_weight": _unless(lambda p: p.loss.kind == "learned-mixin-h", "it weighs learned-mixin-h's penalty"),
-    "loss.gamma": _unless(lambda p: p.loss.kind == "focal", "it is the focal loss's exponent"),
     "learner.subset": "--subset",
-    "learner.subset_fraction": lambda p: (
-        "--kind weak-learner trains on all the data"
-        if p.kind != "shallow"
-        else "--subset sets the count"
-        if p.learner.subset is not None
-        else None
-    ),
-    "learner.subset_floor": lambda p: (
-        "--kind weak-learner trains on all the data"
-        if p.kind != "shallow"
-        else "--subset sets the count"
-        if p.learner.subset is not None
-        else None
-    ),
     "learner.layers": "--layers",
     "train.epochs": "--epochs",
     "use_mask_weights": "--use-mask-weights",
