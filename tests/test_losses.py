@@ -245,3 +245,25 @@ def test_the_gate_trains_and_stays_out_of_the_saved_checkpoint(tiny_bert_dir, tm
     assert not any(k.startswith(GATE) for k in load_file(tmp_path / "model.safetensors"))
     with pytest.raises(ValueError, match="needs the model's gate"):
         make_loss("learned-mixin", model=AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir))
+
+
+def test_the_new_losses_train_through_imp_and_retrain(tiny_bert_dir, synth_dir, bias_file, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from srnet_cli.cli import app
+
+    common = ["--task", "mnli", "--data-dir", str(synth_dir), "--bias", str(bias_file), "--max-steps", "4",
+              "--batch-size", "16", "--warmup", "0", "--json", "--quiet"]  # fmt: skip
+    imp = CliRunner().invoke(app, ["imp", "--loss", "focal", "--model", str(tiny_bert_dir), "--sparsity", "0.2",
+                                   "--set", "imp.rate=0.1", "--out", str(tmp_path / "imp"), *common])  # fmt: skip
+    assert imp.exit_code == 0, imp.output
+    assert [round(level["sparsity"], 2) for level in json.loads(imp.stdout)["levels"]] == [0.1, 0.2]
+    for loss in ("learned-mixin", "learned-mixin-h", "focal"):
+        retrained = CliRunner().invoke(app, ["retrain", "--loss", loss, "--model", str(tiny_bert_dir), "--mask",
+                                             str(tmp_path / "imp"), "--sparsity", "0.2",
+                                             "--out", str(tmp_path / f"rt-{loss}"), *common])  # fmt: skip
+        assert retrained.exit_code == 0, retrained.output
+        assert json.loads(retrained.stdout)["sparsity"]["encoder_sparsity"] == pytest.approx(0.2, abs=0.01)
+        assert (tmp_path / f"rt-{loss}" / "preset.toml").read_text().count(f'kind = "{loss}"') == 1
