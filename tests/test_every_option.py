@@ -316,3 +316,48 @@ def test_a_closed_stdout_pipe_ends_quietly():
     proc.stdout.close()  # the reader went away, like `| head`
     stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 1 and stderr == ""
+
+
+def test_a_signal_deferred_inside_an_import_stops_the_run_and_cleanup_is_not_cut_short(monkeypatch):
+    """A signal landing in an import is deferred, then raised once the import is done (not lost); a signal raised
+    at once does not come back while the run unwinds (its clean-up is not interrupted again)."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from srnet_cli.cli import boundary
+    from srnet_cli.errors import Interrupted
+
+    module = "srnet_test_slow_import"  # a module whose import receives SIGTERM and takes 0.3 s more
+    code = "import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(0.3)\nDONE = True\n"
+    finder_dir = __import__("tempfile").mkdtemp()
+    with open(os.path.join(finder_dir, f"{module}.py"), "w") as f:
+        f.write(code)
+    monkeypatch.syspath_prepend(finder_dir)
+    cleaned = []
+    with pytest.raises(Interrupted), boundary._sigterm_raises():
+        imported = __import__(module)  # the signal arrives inside the import: the import completes
+        assert imported.DONE
+        try:
+            time.sleep(5)  # the deferred signal is raised within 0.1 s of the import's end
+        finally:
+            time.sleep(0.4)  # clean-up longer than the resend interval is not interrupted
+            cleaned.append(True)
+    sys.modules.pop(module, None)
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is not boundary._on_signal  # handlers restored
+
+
+def test_retrain_sparsity_picks_an_imp_level_or_is_refused(tmp_path):
+    from srnet_cli.errors import MaskError
+    from srnet_cli.recipes.masks import resolve_mask_path
+
+    run = tmp_path / "mask-train-run"
+    (run / "masks").mkdir(parents=True)
+    (run / "masks" / "best.safetensors").write_bytes(b"")
+    assert resolve_mask_path(str(run), None) == run / "masks" / "best.safetensors"
+    with pytest.raises(MaskError, match="no mask found .* for sparsity 0.70"):
+        resolve_mask_path(str(run), 0.7)  # a mask-train run has no level 0.70: never its best mask instead
+    with pytest.raises(MaskError, match="picks an IMP level in a run directory"):
+        resolve_mask_path(str(run / "masks" / "best.safetensors"), 0.7)

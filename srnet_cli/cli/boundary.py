@@ -68,31 +68,41 @@ def _unsafe(frame: Any) -> bool:
     return False
 
 
-_signals = {"pending": 0, "reported": False}  # the signal that is stopping this run, and whether it was reported
+_signals = {"pending": 0, "reported": False, "active": False}  # the signal stopping this run; reported; in a run
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     """Stop the run with an exception that unwinds through the atomic writers. Python runs this handler between
-    any two bytecodes, so the exception can land where it is lost: in a `__del__` (printed and ignored), in library
-    code with a bare `except:`, or inside an import (which it may leave half-initialised: numpy's lazy attributes
-    then recurse forever). So the signal is not raised inside an import or a finaliser, and it is sent again every
-    0.2 s until the error boundary has reported it."""
+    any two bytecodes, and some places lose an exception or break on it: a `__del__` prints and ignores it, and an
+    import may swallow it (library `except:`) or be left half-initialised (numpy's lazy attributes then recurse
+    forever). There the signal is deferred: sent again 0.1 s later by an interval timer (no thread, nothing to
+    lock), and raised at the latest when the command's boundary is left."""
     if _signals["reported"]:
         return  # already stopping
     _signals["pending"] = signum
-    timer = threading.Timer(0.2, _send_again, (signum,))
-    timer.daemon = True
-    timer.start()
     if _unsafe(frame):
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
         return
+    _raise(signum)
+
+
+def _raise(signum: int) -> None:
+    _signals["pending"] = 0  # delivered: from here on it is an exception like any other
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Interrupted("SIGTERM", 143)
 
 
-def _send_again(signum: int) -> None:
-    if _signals["pending"] == signum and not _signals["reported"]:
-        os.kill(os.getpid(), signum)
+def _on_alarm(signum: int, frame: Any) -> None:
+    pending = _signals["pending"]
+    if pending and _signals["active"] and not _signals["reported"]:
+        _on_signal(pending, frame)
+
+
+def _raise_pending() -> None:
+    """A signal deferred and not raised yet (it came inside an import): the run stops here."""
+    if _signals["pending"] and not _signals["reported"]:
+        _raise(int(_signals["pending"]))
 
 
 @contextmanager
@@ -102,14 +112,20 @@ def _sigterm_raises() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _signals.update(pending=0, reported=False)
-    previous = signal.signal(signal.SIGTERM, _on_signal)
-    previous_int = signal.signal(signal.SIGINT, _on_signal)
+    _signals.update(reported=False, active=True)
+    previous = {sig: signal.signal(sig, handler) for sig, handler in HANDLERS.items()}
     try:
+        _raise_pending()  # deferred in an earlier boundary of the same command (argument parsing)
         yield
+        _raise_pending()
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+        _signals["active"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+HANDLERS = {signal.SIGTERM: _on_signal, signal.SIGINT: _on_signal, signal.SIGALRM: _on_alarm}
 
 
 def _after_disk_full() -> str:
@@ -187,7 +203,7 @@ def error_boundary() -> Iterator[None]:
         report_error(exc)
         raise typer.Exit(exc.exit_code) from None
     except (Interrupted, KeyboardInterrupt) as exc:
-        _signals["reported"] = True
+        _signals.update(reported=True, pending=0)
         name, code = (exc.signal_name, exc.exit_code) if isinstance(exc, Interrupted) else ("Ctrl-C (SIGINT)", 130)
         report([f"interrupted by {name}"], _resume_hint())
         raise typer.Exit(code) from None

@@ -67,5 +67,6 @@ def _check_subset(subset: int | None, available: int, what: str) -> None:
     if subset is not None and subset > available:
         raise UsageError(
             f"--subset {subset} is larger than {what}: {available} training examples",
-            f"pass --subset {available} or fewer" + (", or fewer --folds" if "fold" in what else ""),
+            f"pass --subset {available} or fewer"
+            + (", or fewer --folds (a shallow model is 2-fold unless --folds 1)" if "fold" in what else ""),
         )

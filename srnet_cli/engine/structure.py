@@ -313,7 +313,8 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
     num_heads = int(getattr(config, "num_attention_heads", 0) or 1)
     ffn = family.roles["ffn_in"]
     ffn_size = modules[first["ffn_in"]].out_features // ffn.parts  # type: ignore[operator]
-    uses = int(config.num_hidden_layers) // len(layers) if family.shared_layers else 1
+    # ALBERT: each group's layers run num_hidden_layers / num_hidden_groups times
+    uses = int(config.num_hidden_layers) // int(getattr(config, "num_hidden_groups", 1)) if family.shared_layers else 1
     return Structure(
         family,
         tuple(Layer(p, r) for p, r in layers.items()),

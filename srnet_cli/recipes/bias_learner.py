@@ -115,8 +115,9 @@ def default_folds(preset: BiasModelPreset) -> int | None:
 
 
 def subset_size(preset: BiasModelPreset, n: int, folds: int | None) -> int | None:
-    """A shallow model's training subset: --subset, or `subset_fraction` of the data it can draw from (at least
-    `subset_floor`, at most all of it), so that it stays a small share on a small data set as on MNLI."""
+    """A shallow model's training subset: --subset, or `subset_fraction` of the training data (at least
+    `subset_floor`, at most what the other folds hold), so that it stays a small share on a small data set as on
+    MNLI."""
     if preset.kind != "shallow":
         return None
     learner = preset.learner

@@ -20,10 +20,15 @@ def resolve_mask_path(given: str, sparsity: float | None) -> Path:
     --sparsity), masks/mask (retrain); also the original layout's `mask.pt` in a directory."""
     path = Path(given).expanduser()
     if not path.is_dir():
+        if sparsity is not None:
+            raise MaskError(
+                f"--sparsity {sparsity:g} picks an IMP level in a run directory, but --mask {path} is one mask file",
+                "drop --sparsity, or pass the IMP run directory",
+            )
         return path
     candidates = [path / "masks" / "best.safetensors", path / "masks" / "mask.safetensors", path / "mask.pt"]
-    if sparsity is not None:
-        candidates.insert(0, path / "masks" / level_name(sparsity))
+    if sparsity is not None:  # an IMP level, and nothing else: a mask-train run's best mask has its own sparsity
+        candidates = [path / "masks" / level_name(sparsity)]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
