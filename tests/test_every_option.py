@@ -336,7 +336,7 @@ def test_a_signal_deferred_inside_an_import_stops_the_run_and_cleanup_is_not_cut
         f.write(code)
     monkeypatch.syspath_prepend(finder_dir)
     cleaned = []
-    with pytest.raises(Interrupted), boundary._sigterm_raises():
+    with pytest.raises(Interrupted), boundary._signals_raise():
         imported = __import__(module)  # the signal arrives inside the import: the import completes
         assert imported.DONE
         try:

@@ -135,7 +135,9 @@ def bias_model(
         **hyper,
     }
     reporter = NullReporter() if quiet else RichReporter()
-    if word_vectors is not None and not (kind == "overlap" and task == "mnli"):
+    from srnet_cli.recipes.bias_model import DEFAULT_VECTORS, is_clark_model
+
+    if word_vectors is not None and not is_clark_model(task, kind):
         raise UsageError(
             f"--word-vectors has no effect with --task {task} --kind {kind}",
             "it feeds the similarity features of --task mnli --kind overlap (Clark et al.'s model)",
@@ -157,7 +159,7 @@ def bias_model(
             require_out(out, "bias-model"),
             reporter,
             overwrite,
-            word_vectors or recipe.DEFAULT_VECTORS,
+            word_vectors or DEFAULT_VECTORS,
         )
         return emit(results, json_, _table)
     learned |= {"task": task, "kind": kind, "data.dir": str(data_dir) if data_dir else None}

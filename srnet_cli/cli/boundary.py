@@ -106,7 +106,7 @@ def _raise_pending() -> None:
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
+def _signals_raise() -> Iterator[None]:
     """SIGTERM stops the run like Ctrl-C (an exception that unwinds through the atomic writers), not abruptly; the
     entry point's handlers (exit at once, outside a run) are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
@@ -185,7 +185,7 @@ def error_boundary() -> Iterator[None]:
 
     failed = True
     try:
-        with _sigterm_raises():
+        with _signals_raise():
             yield
         failed = False
     except typer.Exit as exc:

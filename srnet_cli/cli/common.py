@@ -263,7 +263,7 @@ def run_length(preset: Section) -> str | None:
         check_resets(search.recalibrate_every, plan.max_steps, initial, final, search.schedule_end)
     if plan.warmup and plan.warmup >= plan.max_steps:
         text += " (not shorter than the run: refused when it starts; pass --warmup 0.1)"
-    if getattr(getattr(preset, "search", None), "train_with", None):
+    if search is not None and search.train_with:
         text += " (plus the OOD training data, counted when it is read)"
     return text
 

@@ -131,10 +131,11 @@ def embedding_vectors(model_name: str, words: set[str]) -> WordVectors:
     (the embedded MiniLM by default), normalised. Contextless, like fastText's, but from a smaller vocabulary."""
     from transformers import AutoModel
 
-    from srnet_cli.engine.models import load_tokenizer, resolve_model
+    from srnet_cli.engine.models import _from_pretrained, load_tokenizer, resolve_model
 
-    tokenizer = load_tokenizer(model_name)
-    table = AutoModel.from_pretrained(resolve_model(model_name)).get_input_embeddings().weight.detach().double()
+    tokenizer = load_tokenizer(model_name)  # local, cached or hub, with the loaders' one-line errors
+    model = _from_pretrained(AutoModel, resolve_model(model_name))
+    table = model.get_input_embeddings().weight.detach().double()
     ordered = sorted(words)
     pieces = tokenizer(ordered, add_special_tokens=False)["input_ids"] if ordered else []
     vectors = {}

@@ -133,6 +133,12 @@ def attach_gate(model: nn.Module) -> nn.Module:
     return model
 
 
+def gate_of(model: nn.Module) -> nn.Linear | None:
+    """The model's learned-mixin gate, if `attach_gate` gave it one."""
+    gate = dict(model.named_children()).get(GATE)
+    return gate if isinstance(gate, nn.Linear) else None
+
+
 @dataclass
 class TrainingLoss:
     """A run's loss: `LOSSES[kind]` (or learned-mixin, focal), the bias annealed from anneal[1] to anneal[0] when
@@ -176,7 +182,7 @@ def make_loss(
     model: nn.Module | None = None,
 ) -> TrainingLoss:
     """The training loss of a run; for learned-mixin, `model` must carry its gate (`attach_gate`)."""
-    gate = model.get_submodule(GATE) if model is not None and GATE in dict(model.named_children()) else None
+    gate = gate_of(model) if model is not None else None
     if kind in GATED and gate is None:
         raise ValueError(f"loss {kind} needs the model's gate: attach_gate(model) first")
     return TrainingLoss(

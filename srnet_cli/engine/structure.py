@@ -22,9 +22,6 @@ from srnet_cli.errors import MaskError
 if TYPE_CHECKING:  # `srnet models` and --dry-run list the map without importing torch
     from torch import nn
 
-ROLES = ("query", "key", "value", "attention_output", "ffn_in", "ffn_gate", "ffn_out")
-ATTENTION_ROLES = ("query", "key", "value", "attention_output")
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -260,7 +257,7 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
     config = model.config  # type: ignore[union-attr]
     family = family_for(config.model_type, family_name)
     layer_re = re.compile(rf"(?:^|\.)({family.layer})\.(.+)$")
-    by_path = {p.module: role for role, p in family.roles.items()}
+    matrices = set(family.matrices)
     pooler = [_anchored(p) for p in family.pooler]
     head = [_anchored(p) for p in family.head]
     dense = [(_anchored(p), why) for p, why in family.dense.items()]
@@ -271,7 +268,7 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
         found = layer_re.search(name)
         if name in TRAINING_MODULES:
             left[name] = TRAINING_MODULES[name]
-        elif found and found.group(2) in by_path:
+        elif found and found.group(2) in matrices:
             prefix = name[: found.end(1)]
             for role, placement in family.roles.items():
                 if placement.module == found.group(2):

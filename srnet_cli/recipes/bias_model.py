@@ -34,6 +34,11 @@ from srnet_cli.recipes.common import load_eval_sets
 DEFAULT_VECTORS = "model:minilm"
 
 
+def is_clark_model(task: str, kind: str) -> bool:
+    """Clark et al.'s overlap model, with its word-vector similarity features (MNLI only)."""
+    return kind == "overlap" and task == "mnli"
+
+
 def word_vectors(given: str, examples: list[Example]) -> WordVectors | None:
     """The similarity features' vectors: a fastText .vec file (the published setup), `model:NAME` (that model's
     input embeddings, offline), or `none` (the similarity features are 0)."""
@@ -54,7 +59,7 @@ def featurizer(
     task: str, kind: str, train: list[Example], vectors: WordVectors | None = None
 ) -> tuple[Callable[[list[Example]], Any], list[str]]:
     """Examples -> feature matrix for a bias kind, and the feature names (the vocabulary for bag-of-words)."""
-    if kind == "overlap" and task == "mnli":
+    if is_clark_model(task, kind):
         return (lambda examples: clark_matrix(examples, vectors)), list(CLARK_FEATURES)
     if kind == "overlap":
         return feature_matrix, list(FEATURES)
@@ -101,7 +106,7 @@ def run(
 
     labels = list(task.labels)
     y = np.asarray([labels.index(label) for label in train.labels])
-    uses_vectors = kind == "overlap" and task.name == "mnli"
+    uses_vectors = is_clark_model(task.name, kind)
     vectors = (
         word_vectors(vectors_from, train.examples + [e for d in eval_sets for e in d.examples])
         if uses_vectors

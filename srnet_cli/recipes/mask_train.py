@@ -23,7 +23,7 @@ from srnet_cli.dicts import flat_metrics
 from srnet_cli.engine.context import RunContext
 from srnet_cli.engine.distributed import check_same_masks
 from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-from srnet_cli.engine.losses import GATE
+from srnet_cli.engine.losses import gate_of
 from srnet_cli.engine.mask_files import MaskFile, save_mask_file
 from srnet_cli.engine.masking import apply_masks, masks_state, sparsity_summary
 from srnet_cli.engine.pruning import init_scores, recalibrate
@@ -210,8 +210,8 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
     structure, names = inject_targets(model, mask_cfg)
     for param in model.parameters():
         param.requires_grad_(False)
-    if GATE in dict(model.named_children()):  # learned-mixin's gate is part of the loss, not of the subnetwork:
-        model.get_submodule(GATE).requires_grad_(True)  # it learns with the scores, as it does with the weights
+    if (gate := gate_of(model)) is not None:  # learned-mixin's gate is part of the loss, not of the subnetwork:
+        gate.requires_grad_(True)  # it learns with the scores, as it does with the weights
     init_scores(model, initial, search.init, mask_cfg.scope)
     stored = set(loaded.new_params)
     if stored and search.select_after > 0:

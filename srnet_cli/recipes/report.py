@@ -287,7 +287,8 @@ LOSS_DISPLAY = {"ce": "CE", "poe": "PoE", "learned-mixin-h": "LM+H", "learned-mi
 
 def display(method: str) -> str:
     """A method's legend label: loss names as papers write them (CE, PoE)."""
-    return re.sub(r"\b(ce|poe|learned-mixin-h|learned-mixin)\b(?!-)", lambda m: LOSS_DISPLAY[m.group(1)], method)
+    names = "|".join(sorted(map(re.escape, LOSS_DISPLAY), key=len, reverse=True))  # learned-mixin-h first
+    return re.sub(rf"\b({names})\b", lambda m: LOSS_DISPLAY[m.group(1)], method)
 
 
 def _seeds_caption(rows: list[dict[str, Any]]) -> str:
