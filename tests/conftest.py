@@ -13,7 +13,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # two-process training) then do not oversubscribe the cores (suite: 118 s against 183 s with two threads)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from srnet_cli.engine import synth_nli
+from srnet_cli.engine.data import synth_nli
 
 
 def _corpus() -> list[str]:
@@ -125,7 +125,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def bias_file(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from srnet_cli.engine.context import NullReporter
+    from srnet_cli.engine.runs.context import NullReporter
     from srnet_cli.recipes import bias_model
 
     out = tmp_path_factory.mktemp("bias") / "run"
@@ -137,7 +137,8 @@ def bias_file(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def _fresh_process_state():
     """What a CLI process would start without: fault-point counts; and run-directory locks that a recipe called
     directly (not through the CLI, which releases them) would hold for the rest of the test session."""
-    from srnet_cli.engine import faults, runlock
+    from srnet_cli.engine.runs import faults
+    from srnet_cli.engine.runs import lock as runlock
 
     faults._hits.clear()
     yield

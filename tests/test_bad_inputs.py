@@ -275,7 +275,7 @@ def _pickled_object(t, b):
 def _imp_run_dir(t, b):
     import torch
 
-    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+    from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
 
     save_mask_file(
         t / "imp" / "masks" / "level-0.10.safetensors",
@@ -520,7 +520,7 @@ def _faulty(argv, fault):
 def _export_to(env, target, fault=None):
     import torch
 
-    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+    from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
 
     mask = env.tmp / "m.safetensors"
     save_mask_file(mask, MaskFile({"bert.pooler.dense.weight": torch.ones(32, 32, dtype=torch.bool)}))
@@ -534,7 +534,7 @@ def _export(mask, *extra):
 def _nan_weights_mask(env):
     import torch
 
-    from srnet_cli.engine.mask_files import MaskFile, save_mask_file
+    from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
 
     path = env.tmp / "nan.safetensors"
     weights = {"classifier.weight": torch.full((3, 32), float("nan")), "classifier.bias": torch.zeros(3)}
@@ -713,7 +713,7 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def fever_dir(tmp_path_factory):
-    from srnet_cli.engine import synth_fact
+    from srnet_cli.engine.data import synth_fact
 
     path = tmp_path_factory.mktemp("fever")
     synth_fact.write_synth_fact(path, synth_fact.SynthFactSpec(train_size=60, dev_size=20, challenge_size=8, seed=2))

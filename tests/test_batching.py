@@ -4,8 +4,8 @@ import random
 
 import torch
 
-from srnet_cli.engine.batching import Encoded, collate, eval_batches, train_batches
-from srnet_cli.engine.loop import linear_warmup_decay, predict_logits
+from srnet_cli.engine.data.batching import Encoded, collate, eval_batches, train_batches
+from srnet_cli.engine.training.loop import linear_warmup_decay, predict_logits
 
 
 def _encoded(lengths: list[int]) -> Encoded:

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from srnet_cli.engine.bias_files import load_bias, write_bias_json
-from srnet_cli.engine.bias_model import LogisticRegression, overlap_features
-from srnet_cli.engine.readers import Dataset, Example
+from srnet_cli.engine.data.readers import Dataset, Example
+from srnet_cli.engine.debias.bias_files import load_bias, write_bias_json
+from srnet_cli.engine.debias.clark_model import LogisticRegression, overlap_features
 from srnet_cli.errors import BiasFileError
 
 LABELS = ("contradiction", "entailment", "neutral")
@@ -134,7 +134,7 @@ def test_missing_and_unknown_bias_files(tmp_path):
 
 
 def test_bias_model_recipe_output(bias_file, synth_dir):
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     payload = json.loads(bias_file.read_text())
     assert payload["labels"] == list(LABELS)
@@ -210,7 +210,7 @@ def test_fever_npy_columns_are_supports_refutes_nei(tmp_path):
 
 # --------------------------------------------------------- Clark et al.'s overlap model, against scikit-learn
 def test_clark_features_by_hand():
-    from srnet_cli.engine.bias_model import WordVectors, clark_features, tokens
+    from srnet_cli.engine.debias.clark_model import WordVectors, clark_features, tokens
 
     assert tokens("The doctor didn't see him.") == ["The", "doctor", "did", "n't", "see", "him", "."]
     # p: the doctor near the lawyer saw him . (8 tokens); h: the lawyer saw the doctor . (6 tokens)
@@ -228,7 +228,7 @@ def test_clark_features_by_hand():
 
 
 def _vec_file(path, rng):
-    from srnet_cli.engine import synth_nli
+    from srnet_cli.engine.data import synth_nli
 
     words = sorted({w for t in synth_nli.TRANSITIVE for w in t} | set(synth_nli.NOUNS_MATCHED) | {"the", "."})
     lines = [f"{len(words)} 8"] + [f"{w} " + " ".join(f"{x:.5f}" for x in rng.normal(size=8)) for w in words]
@@ -241,8 +241,8 @@ def test_clark_overlap_model_matches_scikit_learn(synth_dir, tmp_path, vectors):
     """Same features, fitted by scikit-learn's liblinear exactly as Clark et al. call it, give the same
     predictions (to 1e-4) as srnet's fit."""
     sklearn = pytest.importorskip("sklearn.linear_model")
-    from srnet_cli.engine.bias_model import BalancedLogisticRegression, clark_matrix, read_vec_file, vocabulary
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
+    from srnet_cli.engine.debias.clark_model import BalancedLogisticRegression, clark_matrix, read_vec_file, vocabulary
 
     train = load_split("mnli", "train", synth_dir)
     word_vectors = None

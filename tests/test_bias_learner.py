@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine.folds import assign_folds, plan_folds
+from srnet_cli.engine.debias.folds import assign_folds, plan_folds
 from srnet_cli.errors import UsageError
 
 runner = CliRunner()
@@ -71,7 +71,7 @@ def test_shallow_folds_write_out_of_fold_predictions_deterministically(tiny_bert
     results = json.loads(result.stdout)
     assert results["seen_by_own_model"] == 0 and [m["trained_on"] for m in results["models"]] == [40, 40, 40]
     bias = json.loads((tmp_path / "a" / "bias.json").read_text())
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     ids = [e.id for e in load_split("mnli", "train", synth_dir).examples]
     assert sorted(bias["log_probs"]) == sorted(ids)  # every training id exactly once
@@ -89,7 +89,7 @@ def test_fold_models_trained_only_on_their_listed_ids(tiny_bert_dir, synth_dir, 
     """Each fold's id list excludes exactly the ids its model predicts; the finetune run read that list."""
     result = _shallow(tiny_bert_dir, synth_dir, tmp_path / "a", "--folds", "2")
     assert result.exit_code == 0, result.output
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     ids = [e.id for e in load_split("mnli", "train", synth_dir).examples]
     fold_of = assign_folds(len(ids), 2, seed=1)

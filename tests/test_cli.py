@@ -83,10 +83,9 @@ def test_engine_and_recipes_never_import_cli_libraries():
     """The layering: every engine, config and recipe module imports without typer or rich (the CLI's)."""
     root = Path(__file__).resolve().parents[1] / "srnet_cli"
     modules = sorted(
-        f"srnet_cli.{p.parent.name}.{p.stem}"
+        ".".join(p.relative_to(root.parent).with_suffix("").parts)
         for layer in ("engine", "recipes", "config")
-        for p in (root / layer).glob("*.py")
-        if p.stem != "__init__"
+        for p in (root / layer).rglob("*.py")
     )
     modules += ["srnet_cli.errors", "srnet_cli.parsing", "srnet_cli.dicts"]
     assert len(modules) > 40
@@ -101,7 +100,7 @@ def test_engine_and_recipes_never_import_cli_libraries():
 def test_task_facts_have_one_source():
     """Config, CLI and report read engine.tasks: each task's selection metrics, bias kinds and OOD data."""
     from srnet_cli.config.schema import check_metric
-    from srnet_cli.engine.tasks import TASKS
+    from srnet_cli.engine.data.tasks import TASKS
     from srnet_cli.recipes.report import REPORT_METRICS
 
     for name, spec in TASKS.items():

@@ -139,11 +139,11 @@ def test_results_record_rows_read_and_skipped_per_set(tiny_bert_dir, data):
 
 
 def test_long_evaluations_show_progress_short_ones_stay_quiet(tiny_bert_dir, synth_dir, monkeypatch):
-    from srnet_cli.engine import loop
-    from srnet_cli.engine.batching import encode
-    from srnet_cli.engine.context import RecordingReporter
-    from srnet_cli.engine.models import load_classifier, load_tokenizer
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.batching import encode
+    from srnet_cli.engine.data.readers import load_split
+    from srnet_cli.engine.runs.context import RecordingReporter
+    from srnet_cli.engine.training import loop
+    from srnet_cli.engine.training.models import load_classifier, load_tokenizer
 
     model, tokenizer = load_classifier(str(tiny_bert_dir)), load_tokenizer(str(tiny_bert_dir))
     data = encode(load_split("mnli", "dev_matched", synth_dir).examples, tokenizer, 64, {})

@@ -12,9 +12,9 @@ from families import FAMILY_MODELS, build_family_model
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine.context import NullReporter
-from srnet_cli.engine.mask_files import load_mask_file
-from srnet_cli.engine.structure import FAMILIES, structure_of
+from srnet_cli.engine.runs.context import NullReporter
+from srnet_cli.engine.sparse.mask_io import load_mask_file
+from srnet_cli.engine.sparse.structure import FAMILIES, structure_of
 from srnet_cli.errors import MaskError
 from srnet_cli.recipes.masks import masked_model
 

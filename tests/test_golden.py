@@ -9,7 +9,7 @@ import json
 import pytest
 
 from srnet_cli.config.loader import load_preset
-from srnet_cli.engine.context import RecordingReporter, RunContext
+from srnet_cli.engine.runs.context import RecordingReporter, RunContext
 
 COMMON = [
     "train.max_steps=6",

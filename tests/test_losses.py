@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from srnet_cli.engine.losses import (
+from srnet_cli.engine.debias.losses import (
     LOSSES,
     NEEDS_BIAS,
     anneal_bias,
@@ -68,7 +68,7 @@ def test_reweight_matches_hand_computed_value():
 
 def test_registry_and_bias_requirements():
     from srnet_cli.config.schema import LOSSES_NEEDING_BIAS, LossKind
-    from srnet_cli.engine.losses import GATED
+    from srnet_cli.engine.debias.losses import GATED
 
     assert set(LOSSES) | GATED | {"focal"} == set(LossKind.__args__)
     assert NEEDS_BIAS == {"poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal"}
@@ -91,7 +91,7 @@ def test_ce_with_label_sets_is_minus_log_of_the_allowed_probability_mass():
 
 
 def test_hans_non_entailment_allows_contradiction_and_neutral():
-    from srnet_cli.engine.tasks import label_set, task_spec
+    from srnet_cli.engine.data.tasks import label_set, task_spec
 
     mnli = task_spec("mnli")
     assert label_set(mnli, "non-entailment") == ("contradiction", "neutral")
@@ -158,7 +158,7 @@ def test_annealed_loss_uses_the_powered_bias_at_each_step(kind):
 
 # ------------------------------------------------------------------ learned-mixin (+H) and the debiased focal loss
 def test_focal_loss_matches_a_hand_computation():
-    from srnet_cli.engine.losses import focal_loss
+    from srnet_cli.engine.debias.losses import focal_loss
 
     logits, labels = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), torch.tensor([0, 2])
     bias = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]]).log()
@@ -173,7 +173,7 @@ def test_focal_loss_matches_a_hand_computation():
 
 
 def test_learned_mixin_matches_a_hand_computation():
-    from srnet_cli.engine.losses import learned_mixin_loss
+    from srnet_cli.engine.debias.losses import learned_mixin_loss
 
     logits, labels = torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([1])
     bias = torch.tensor([[0.5, 0.25, 0.25]]).log()
@@ -199,7 +199,7 @@ def test_gradients_match_finite_differences(kind):
     """Autograd against a central finite difference, w.r.t. the logits and (learned-mixin) the gate's weights."""
     from types import SimpleNamespace
 
-    from srnet_cli.engine.losses import TrainingLoss
+    from srnet_cli.engine.debias.losses import TrainingLoss
 
     torch.manual_seed(0)
     logits = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
@@ -230,7 +230,7 @@ def test_gradients_match_finite_differences(kind):
 def test_the_gate_trains_and_stays_out_of_the_saved_checkpoint(tiny_bert_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    from srnet_cli.engine.losses import GATE, attach_gate, make_loss
+    from srnet_cli.engine.debias.losses import GATE, attach_gate, make_loss
 
     model = attach_gate(AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir))
     loss = make_loss("learned-mixin-h", entropy_weight=0.03, model=model)

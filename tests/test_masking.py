@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from srnet_cli.config.schedules import cubic_sparsity
-from srnet_cli.engine.mask_files import MaskFile, load_mask_file, pack, save_mask_file, unpack
-from srnet_cli.engine.masking import (
+from srnet_cli.engine.sparse.mask_io import MaskFile, load_mask_file, pack, save_mask_file, unpack
+from srnet_cli.engine.sparse.masks import (
     BinarizeSTE,
     MaskedLinear,
     apply_masks,
@@ -21,7 +21,7 @@ from srnet_cli.engine.masking import (
     sparsity_summary,
     unwrap,
 )
-from srnet_cli.engine.pruning import (
+from srnet_cli.engine.sparse.pruning import (
     apply_level,
     init_scores,
     magnitude_masks,
@@ -29,7 +29,7 @@ from srnet_cli.engine.pruning import (
     rewind,
     snapshot,
 )
-from srnet_cli.engine.structure import structure_of
+from srnet_cli.engine.sparse.structure import structure_of
 from srnet_cli.errors import MaskError
 
 
@@ -222,7 +222,7 @@ def test_recalibrate_every_sets_when_thresholds_are_reset(
 ):
     """search.recalibrate_every: unset, at every evaluation (eval.every = 3); 1, every step; N, every N steps."""
     from srnet_cli.config.loader import load_preset
-    from srnet_cli.engine.context import RunContext
+    from srnet_cli.engine.runs.context import RunContext
     from srnet_cli.recipes import mask_train
 
     calls = []

@@ -2,9 +2,9 @@
 
 import pytest
 
-from srnet_cli.engine.metrics import accuracy, hans_report
-from srnet_cli.engine.readers import Example
-from srnet_cli.engine.tasks import collapse_to_hans
+from srnet_cli.engine.data.readers import Example
+from srnet_cli.engine.data.tasks import collapse_to_hans
+from srnet_cli.engine.evaluation.metrics import accuracy, hans_report
 
 
 def _hans(label: str, heuristic: str, subcase: str) -> Example:

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from srnet_cli.engine.evaluation import head_labels
-from srnet_cli.engine.models import load_classifier, minilm_dir, resolve_model
-from srnet_cli.engine.tasks import task_spec
+from srnet_cli.engine.data.tasks import task_spec
+from srnet_cli.engine.evaluation.predict import head_labels
+from srnet_cli.engine.training.models import load_classifier, minilm_dir, resolve_model
 from srnet_cli.errors import ModelError
 
 

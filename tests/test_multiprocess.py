@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine.distributed import mask_hash, rank_share
+from srnet_cli.engine.runs.distributed import mask_hash, rank_share
 
 runner = CliRunner()
 FAST = [

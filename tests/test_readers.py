@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from srnet_cli.engine.readers import Example, dataset_from_hub_rows, load_split, mnli_dir, read_hans, read_mnli
+from srnet_cli.engine.data.readers import Example, dataset_from_hub_rows, load_split, mnli_dir, read_hans, read_mnli
 from srnet_cli.errors import DataError
 
 TRAIN_HEADER = (

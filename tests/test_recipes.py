@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine.context import RecordingReporter, RunContext
-from srnet_cli.engine.synth_nli import HANS_SUBCASES
+from srnet_cli.engine.data.synth_nli import HANS_SUBCASES
+from srnet_cli.engine.runs.context import RecordingReporter, RunContext
 from srnet_cli.errors import SrnetError
 from srnet_cli.recipes import demo, demo_pool, finetune
 
@@ -435,7 +435,7 @@ def test_demo_precision_is_bf16_only_on_a_cpu_with_native_bf16_and_keeps_an_expl
 def test_bf16_on_a_cpu_without_native_bf16_is_a_warning(monkeypatch):
     import torch
 
-    from srnet_cli.engine.devices import slow_precision_note
+    from srnet_cli.engine.runs.devices import slow_precision_note
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
@@ -580,9 +580,9 @@ def test_seeds_run_into_seed_dirs_and_summarise(tiny_bert_dir, synth_dir, bias_f
 def test_evaluate_sets_reuses_known_sets_and_predicts_the_others():
     import torch
 
-    from srnet_cli.engine.batching import Encoded
-    from srnet_cli.engine.evaluation import EvalSet, evaluate_sets
-    from srnet_cli.engine.readers import Dataset, Example
+    from srnet_cli.engine.data.batching import Encoded
+    from srnet_cli.engine.data.readers import Dataset, Example
+    from srnet_cli.engine.evaluation.predict import EvalSet, evaluate_sets
 
     class Counting(torch.nn.Module):
         calls = 0
@@ -647,8 +647,8 @@ def test_fit_attention_switches_to_eager_only_for_bf16_on_cpu_and_keeps_the_logi
     SDPA's bf16 backward is slow; bf16 autocast logits stay within bf16 rounding of fp32."""
     import torch
 
-    from srnet_cli.engine.devices import fit_attention
-    from srnet_cli.engine.models import load_classifier
+    from srnet_cli.engine.runs.devices import fit_attention
+    from srnet_cli.engine.training.models import load_classifier
 
     torch.manual_seed(0)
     ids = torch.randint(5, 60, (4, 12))

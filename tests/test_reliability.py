@@ -145,7 +145,7 @@ def test_two_identical_runs_started_together_one_runs_one_is_refused(args, tmp_p
 
 
 def test_seeds_lock_the_parent_and_each_seed_directory(args, tmp_path):
-    from srnet_cli.engine.runlock import lock_run_dir, release_locks
+    from srnet_cli.engine.runs.lock import lock_run_dir, release_locks
 
     out = tmp_path / "seeds"
     holder = subprocess.Popen(
@@ -153,7 +153,7 @@ def test_seeds_lock_the_parent_and_each_seed_directory(args, tmp_path):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from srnet_cli.engine.runlock import lock_run_dir; "
+            "from srnet_cli.engine.runs.lock import lock_run_dir; "
             f"lock_run_dir(Path({str(out / 'seed-2')!r})); print('locked', flush=True); "
             "time.sleep(60)",
         ],
@@ -297,7 +297,7 @@ def test_a_tampered_resume_directory_is_named_and_left_as_it_is(args, tmp_path, 
 
 # ------------------------------------------------------------------------------------- unexpected exceptions
 def test_an_unexpected_exception_is_one_line_naming_the_file_and_debug_shows_the_traceback(args, tmp_path, monkeypatch):
-    from srnet_cli.engine import readers
+    from srnet_cli.engine.data import readers
 
     def broken(*_: object, **__: object) -> None:
         raise ZeroDivisionError("division by zero")
@@ -317,7 +317,7 @@ def test_an_unexpected_exception_is_one_line_naming_the_file_and_debug_shows_the
 
 # ------------------------------------------------------------------------------------------------ data files
 def test_a_tsv_with_a_utf8_byte_order_mark_reads_like_one_without(synth_dir, tmp_path):
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     data = tmp_path / "data"
     shutil.copytree(synth_dir, data)
@@ -365,10 +365,10 @@ def test_original_imp_checkpoint_warns_about_its_trained_weights_and_can_use_the
     for name, param in model.named_parameters():
         if f"{name}_orig" in state:
             param.data = state[f"{name}_orig"] * state[f"{name}_mask"]
-    from srnet_cli.engine.evaluation import encode_sets, evaluate_sets
-    from srnet_cli.engine.models import load_tokenizer
-    from srnet_cli.engine.readers import load_split
-    from srnet_cli.engine.tasks import task_spec
+    from srnet_cli.engine.data.readers import load_split
+    from srnet_cli.engine.data.tasks import task_spec
+    from srnet_cli.engine.evaluation.predict import encode_sets, evaluate_sets
+    from srnet_cli.engine.training.models import load_tokenizer
 
     dev = load_split("mnli", "dev_matched", synth_dir)
     labels = task_spec("mnli").labels  # the tiny model's heads are unnamed: evaluate assumes the task's order

@@ -261,7 +261,7 @@ def test_resume_refuses_what_it_cannot_continue(finetune_args, finetune_ref, tmp
 
 
 def test_interrupted_state_writes_leave_the_last_complete_state(tmp_path):
-    from srnet_cli.engine import resume
+    from srnet_cli.engine.runs import resume
 
     meta = {"command": "finetune", "step": 1, "processes": 1, "metrics_lines": 0}
     objects = {"optimizer": {}, "scheduler": {}, "stream": {}, "rng": []}

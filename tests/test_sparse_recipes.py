@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine.mask_files import load_mask_file
+from srnet_cli.engine.sparse.mask_io import load_mask_file
 
 runner = CliRunner()
 FAST = ["--set", "train.batch_size=8", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=64"]

@@ -5,10 +5,16 @@ import hashlib
 
 import pytest
 
-from srnet_cli.engine.bias_model import overlap_features
-from srnet_cli.engine.parse_tree import binary_parse, leaf, node, penn_parse, sentence_text
-from srnet_cli.engine.readers import load_split
-from srnet_cli.engine.synth_nli import HANS_HEADER, MNLI_DEV_HEADER, MNLI_TRAIN_HEADER, SynthNliSpec, write_synth_nli
+from srnet_cli.engine.data.parse_tree import binary_parse, leaf, node, penn_parse, sentence_text
+from srnet_cli.engine.data.readers import load_split
+from srnet_cli.engine.data.synth_nli import (
+    HANS_HEADER,
+    MNLI_DEV_HEADER,
+    MNLI_TRAIN_HEADER,
+    SynthNliSpec,
+    write_synth_nli,
+)
+from srnet_cli.engine.debias.clark_model import overlap_features
 
 
 def _rows(path):

@@ -11,11 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.engine import synth_fact, synth_paraphrase
-from srnet_cli.engine.bias_model import bow_matrix, bow_vocabulary, overlap_features
-from srnet_cli.engine.evaluation import set_metrics
-from srnet_cli.engine.metrics import f1_score, paraphrase_report, symmetric_report
-from srnet_cli.engine.readers import load_split, read_fever, read_paws, read_qqp
+from srnet_cli.engine.data import synth_fact, synth_paraphrase
+from srnet_cli.engine.data.readers import load_split, read_fever, read_paws, read_qqp
+from srnet_cli.engine.debias.clark_model import bow_matrix, bow_vocabulary, overlap_features
+from srnet_cli.engine.evaluation.metrics import f1_score, paraphrase_report, symmetric_report
+from srnet_cli.engine.evaluation.predict import set_metrics
 from srnet_cli.errors import DataError
 
 runner = CliRunner()
@@ -471,7 +471,7 @@ def test_mask_train_with_symmetric_dev_copies(tiny_bert_dir, fact_dir, tmp_path)
 
 
 def test_hub_rows_for_qqp_map_labels_by_name():
-    from srnet_cli.engine.readers import dataset_from_hub_rows
+    from srnet_cli.engine.data.readers import dataset_from_hub_rows
 
     rows = [
         {"question1": "a?", "question2": "b?", "label": 1, "idx": 7},
@@ -581,7 +581,7 @@ def test_finetune_and_evaluate_on_hand_made_upstream_files(task, tiny_bert_dir, 
 
 
 def test_regressions_from_review(tmp_path, tiny_bert_dir, synth_dir):
-    from srnet_cli.engine.teacher_files import load_teacher
+    from srnet_cli.engine.debias.teacher_files import load_teacher
 
     # A FEVER line that is JSON but not an object is counted, not a crash.
     path = write(tmp_path / "f.jsonl", ["null", json.dumps({"claim": "a", "evidence": "b", "label": "REFUTES"})])
@@ -622,7 +622,7 @@ def test_regressions_from_review(tmp_path, tiny_bert_dir, synth_dir):
 
 
 def test_paws_bytes_literals_decode_their_escapes(tmp_path):
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     root = tmp_path / "QQP"
     (root / "paws_qqp").mkdir(parents=True)
@@ -670,7 +670,7 @@ def test_paws_bytes_literals_decode_their_escapes(tmp_path):
     ],
 )
 def test_upstream_release_names_are_found(tmp_path, task, split, rel, line):
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
 
     root = tmp_path / {"fever": "fever", "qqp": "QQP"}[task]
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -680,7 +680,7 @@ def test_upstream_release_names_are_found(tmp_path, task, split, rel, line):
 
 
 def test_strict_mode_hint_names_the_real_switch(tmp_path):
-    from srnet_cli.engine.readers import load_split
+    from srnet_cli.engine.data.readers import load_split
     from srnet_cli.errors import DataError
 
     (tmp_path / "MNLI").mkdir()

@@ -34,7 +34,7 @@ from srnet_cli.cli.common import (
     resolve,
     stdout,
 )
-from srnet_cli.engine.tasks import TASKS
+from srnet_cli.engine.data.tasks import TASKS
 from srnet_cli.errors import UsageError
 
 
@@ -122,7 +122,7 @@ def bias_model(
     if kind not in kinds:
         raise UsageError(f"--kind {kind!r} is not available for {task}", f"choose one of: {', '.join(kinds)}")
     from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter, RunContext
+    from srnet_cli.engine.runs.context import NullReporter, RunContext
 
     hyper = hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
     learned = {

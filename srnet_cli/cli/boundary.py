@@ -130,7 +130,7 @@ HANDLERS = {signal.SIGTERM: _on_signal, signal.SIGINT: _on_signal, signal.SIGALR
 
 def _after_disk_full() -> str:
     """What the user can do once space is freed, from what this process's run directory really holds."""
-    from srnet_cli.engine.runlock import BOOKKEEPING, LOCK, locked_dirs
+    from srnet_cli.engine.runs.lock import BOOKKEEPING, LOCK, locked_dirs
 
     for run in reversed(locked_dirs()):
         if (run / "resume" / "state").is_dir():
@@ -144,7 +144,7 @@ def _after_disk_full() -> str:
 
 
 def _resume_hint() -> str:
-    from srnet_cli.engine.runlock import locked_dirs
+    from srnet_cli.engine.runs.lock import locked_dirs
 
     runs = [d for d in locked_dirs() if (d / "preset.toml").is_file() or (d / "resume").is_dir()]
     if runs:
@@ -181,7 +181,7 @@ def _os_error(exc: OSError) -> tuple[str, str]:
 @contextmanager
 def error_boundary() -> Iterator[None]:
     """Map every failure to `error:`/`hint:` lines and an exit code; release the run-directory locks either way."""
-    from srnet_cli.engine.runlock import release_locks
+    from srnet_cli.engine.runs.lock import release_locks
 
     failed = True
     try:

@@ -173,7 +173,7 @@ def sets_flag(sets: str | None) -> list[str] | None:
 
 
 def check_task(task: str | None) -> None:
-    from srnet_cli.engine.tasks import TASKS
+    from srnet_cli.engine.data.tasks import TASKS
 
     if task is not None and task not in TASKS:
         raise UsageError(
@@ -232,7 +232,7 @@ def run_length(preset: Section) -> str | None:
     if train.max_steps:
         plan, text = steps_of(train, 1), f"max_steps decides the run: {train.max_steps} steps"
     else:
-        from srnet_cli.engine.readers import count_training_rows
+        from srnet_cli.engine.data.readers import count_training_rows
 
         counted = count_training_rows(preset.task, Path(data_dir).expanduser()) if data_dir else None  # type: ignore[attr-defined]
         if counted is None:
@@ -303,7 +303,7 @@ def launch(
     OUT/seed-N (`{seed}` in a path is replaced by the seed), then mean ± std over the seeds. Under torchrun or
     accelerate launch only the first process reports and prints."""
     from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter, RunContext
+    from srnet_cli.engine.runs.context import NullReporter, RunContext
 
     if seeds is not None and seed_flag is not None:
         raise UsageError("--seed and --seeds both given", "pass one: --seed N for one run, --seeds 1,2,3 for several")
@@ -314,13 +314,13 @@ def launch(
         )
     out = require_out(out, command)
     check_device(device)
-    from srnet_cli.engine.tracking import check_kind
+    from srnet_cli.engine.runs.tracking import check_kind
 
     check_kind(log_with)
     main = os.environ.get("RANK", "0") == "0"
     reporter = NullReporter() if quiet or not main else RichReporter()
     from srnet_cli.cli.seeds import check_seed_dirs, parse_seeds, seed_summary, with_seed
-    from srnet_cli.engine.runlock import entries
+    from srnet_cli.engine.runs.lock import entries
 
     if seeds is None:
         seed = resolved.train.seed  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, require_out, stdout
-from srnet_cli.engine.tasks import TASKS
+from srnet_cli.engine.data.tasks import TASKS
 from srnet_cli.errors import UsageError
 
 app = typer.Typer(help="Built-in benchmarks in the upstream file formats.", no_args_is_help=True)

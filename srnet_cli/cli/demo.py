@@ -123,7 +123,7 @@ def demo(
     from dataclasses import replace
 
     from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter
+    from srnet_cli.engine.runs.context import NullReporter
     from srnet_cli.recipes.demo import DEMO_TASKS, DemoSpec, run
     from srnet_cli.recipes.demo import quick as quick_spec
 

@@ -30,7 +30,7 @@ from srnet_cli.cli.common import (
     sets_flag,
 )
 from srnet_cli.cli.tables import subnetwork_table
-from srnet_cli.engine.tasks import LAYOUTS
+from srnet_cli.engine.data.tasks import LAYOUTS
 from srnet_cli.errors import UsageError
 
 SplitOpt = Annotated[
@@ -101,7 +101,7 @@ def evaluate(
         print_dry_run(resolved, json_)
         return
     from srnet_cli.cli.reporting import RichReporter
-    from srnet_cli.engine.context import NullReporter, RunContext
+    from srnet_cli.engine.runs.context import NullReporter, RunContext
     from srnet_cli.recipes import evaluate as recipe
 
     ctx = RunContext(out, check_device(device), NullReporter() if quiet else RichReporter())

@@ -49,7 +49,7 @@ def export_mask(
 
     if bake:
         from srnet_cli.cli.reporting import RichReporter
-        from srnet_cli.engine.context import NullReporter
+        from srnet_cli.engine.runs.context import NullReporter
 
         assert model is not None and out is not None
         results = recipe.bake(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from srnet_cli.cli.common import JsonOpt, stdout
-from srnet_cli.engine.structure import describe
+from srnet_cli.engine.sparse.structure import describe
 
 
 def models(json_: JsonOpt = False) -> None:

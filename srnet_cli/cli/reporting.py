@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from srnet_cli.engine.context import describe_info, is_line_due
+from srnet_cli.engine.runs.context import describe_info, is_line_due
 
 
 @dataclass

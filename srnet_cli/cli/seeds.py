@@ -29,8 +29,8 @@ def parse_seeds(text: str) -> list[int]:
 def check_seed_dirs(out: Path, seeds: list[int], overwrite: bool, resume: bool = False) -> None:
     """OUT/seed-N must each be usable and OUT/summary.json new (or --overwrite), checked before any run starts.
     With --resume each seed's run checks its own directory (and one not started yet starts)."""
-    from srnet_cli.engine.rundir import check_file_target, check_out_dir
-    from srnet_cli.engine.runlock import lock_run_dir
+    from srnet_cli.engine.runs.files import check_file_target, check_out_dir
+    from srnet_cli.engine.runs.lock import lock_run_dir
     from srnet_cli.errors import RunDirError
 
     if out.exists() and not out.is_dir():
@@ -82,8 +82,8 @@ def run_numbers(run: dict[str, Any]) -> dict[str, float]:
 
 def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     """Mean and sample standard deviation of every final metric over the seeds; written to OUT/summary.json."""
-    from srnet_cli.engine.metrics import mean_std
-    from srnet_cli.engine.rundir import write_json
+    from srnet_cli.engine.evaluation.metrics import mean_std
+    from srnet_cli.engine.runs.files import write_json
 
     per_run = [run_numbers(run) for run in runs]
     keys = [k for k in per_run[0] if all(k in r for r in per_run)]

@@ -7,8 +7,8 @@ from typing import Any, get_args
 
 from srnet_cli.cli.common import JsonOpt, stdout
 from srnet_cli.config.schema import LossKind
-from srnet_cli.engine.readers import SPLIT_FILES, SYNTH, TASK_DIRS
-from srnet_cli.engine.tasks import TASKS
+from srnet_cli.engine.data.readers import SPLIT_FILES, SYNTH, TASK_DIRS
+from srnet_cli.engine.data.tasks import TASKS
 
 
 def task_rows() -> list[dict[str, Any]]:

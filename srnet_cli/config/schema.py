@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from srnet_cli.config.schedules import imp_level_count
-from srnet_cli.engine.tasks import LAYOUTS, TASKS  # plain task facts, no torch
+from srnet_cli.engine.data.tasks import LAYOUTS, TASKS  # plain task facts, no torch
 
 TaskName = Literal["mnli", "qqp", "fever"]
 LossKind = Literal["ce", "poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal"]

@@ -29,8 +29,8 @@ def realistic_examples(n: int, seed: int) -> list[Any]:
     """Built-in NLI pairs stretched to MNLI-like lengths: premise words ~ lognormal(median 19, σ 0.55), hypothesis
     ~ lognormal(median 9.5, σ 0.45), about 22 and 11 words on average as in MNLI's training set (premises are
     extended with further generated sentences; the label is irrelevant to speed)."""
-    from srnet_cli.engine import synth_nli
-    from srnet_cli.engine.readers import Example, load_split
+    from srnet_cli.engine.data import synth_nli
+    from srnet_cli.engine.data.readers import Example, load_split
 
     with tempfile.TemporaryDirectory() as tmp:
         synth_nli.write_synth_nli(Path(tmp), synth_nli.SynthNliSpec(train_size=max(n, 300), dev_size=3, seed=seed))
@@ -113,7 +113,7 @@ class Setup:
 def _fresh_model(setup: Setup) -> Any:
     import torch
 
-    from srnet_cli.engine.models import load_for_task
+    from srnet_cli.engine.training.models import load_for_task
 
     torch.manual_seed(0)
     model, _ = load_for_task(setup.model_path, setup.labels)
@@ -129,14 +129,14 @@ def srnet_train(
 
     import torch
 
-    from srnet_cli.engine.batching import BatchStream, encode
-    from srnet_cli.engine.context import NullReporter
-    from srnet_cli.engine.devices import fit_attention
-    from srnet_cli.engine.loop import adamw, linear_warmup_decay, train_loop
-    from srnet_cli.engine.losses import make_loss
-    from srnet_cli.engine.masking import inject_masks
-    from srnet_cli.engine.pruning import init_scores
-    from srnet_cli.engine.structure import structure_of
+    from srnet_cli.engine.data.batching import BatchStream, encode
+    from srnet_cli.engine.debias.losses import make_loss
+    from srnet_cli.engine.runs.context import NullReporter
+    from srnet_cli.engine.runs.devices import fit_attention
+    from srnet_cli.engine.sparse.masks import inject_masks
+    from srnet_cli.engine.sparse.pruning import init_scores
+    from srnet_cli.engine.sparse.structure import structure_of
+    from srnet_cli.engine.training.loop import adamw, linear_warmup_decay, train_loop
 
     class CpuAccelerator:  # the loop's accelerator interface, without accelerate's wrapping
         device = torch.device("cpu")
@@ -217,7 +217,7 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    from srnet_cli.engine.devices import fit_attention
+    from srnet_cli.engine.runs.devices import fit_attention
 
     index = {n: i for i, n in enumerate(setup.labels)}
     padding = False if best else "max_length"
@@ -268,8 +268,8 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
 def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int, bf16: bool = False) -> dict:
     import torch
 
-    from srnet_cli.engine.batching import encode
-    from srnet_cli.engine.loop import predict_logits
+    from srnet_cli.engine.data.batching import encode
+    from srnet_cli.engine.training.loop import predict_logits
 
     data = encode(examples, setup.tokenizer, ORIGINAL_PAD, {n: i for i, n in enumerate(setup.labels)})
     gc.collect()
@@ -368,8 +368,8 @@ def _peak_rss_bytes() -> int:
 def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
     """Run one phase in this (fresh) process and return its peak RSS in bytes."""
     _reset_peak_rss()
-    from srnet_cli.engine.models import load_tokenizer, resolve_model
-    from srnet_cli.engine.tasks import task_spec
+    from srnet_cli.engine.data.tasks import task_spec
+    from srnet_cli.engine.training.models import load_tokenizer, resolve_model
 
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
@@ -412,9 +412,9 @@ def run_bench(
     of an hour and tell nothing but "use fp32"."""
     import torch
 
-    from srnet_cli.engine.devices import cpu_has_fast_bf16
-    from srnet_cli.engine.models import load_tokenizer, resolve_model
-    from srnet_cli.engine.tasks import task_spec
+    from srnet_cli.engine.data.tasks import task_spec
+    from srnet_cli.engine.runs.devices import cpu_has_fast_bf16
+    from srnet_cli.engine.training.models import load_tokenizer, resolve_model
 
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)

@@ -18,20 +18,20 @@ from typing import Any
 
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import BiasModelPreset, FinetunePreset
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.folds import FoldPlan, plan_folds
-from srnet_cli.engine.readers import Dataset, check_unique_ids, load_split
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
-from srnet_cli.engine.tasks import task_spec
+from srnet_cli.engine.data.readers import Dataset, check_unique_ids, load_split
+from srnet_cli.engine.data.tasks import task_spec
+from srnet_cli.engine.debias.folds import FoldPlan, plan_folds
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.errors import DataError
 
 
 def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
     import numpy as np
 
-    from srnet_cli.engine.bias_files import write_bias_json
-    from srnet_cli.engine.evaluation import set_metrics
-    from srnet_cli.engine.models import check_model_available, save_truncated
+    from srnet_cli.engine.debias.bias_files import write_bias_json
+    from srnet_cli.engine.evaluation.predict import set_metrics
+    from srnet_cli.engine.training.models import check_model_available, save_truncated
 
     started = time.time()
     task = task_spec(preset.task)
@@ -141,10 +141,10 @@ def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Any], devi
     """Log-probabilities of `examples` under the saved model (autocast in the run's precision)."""
     import torch
 
-    from srnet_cli.engine.batching import encode
-    from srnet_cli.engine.devices import make_accelerator
-    from srnet_cli.engine.loop import predict_logits
-    from srnet_cli.engine.models import fit_tokenizer, load_classifier, load_tokenizer
+    from srnet_cli.engine.data.batching import encode
+    from srnet_cli.engine.runs.devices import make_accelerator
+    from srnet_cli.engine.training.loop import predict_logits
+    from srnet_cli.engine.training.models import fit_tokenizer, load_classifier, load_tokenizer
 
     labels = task_spec(preset.task).labels
     accelerator = make_accelerator(device, preset.train.mixed_precision)

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, expand_two_class, write_bias_json
-from srnet_cli.engine.bias_model import (
+from srnet_cli.engine.data.readers import Example, check_unique_ids, load_split
+from srnet_cli.engine.data.tasks import task_spec
+from srnet_cli.engine.debias.bias_files import NPY_COLUMNS, expand_two_class, write_bias_json
+from srnet_cli.engine.debias.clark_model import (
     CLARK_FEATURES,
     FEATURES,
     BalancedLogisticRegression,
@@ -24,10 +26,8 @@ from srnet_cli.engine.bias_model import (
     read_vec_file,
     vocabulary,
 )
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.readers import Example, check_unique_ids, load_split
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json
-from srnet_cli.engine.tasks import task_spec
+from srnet_cli.engine.runs.context import Reporter
+from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 
@@ -92,7 +92,7 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from srnet_cli.engine.evaluation import set_metrics
+    from srnet_cli.engine.evaluation.predict import set_metrics
 
     started = time.time()
     task = task_spec(task_name)

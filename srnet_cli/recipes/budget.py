@@ -40,7 +40,7 @@ def budget(preset: FinetunePreset, n_train: int) -> Budget:
 
 def prepare_optimizer(preset: FinetunePreset, model: Any, accelerator: Any, plan: Budget) -> tuple[Any, Any, Any]:
     """AdamW over the trainable parameters and the linear warm-up/decay schedule, prepared for the device."""
-    from srnet_cli.engine.loop import adamw, linear_warmup_decay  # torch: not for --dry-run's steps_of
+    from srnet_cli.engine.training.loop import adamw, linear_warmup_decay  # torch: not for --dry-run's steps_of
 
     optimizer = adamw(model, preset.train.lr, preset.train.weight_decay)
     scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.max_steps)

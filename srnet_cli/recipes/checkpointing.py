@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset
-from srnet_cli.engine import resume
-from srnet_cli.engine.distributed import barrier, gather_objects, is_main, rank_world
+from srnet_cli.engine.runs import resume
+from srnet_cli.engine.runs.distributed import barrier, gather_objects, is_main, rank_world
 from srnet_cli.errors import UsageError
 
 

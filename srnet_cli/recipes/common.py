@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.readers import Dataset, load_split
-from srnet_cli.engine.tasks import TaskSpec
+from srnet_cli.engine.data.readers import Dataset, load_split
+from srnet_cli.engine.data.tasks import TaskSpec
+from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.errors import DataError, MissingDataError
 
 FIRST_SKIPPED = 5  # skipped rows' line numbers recorded per set

@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.rundir import prepare_out_dir, write_json
-from srnet_cli.engine.synth_fact import SynthFactSpec, write_synth_fact
-from srnet_cli.engine.synth_nli import SynthNliSpec, write_synth_nli
-from srnet_cli.engine.synth_paraphrase import SynthParaphraseSpec, write_synth_paraphrase
+from srnet_cli.engine.data.synth_fact import SynthFactSpec, write_synth_fact
+from srnet_cli.engine.data.synth_nli import SynthNliSpec, write_synth_nli
+from srnet_cli.engine.data.synth_paraphrase import SynthParaphraseSpec, write_synth_paraphrase
+from srnet_cli.engine.runs.files import prepare_out_dir, write_json
 
 Spec = SynthNliSpec | SynthParaphraseSpec | SynthFactSpec
 SPECS = {"nli": SynthNliSpec, "paraphrase": SynthParaphraseSpec, "fact": SynthFactSpec}

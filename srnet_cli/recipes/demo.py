@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.loader import find_preset, read_preset_file, validate
-from srnet_cli.engine.context import Reporter, RunContext
-from srnet_cli.engine.devices import check_device, check_precision, cpu_has_fast_bf16, runs_on_cpu
-from srnet_cli.engine.models import check_model_available
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.runs.context import Reporter, RunContext
+from srnet_cli.engine.runs.devices import check_device, check_precision, cpu_has_fast_bf16, runs_on_cpu
+from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.training.models import check_model_available
 from srnet_cli.recipes import bias_learner, bias_model, data_synth, finetune, imp, mask_train
 from srnet_cli.recipes.demo_pool import Job, run_jobs
 from srnet_cli.recipes.report import LOSS_DISPLAY

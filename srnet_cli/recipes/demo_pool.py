@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.context import Reporter, describe_info, is_line_due
+from srnet_cli.engine.runs.context import Reporter, describe_info, is_line_due
 from srnet_cli.errors import SrnetError
 
 
@@ -184,7 +184,7 @@ def _die_with_parent() -> None:
 
 
 def _in_worker(runner: Runner, job: Job, device: str) -> tuple[dict[str, Any], float]:
-    from srnet_cli.engine.runlock import release_locks
+    from srnet_cli.engine.runs.lock import release_locks
 
     began, failed = time.time(), True
     try:

@@ -8,11 +8,15 @@ from typing import Any
 
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import EvaluatePreset
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.devices import make_accelerator, slow_precision_note
-from srnet_cli.engine.evaluation import encode_sets, evaluate_sets, head_labels, write_predictions
-from srnet_cli.engine.masking import sparsity_summary
-from srnet_cli.engine.models import (
+from srnet_cli.engine.data.readers import check_unique_ids, load_split, read_layout
+from srnet_cli.engine.data.tasks import TaskSpec, task_spec
+from srnet_cli.engine.debias.teacher_files import write_probs_json
+from srnet_cli.engine.evaluation.predict import encode_sets, evaluate_sets, head_labels, write_predictions
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.devices import make_accelerator, slow_precision_note
+from srnet_cli.engine.runs.files import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
+from srnet_cli.engine.sparse.masks import sparsity_summary
+from srnet_cli.engine.training.models import (
     check_encoded_fits,
     check_model_available,
     fit_tokenizer,
@@ -20,10 +24,6 @@ from srnet_cli.engine.models import (
     load_tokenizer,
     model_labels,
 )
-from srnet_cli.engine.readers import check_unique_ids, load_split, read_layout
-from srnet_cli.engine.rundir import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
-from srnet_cli.engine.tasks import TaskSpec, task_spec
-from srnet_cli.engine.teacher_files import write_probs_json
 from srnet_cli.errors import DataError, ModelError
 from srnet_cli.recipes.common import data_report, load_eval_sets
 from srnet_cli.recipes.masks import load_mask_input, masked_model

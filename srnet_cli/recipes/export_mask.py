@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.mask_files import MaskFile, save_bool_safetensors, save_mask_file, save_original_pt
-from srnet_cli.engine.masking import mask_sparsity, sparsity_summary
-from srnet_cli.engine.rundir import check_file_target
+from srnet_cli.engine.runs.context import Reporter
+from srnet_cli.engine.runs.files import check_file_target
+from srnet_cli.engine.sparse.mask_io import MaskFile, save_bool_safetensors, save_mask_file, save_original_pt
+from srnet_cli.engine.sparse.masks import mask_sparsity, sparsity_summary
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes.masks import load_mask_input
 
@@ -72,16 +72,16 @@ def bake(
     mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter, use_mask_weights: bool = False
 ) -> dict[str, Any]:
     """A plain HF checkpoint (AutoModelForSequenceClassification) with the pruned weights set to zero."""
-    from srnet_cli.engine.models import check_model_available
-    from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, save_model_into, write_json
+    from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, save_model_into, write_json
+    from srnet_cli.engine.training.models import check_model_available
 
     mask_path, mask_file = load_mask_input(mask_given, None)
     assert mask_path is not None and mask_file is not None
     check_out_dir(out, overwrite, (mask_path, model_name))
     check_model_available(model_name)
 
-    from srnet_cli.engine.masking import masks_state, unwrap
-    from srnet_cli.engine.models import load_tokenizer
+    from srnet_cli.engine.sparse.masks import masks_state, unwrap
+    from srnet_cli.engine.training.models import load_tokenizer
     from srnet_cli.recipes.masks import masked_model
 
     tokenizer = load_tokenizer(model_name)

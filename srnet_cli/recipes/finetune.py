@@ -15,13 +15,13 @@ from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset, RetrainPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import barrier, check_same_masks
-from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-from srnet_cli.engine.masking import sparsity_summary
-from srnet_cli.engine.models import load_classifier
-from srnet_cli.engine.rundir import save_model_atomic
+from srnet_cli.engine.evaluation.predict import evaluate_sets, write_predictions
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import barrier, check_same_masks
+from srnet_cli.engine.runs.files import save_model_atomic
+from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
+from srnet_cli.engine.sparse.masks import sparsity_summary
+from srnet_cli.engine.training.models import load_classifier
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import encode_data, evaluation_sets, load_inputs, load_model
 from srnet_cli.recipes.masks import inject_mask_file, load_mask_input

@@ -20,16 +20,16 @@ from typing import Any
 from srnet_cli.config.schedules import imp_level_count
 from srnet_cli.config.schema import ImpPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import check_same_masks
-from srnet_cli.engine.evaluation import evaluate_sets
-from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.loop import adamw, linear_warmup_decay
-from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-from srnet_cli.engine.masking import masks_state, sparsity_summary
-from srnet_cli.engine.pruning import apply_level, rewind, snapshot
-from srnet_cli.engine.resume import SavedState, prefixed, unprefixed
-from srnet_cli.engine.rundir import save_model_atomic
+from srnet_cli.engine.evaluation.predict import evaluate_sets
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import check_same_masks
+from srnet_cli.engine.runs.faults import fault_point
+from srnet_cli.engine.runs.files import save_model_atomic
+from srnet_cli.engine.runs.resume import SavedState, prefixed, unprefixed
+from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
+from srnet_cli.engine.sparse.masks import masks_state, sparsity_summary
+from srnet_cli.engine.sparse.pruning import apply_level, rewind, snapshot
+from srnet_cli.engine.training.loop import adamw, linear_warmup_decay
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget

@@ -10,23 +10,23 @@ from typing import Any
 import torch
 
 from srnet_cli.config.schema import FinetunePreset
-from srnet_cli.engine.batching import encode
-from srnet_cli.engine.bias_files import load_bias
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.devices import fit_attention, make_accelerator, seed_everything, slow_precision_note
-from srnet_cli.engine.evaluation import EvalSet, encode_sets
-from srnet_cli.engine.losses import GATED, NEEDS_BIAS, NEEDS_TEACHER, attach_gate
-from srnet_cli.engine.models import (
+from srnet_cli.engine.data.batching import encode
+from srnet_cli.engine.data.readers import Dataset, Example, check_unique_ids, keep_listed_ids, load_split
+from srnet_cli.engine.data.tasks import TaskSpec, label_set, task_spec
+from srnet_cli.engine.debias.bias_files import load_bias
+from srnet_cli.engine.debias.losses import GATED, NEEDS_BIAS, NEEDS_TEACHER, attach_gate
+from srnet_cli.engine.debias.teacher_files import load_teacher
+from srnet_cli.engine.evaluation.predict import EvalSet, encode_sets
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.devices import fit_attention, make_accelerator, seed_everything, slow_precision_note
+from srnet_cli.engine.runs.files import check_out_dir
+from srnet_cli.engine.training.models import (
     check_encoded_fits,
     check_model_available,
     fit_tokenizer,
     load_for_task,
     load_tokenizer,
 )
-from srnet_cli.engine.readers import Dataset, Example, check_unique_ids, keep_listed_ids, load_split
-from srnet_cli.engine.rundir import check_out_dir
-from srnet_cli.engine.tasks import TaskSpec, label_set, task_spec
-from srnet_cli.engine.teacher_files import load_teacher
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 from srnet_cli.recipes.rundirs import check_resume_dir

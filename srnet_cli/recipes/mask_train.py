@@ -20,14 +20,14 @@ from typing import Any
 from srnet_cli.config.schedules import check_resets, cubic_sparsity
 from srnet_cli.config.schema import MaskTrainPreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import check_same_masks
-from srnet_cli.engine.evaluation import evaluate_sets, write_predictions
-from srnet_cli.engine.losses import gate_of
-from srnet_cli.engine.mask_files import MaskFile, save_mask_file
-from srnet_cli.engine.masking import apply_masks, masks_state, sparsity_summary
-from srnet_cli.engine.pruning import init_scores, recalibrate
-from srnet_cli.engine.resume import prefixed, unprefixed
+from srnet_cli.engine.debias.losses import gate_of
+from srnet_cli.engine.evaluation.predict import evaluate_sets, write_predictions
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import check_same_masks
+from srnet_cli.engine.runs.resume import prefixed, unprefixed
+from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
+from srnet_cli.engine.sparse.masks import apply_masks, masks_state, sparsity_summary
+from srnet_cli.engine.sparse.pruning import init_scores, recalibrate
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import (
     Loaded,

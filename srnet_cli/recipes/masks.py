@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.mask_files import MaskFile, load_mask_file
-from srnet_cli.engine.structure import Structure, structure_of
+from srnet_cli.engine.runs.context import Reporter
+from srnet_cli.engine.sparse.mask_io import MaskFile, load_mask_file
+from srnet_cli.engine.sparse.structure import Structure, structure_of
 from srnet_cli.errors import MaskError
 
 
@@ -57,7 +57,7 @@ def model_structure(model: Any, mask_cfg: Any) -> Structure:
 
 def inject_targets(model: Any, mask_cfg: Any) -> tuple[Structure, list[str]]:
     """Make the paper's matrices of any mapped family maskable (the pooler and the head as the preset says)."""
-    from srnet_cli.engine.masking import inject_masks
+    from srnet_cli.engine.sparse.masks import inject_masks
 
     structure = model_structure(model, mask_cfg)
     names = inject_masks(model, structure.targets(mask_cfg.include_pooler, mask_cfg.include_classifier))
@@ -80,7 +80,7 @@ def describe_targets(structure: Structure, names: list[str]) -> str:
 def inject_mask_file(model: Any, mask_file: MaskFile, mask_cfg: Any, reporter: Reporter) -> dict[str, Any]:
     """Apply a mask to a model being (re)trained. The classifier is new and dense unless `mask.include_classifier`
     (the paper retrains with `--mask_classifier false`)."""
-    from srnet_cli.engine.masking import inject_named, sparsity_summary
+    from srnet_cli.engine.sparse.masks import inject_named, sparsity_summary
 
     masks = dict(mask_file.masks)
     head = {f"{name}.weight" for name in model_structure(model, mask_cfg).head}
@@ -129,8 +129,8 @@ def masked_model(
     classifier it was searched with (and its label names): both are restored so the numbers are reproduced. A
     torch-pruned checkpoint (the original IMP's pytorch_model.bin) also holds the trained weights of the masked
     layers: with `use_trained` they replace --model's; otherwise the user is told they are not used."""
-    from srnet_cli.engine.masking import inject_named
-    from srnet_cli.engine.models import load_classifier
+    from srnet_cli.engine.sparse.masks import inject_named
+    from srnet_cli.engine.training.models import load_classifier
 
     labels = tuple(mask_file.meta.get("labels") or ()) if mask_file.weights else ()
     model = load_classifier(name_or_path, labels or None)

@@ -9,11 +9,11 @@ from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.dicts import flat_metrics
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import is_main
-from srnet_cli.engine.evaluation import EvalSet
-from srnet_cli.engine.rundir import append_jsonl
-from srnet_cli.engine.tracking import Tracker
+from srnet_cli.engine.evaluation.predict import EvalSet
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import is_main
+from srnet_cli.engine.runs.files import append_jsonl
+from srnet_cli.engine.runs.tracking import Tracker
 from srnet_cli.recipes.budget import Budget
 from srnet_cli.recipes.common import data_report, set_rows
 from srnet_cli.recipes.inputs import Inputs

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.dicts import flatten
-from srnet_cli.engine.metrics import mean_std
-from srnet_cli.engine.rundir import check_out_dir, prepare_out_dir, write_atomic, write_json, write_text_atomic
-from srnet_cli.engine.tasks import CHANCE, METRIC_NAMES, TASKS
+from srnet_cli.engine.data.tasks import CHANCE, METRIC_NAMES, TASKS
+from srnet_cli.engine.evaluation.metrics import mean_std
+from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_atomic, write_json, write_text_atomic
 from srnet_cli.errors import UsageError
 from srnet_cli.parsing import json_loads, toml_loads
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset
-from srnet_cli.engine.batching import BatchStream, Encoded
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import is_main
-from srnet_cli.engine.evaluation import EvalSet
-from srnet_cli.engine.loop import train_loop
-from srnet_cli.engine.losses import make_loss
+from srnet_cli.engine.data.batching import BatchStream, Encoded
+from srnet_cli.engine.debias.losses import make_loss
+from srnet_cli.engine.evaluation.predict import EvalSet
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import is_main
+from srnet_cli.engine.training.loop import train_loop
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import Budget
 from srnet_cli.recipes.checkpointing import Checkpointer, checkpoint_every

@@ -10,10 +10,10 @@ from typing import Any
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.dicts import flatten
-from srnet_cli.engine import resume
-from srnet_cli.engine.context import RunContext
-from srnet_cli.engine.distributed import barrier, is_main
-from srnet_cli.engine.rundir import (
+from srnet_cli.engine.runs import resume
+from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.distributed import barrier, is_main
+from srnet_cli.engine.runs.files import (
     environment,
     prepare_out_dir,
     recover_dir,
@@ -21,7 +21,7 @@ from srnet_cli.engine.rundir import (
     write_json,
     write_text_atomic,
 )
-from srnet_cli.engine.runlock import MARKER, entries, lock_run_dir
+from srnet_cli.engine.runs.lock import MARKER, entries, lock_run_dir
 from srnet_cli.errors import RunDirError, UsageError
 from srnet_cli.parsing import json_loads, toml_loads
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from srnet_cli.engine.readers import Example
+from srnet_cli.engine.data.readers import Example
 
 MEGABATCH = 50  # training batches per length-sorted pool: short enough that shuffling stays random
 

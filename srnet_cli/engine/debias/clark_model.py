@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from srnet_cli.engine.readers import Example
+from srnet_cli.engine.data.readers import Example
 
 FEATURES = ("overlap_rate", "all_present", "contiguous", "length_diff")
 _WORD = re.compile(r"n't|\w+")
@@ -131,7 +131,7 @@ def embedding_vectors(model_name: str, words: set[str]) -> WordVectors:
     (the embedded MiniLM by default), normalised. Contextless, like fastText's, but from a smaller vocabulary."""
     from transformers import AutoModel
 
-    from srnet_cli.engine.models import _from_pretrained, load_tokenizer, resolve_model
+    from srnet_cli.engine.training.models import _from_pretrained, load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(model_name)  # local, cached or hub, with the loaders' one-line errors
     model = _from_pretrained(AutoModel, resolve_model(model_name))

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srnet_cli.engine.tasks import HANS_LABELS, TASKS, task_spec
+from srnet_cli.engine.data.tasks import HANS_LABELS, TASKS, task_spec
 from srnet_cli.errors import DataError, MissingDataError, touching
 from srnet_cli.parsing import NestingError, json_loads
 

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from srnet_cli.engine.rundir import write_text_atomic
+from srnet_cli.engine.runs.files import write_text_atomic
 
 PEOPLE = [
     "anna berg",

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from srnet_cli.engine.parse_tree import Tree, binary_parse, leaf, node, penn_parse, sentence_text
-from srnet_cli.engine.rundir import write_atomic
+from srnet_cli.engine.data.parse_tree import Tree, binary_parse, leaf, node, penn_parse, sentence_text
+from srnet_cli.engine.runs.files import write_atomic
 
 NOUNS_MATCHED = [
     "doctor",

@@ -163,7 +163,7 @@ def fit_tokenizer(tokenizer, model, name: str) -> None:
     """Check the tokenizer belongs to the model (a model directory without tokenizer files loads a tiny default
     vocabulary: every word becomes [UNK]), and encode pairs the way the model reads them: segment ids only where
     its family has them (DistilBERT, MPNet, ModernBERT and DeBERTa-v3 have none, whatever the tokenizer emits)."""
-    from srnet_cli.engine.structure import uses_token_types
+    from srnet_cli.engine.sparse.structure import uses_token_types
 
     if not uses_token_types(model):
         tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
@@ -217,7 +217,7 @@ def save_truncated(name_or_path: str, layers: int, target: Path) -> Path:
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
 
-    from srnet_cli.engine.rundir import save_model_atomic
+    from srnet_cli.engine.runs.files import save_model_atomic
 
     path = resolve_model(name_or_path)
     config = _from_pretrained(AutoConfig, path)

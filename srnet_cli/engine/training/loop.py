@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from srnet_cli.engine.batching import Encoded, collate, eval_batches
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.distributed import gather_objects, group_rank_world, rank_share, rank_world
-from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.losses import TrainingLoss
+from srnet_cli.engine.data.batching import Encoded, collate, eval_batches
+from srnet_cli.engine.debias.losses import TrainingLoss
+from srnet_cli.engine.runs.context import Reporter
+from srnet_cli.engine.runs.distributed import gather_objects, group_rank_world, rank_share, rank_world
+from srnet_cli.engine.runs.faults import fault_point
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.masking import masked_modules
-from srnet_cli.engine.rundir import recover_dir, replace_dir, write_json
+from srnet_cli.engine.runs.faults import fault_point
+from srnet_cli.engine.runs.files import recover_dir, replace_dir, write_json
+from srnet_cli.engine.sparse.masks import masked_modules
 from srnet_cli.errors import RunDirError
 from srnet_cli.parsing import json_loads
 

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from srnet_cli.engine.masking import MaskedLinear, masked_modules
+from srnet_cli.engine.sparse.masks import MaskedLinear, masked_modules
 
 Scope = Literal["layer", "global"]
 PHI = 0.01  # the original project's default per-matrix threshold φ; hard init uses scores 0 and 2φ

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.bias_files import NPY_COLUMNS, label_names, rows_by_id, select_columns, write_rows_json
-from srnet_cli.engine.readers import Dataset
+from srnet_cli.engine.data.readers import Dataset
+from srnet_cli.engine.debias.bias_files import NPY_COLUMNS, label_names, rows_by_id, select_columns, write_rows_json
 from srnet_cli.errors import BiasFileError
 from srnet_cli.parsing import NestingError, json_loads
 

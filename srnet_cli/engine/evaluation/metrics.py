@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from srnet_cli.engine.readers import Example
-from srnet_cli.engine.tasks import collapse_to_hans
+from srnet_cli.engine.data.readers import Example
+from srnet_cli.engine.data.tasks import collapse_to_hans
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float]:

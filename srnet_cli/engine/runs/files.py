@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.faults import fault_point
-from srnet_cli.engine.runlock import MARKER, entries, lock_run_dir
+from srnet_cli.engine.runs.faults import fault_point
+from srnet_cli.engine.runs.lock import MARKER, entries, lock_run_dir
 from srnet_cli.errors import RunDirError, touching
 
 

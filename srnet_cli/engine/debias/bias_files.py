@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from srnet_cli.engine.readers import Dataset
-from srnet_cli.engine.tasks import HANS_LABELS
+from srnet_cli.engine.data.readers import Dataset
+from srnet_cli.engine.data.tasks import HANS_LABELS
 from srnet_cli.errors import BiasFileError
 from srnet_cli.parsing import NestingError, json_loads
 
@@ -35,7 +35,7 @@ PICKLE_HINT = "pass --allow-pickle if you trust the file (pickle can run code wh
 
 def write_rows_json(path: Path, header: dict, key: str, ids: list[str], rows: np.ndarray, digits: int) -> None:
     """`header` plus `key: {example id: [values per label]}`, written atomically (bias and teacher files)."""
-    from srnet_cli.engine.rundir import write_text_atomic
+    from srnet_cli.engine.runs.files import write_text_atomic
 
     table = {i: [round(float(x), digits) for x in row] for i, row in zip(ids, rows, strict=True)}
     write_text_atomic(path, json.dumps({**header, key: table}))

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from srnet_cli.engine.masking import mask_sparsity, sparsity_summary
-from srnet_cli.engine.rundir import write_atomic
+from srnet_cli.engine.runs.files import write_atomic
+from srnet_cli.engine.sparse.masks import mask_sparsity, sparsity_summary
 from srnet_cli.errors import MaskError
 from srnet_cli.parsing import json_loads
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
-from srnet_cli.engine.batching import Encoded, encode
-from srnet_cli.engine.context import Reporter
-from srnet_cli.engine.loop import predict_logits
-from srnet_cli.engine.metrics import accuracy, hans_report, paraphrase_report, symmetric_report
-from srnet_cli.engine.readers import Dataset
-from srnet_cli.engine.tasks import TaskSpec, report_kind
+from srnet_cli.engine.data.batching import Encoded, encode
+from srnet_cli.engine.data.readers import Dataset
+from srnet_cli.engine.data.tasks import TaskSpec, report_kind
+from srnet_cli.engine.evaluation.metrics import accuracy, hans_report, paraphrase_report, symmetric_report
+from srnet_cli.engine.runs.context import Reporter
+from srnet_cli.engine.training.loop import predict_logits
 from srnet_cli.errors import ModelError
 
 
@@ -107,7 +107,7 @@ def evaluate_sets(
 
 def write_predictions(out: Path, sets: list[EvalSet], predictions: dict[str, list[str]]) -> list[Path]:
     """HANS in McCoy's evaluator format (`pairID,gold_label` header, the model's 3-way label); others as TSV."""
-    from srnet_cli.engine.rundir import write_text_atomic
+    from srnet_cli.engine.runs.files import write_text_atomic
 
     written = []
     for s in sets:

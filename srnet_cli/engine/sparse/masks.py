@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srnet_cli.engine.structure import is_encoder_weight
+from srnet_cli.engine.sparse.structure import is_encoder_weight
 from srnet_cli.errors import MaskError
 
 

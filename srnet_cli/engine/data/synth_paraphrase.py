@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from srnet_cli.engine.synth_nli import write_tsv
+from srnet_cli.engine.data.synth_nli import write_tsv
 
 # Each template has one or two surface forms that use the same words; {a} and {b} are the slots. REPHRASE gives
 # each template a form with other words and the same meaning (a duplicate that word overlap does not reveal).

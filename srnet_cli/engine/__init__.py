@@ -1,0 +1,1 @@
+"""The engine: reusable pieces grouped by concept; nothing here imports the CLI."""

@@ -1,0 +1,1 @@
+"""Tasks and their data: task facts, readers of the original formats, batching, synthetic benchmarks."""

@@ -1,0 +1,1 @@
+"""Debiasing: the training losses, bias-only models and the bias and teacher files they read."""

@@ -1,0 +1,1 @@
+"""Evaluation: predictions over evaluation sets and the metrics researchers report."""

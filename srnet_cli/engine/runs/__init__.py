@@ -1,0 +1,1 @@
+"""Runs: the run directory, its lock, resumable state, devices, processes and experiment trackers."""

@@ -1,0 +1,1 @@
+"""Training: loading models for a task, and the one training loop."""
