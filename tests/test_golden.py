@@ -34,7 +34,7 @@ def _run(command, recipe, tiny_bert_dir, synth_dir, tmp_path, extra, flags):
         {"model.name_or_path": str(tiny_bert_dir), "data.dir": str(synth_dir), **flags},
     )
     reporter = RecordingReporter()
-    results = recipe.run(preset, RunContext(tmp_path / command, "cpu", reporter))
+    results = recipe.run(preset, RunContext(tmp_path / command, "cpu", reporter)).json_dict()
     return results, _losses(reporter)
 
 

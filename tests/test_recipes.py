@@ -120,7 +120,7 @@ def test_finetune_ce_roberta_records_progress(tiny_roberta_dir, synth_dir, tmp_p
         {"model.name_or_path": str(tiny_roberta_dir), "data.dir": str(synth_dir)},
     )
     reporter = RecordingReporter()
-    results = finetune.run(preset, RunContext(tmp_path / "ce", "cpu", reporter))
+    results = finetune.run(preset, RunContext(tmp_path / "ce", "cpu", reporter)).json_dict()
     assert results["metrics"]["dev_matched"]["n"] == 60
     logs = reporter.logs()
     assert any(line.startswith("mnli-train: 240 examples") for line in logs)

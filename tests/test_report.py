@@ -7,15 +7,33 @@ import pytest
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
-from srnet_cli.recipes.report import method_of, run
+from srnet_cli.recipes.naming import method_of
+from srnet_cli.recipes.report import run
+from srnet_cli.recipes.results import RunResults
 
 runner = CliRunner()
+
+
+def _complete(results):
+    """The fields every results.json has, around the ones a test is about."""
+    if isinstance(results.get("sparsity"), dict):
+        counts = {"encoder_sparsity": results["sparsity"]["sparsity"], "masked_weights": 10, "zeros": 5, "layers": 1}
+        results = {**results, "sparsity": {**counts, **results["sparsity"]}}
+    if "levels" in results:
+        counts = {"step": 1, "masked_weights": 10, "zeros": 5, "layers": 1}
+        levels = [{**counts, "encoder_sparsity": level["sparsity"], **level} for level in results["levels"]]
+        results = {**results, "levels": levels}
+    return {"model": "m", "out": "o", "steps": 1, "data": {}, **results}
 
 
 def _run(path, results):
     path.mkdir(parents=True)
     (path / "env.json").write_text("{}")
-    (path / "results.json").write_text(json.dumps(results))
+    (path / "results.json").write_text(json.dumps(_complete(results)))
+
+
+def _typed(results):
+    return RunResults.model_validate(_complete(results))
 
 
 def _metrics(m, h):
@@ -76,16 +94,16 @@ def test_groups_by_method_and_sparsity_with_mean_and_std_by_hand(runs, tmp_path)
 
 
 def test_method_names():
-    assert method_of({"command": "imp", "loss": "ce", "rewind": "none"}) == "IMP ce"
+    assert method_of(_typed({"command": "imp", "loss": "ce", "rewind": "none", "seed": 1, "task": "mnli"})) == "IMP ce"
     assert (
-        method_of({"command": "mask-train", "loss": "poe", "pretrained": True, "data": {}})
+        method_of(_typed({"command": "mask-train", "loss": "poe", "pretrained": True, "seed": 1, "task": "mnli"}))
         == "mask-train poe (pre-trained)"
     )
     assert (
-        method_of({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}})
+        method_of(_typed({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}, "seed": 1, "task": "mnli"}))
         == "mask-train ce + OOD data"
     )
-    assert method_of({"command": "retrain", "loss": "poe"}) == "retrain poe"
+    assert method_of(_typed({"command": "retrain", "loss": "poe", "seed": 1, "task": "mnli"})) == "retrain poe"
 
 
 def test_cli_report_and_errors(runs, tmp_path):
@@ -141,7 +159,8 @@ def test_review_regressions(runs, tmp_path):
 def test_plot_reads_in_words_with_chance_error_bars_explained_and_hans_non_entailed(runs):
     import matplotlib.pyplot as plt
 
-    from srnet_cli.recipes.report import collect, figure, summarise
+    from srnet_cli.recipes.report.grouping import collect, summarise
+    from srnet_cli.recipes.report.rendering import figure
 
     fig = figure(summarise(collect([runs]).points), "mnli")
     try:
@@ -183,7 +202,7 @@ def _preset_run(path, seed, hans, **changes):
 def test_rows_are_runs_with_identical_settings(tmp_path):
     """The issue's case: one 50% run with mask.scope=layer (seed 1) and --seeds 1,2 with scope=global are two rows
     (n 1 and n 2), named by what differs; seed paths that differ only by the seed are one setting."""
-    from srnet_cli.recipes.report import collect, summarise
+    from srnet_cli.recipes.report.grouping import collect, summarise
 
     root = tmp_path / "runs"
     _preset_run(root / "layer", 1, 0.30)
@@ -202,7 +221,7 @@ def test_rows_are_runs_with_identical_settings(tmp_path):
 @pytest.mark.parametrize("key,value", [("search__init", "soft"), ("train__lr", 1e-4), ("train__max_steps", 200),
                                        ("loss__kind", "reweight")])  # fmt: skip
 def test_any_setting_that_differs_splits_the_row(tmp_path, key, value):
-    from srnet_cli.recipes.report import collect, summarise
+    from srnet_cli.recipes.report.grouping import collect, summarise
 
     _preset_run(tmp_path / "runs" / "a", 1, 0.5)
     _preset_run(tmp_path / "runs" / "b", 2, 0.7, **{key: value})
@@ -211,7 +230,7 @@ def test_any_setting_that_differs_splits_the_row(tmp_path, key, value):
 
 
 def test_a_seed_twice_is_never_averaged_with_itself(tmp_path):
-    from srnet_cli.recipes.report import collect, summarise
+    from srnet_cli.recipes.report.grouping import collect, summarise
 
     _preset_run(tmp_path / "runs" / "first", 1, 0.5)
     _preset_run(tmp_path / "runs" / "again", 1, 0.7)

@@ -484,7 +484,8 @@ def test_same_seed_same_machine_gives_identical_masks_and_metrics(tiny_bert_dir,
 
 def test_retrain_names_the_search_that_found_its_mask():
     from srnet_cli.recipes.finetune import mask_method
-    from srnet_cli.recipes.report import method_of
+    from srnet_cli.recipes.naming import method_of
+    from srnet_cli.recipes.results import RunResults
 
     base = {"command": "mask-train", "loss": "ce", "target_sparsity": 0.5}
     assert mask_method(base | {"initial_sparsity": 0.5}) == "mask-train ce"
@@ -494,5 +495,6 @@ def test_retrain_names_the_search_that_found_its_mask():
     assert mask_method({}) is None  # a mask from the original project: no provenance
     checkpoint = base | {"initial_sparsity": 0.5, "model": "runs/ce/checkpoints/step-2000"}  # the timing study
     assert mask_method(checkpoint) == "mask-train ce (from step 2000)"
-    retrained = {"command": "retrain", "loss": "ce", "mask_method": "mask-train ce + OOD data"}
+    retrained = RunResults(command="retrain", loss="ce", mask_method="mask-train ce + OOD data", task="mnli", model="m",
+                           seed=1, out="o", steps=1, data={})  # fmt: skip
     assert method_of(retrained) == "retrain ce (mask-train ce + OOD data mask)"

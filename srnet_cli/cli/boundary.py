@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from typer import _click as click
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer 0.29 vendors click as typer._click
 from typer.core import TyperGroup
 
@@ -31,11 +32,11 @@ NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 class SrnetGroup(TyperGroup):
     """The top-level command group: parsing and invoking a subcommand both go through the boundary."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         with error_boundary():
             return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         with error_boundary():
             return super().invoke(ctx)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
@@ -240,7 +241,8 @@ def run_length(preset: Section) -> str | None:
                 f"epochs decide the run: {train.epochs:g} epochs of the training set at batch {train.batch_size} "
                 "(its size is known once the data is read: pass --data-dir to count it now)"
             )
-        rows, path = counted
+        rows, found = counted
+        path = str(found)
         limit = preset.data.train_limit  # type: ignore[attr-defined]
         rows = min(rows, limit) if limit else rows
         if getattr(preset, "kind", "") == "shallow":  # a shallow bias model trains on its subset only
@@ -345,13 +347,16 @@ def launch(
         print(json.dumps(summary))
     else:
         for run in runs:
-            table(run)
+            table(run.json_dict())
         from srnet_cli.cli.tables import seeds_table
 
         seeds_table(summary)
 
 
-def emit(results: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
+def emit(results: BaseModel | dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], None]) -> None:
+    """A command's results as one JSON line (--json) or its table; a typed result is dumped as results.json is."""
+    if isinstance(results, BaseModel):
+        results = results.model_dump(mode="json", exclude_unset=True)
     if as_json:
         print(json.dumps(results))
     else:

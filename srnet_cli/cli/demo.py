@@ -136,13 +136,13 @@ def demo(
             f"--bias-kind {bias_kind!r} is not a bias model of the {task} demo",
             f"use {DEMO_TASKS[task].bias_kind}, shallow or weak-learner",
         )
-    given = {
+    given: dict[str, object] = {
         "steps": steps,
         "train_size": train_size,
         "mixed_precision": mixed_precision,
         "bias_kind": bias_kind,
         "workers": workers,
     }
-    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
+    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
     summary = run(spec, out, check_device(device), NullReporter() if quiet else RichReporter(), overwrite)
     emit(summary, json_, _table)

@@ -13,7 +13,8 @@ from srnet_cli.cli.common import JsonOpt, OverwriteOpt, emit, stdout
 def _table(report: dict) -> None:
     from rich.table import Table
 
-    from srnet_cli.recipes.report import REPORT_METRICS, cell
+    from srnet_cli.recipes.report.grouping import REPORT_METRICS
+    from srnet_cli.recipes.report.rendering import cell
 
     for task in sorted({r["task"] for r in report["rows"]}):
         id_metric, ood_metrics = REPORT_METRICS[task]

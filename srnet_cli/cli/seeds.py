@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.schema import SEED_MAX, Section
+from srnet_cli.engine.evaluation.metrics import Metrics
 from srnet_cli.errors import UsageError
+from srnet_cli.recipes.results import RunResults
 
 SEED_PATHS = (("model", "name_or_path"), ("loss", "bias"), ("loss", "teacher"), ("mask", "file"))
 
@@ -53,12 +55,12 @@ def with_seed(preset: Section, seed: int) -> Section:
     for section, key in SEED_PATHS:
         part = getattr(preset, section, None)
         value = getattr(part, key, None) if part is not None else None
-        if isinstance(value, str) and "{seed}" in value:
+        if part is not None and isinstance(value, str) and "{seed}" in value:
             update[section] = update.get(section, part).model_copy(update={key: value.replace("{seed}", str(seed))})
     return preset.model_copy(update=update)
 
 
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+def _numbers(metrics: Metrics) -> dict[str, float]:
     """The metrics.jsonl flattening (`hans.acc`), without the set sizes and flags: what a seed average means."""
     from srnet_cli.dicts import flat_metrics
 
@@ -69,18 +71,16 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def run_numbers(run: dict[str, Any]) -> dict[str, float]:
+def run_numbers(run: RunResults) -> dict[str, float]:
     """Final metrics of a run; for imp, every level's (`0.50/hans.acc`)."""
-    if "levels" in run:
+    if run.command == "imp":
         return {
-            f"{level['level']:.2f}/{key}": value
-            for level in run["levels"]
-            for key, value in _numbers(level["metrics"]).items()
+            f"{level.level:.2f}/{key}": value for level in run.levels for key, value in _numbers(level.metrics).items()
         }
-    return _numbers(run["metrics"])
+    return _numbers(run.metrics)
 
 
-def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+def seed_summary(runs: list[RunResults], out: Path) -> dict[str, Any]:
     """Mean and sample standard deviation of every final metric over the seeds; written to OUT/summary.json."""
     from srnet_cli.engine.evaluation.metrics import mean_std
     from srnet_cli.engine.runs.files import write_json
@@ -92,12 +92,12 @@ def seed_summary(runs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
         values = [r[key] for r in per_run]
         stats[key] = {**mean_std(values), "values": values}
     summary = {
-        "command": runs[0]["command"],
-        "task": runs[0]["task"],
-        "seeds": [r["seed"] for r in runs],
+        "command": runs[0].command,
+        "task": runs[0].task,
+        "seeds": [r.seed for r in runs],
         "out": str(out),
         "metrics": stats,
-        "runs": [r["out"] for r in runs],
+        "runs": [r.out for r in runs],
     }
     write_json(out / "summary.json", summary)
     return summary

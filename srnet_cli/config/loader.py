@@ -148,7 +148,7 @@ def load_preset(
     """Resolve and validate. Returns (preset, file it came from, notes about overridden values)."""
     path = find_preset(command, preset) if preset else None
     raw = read_preset_file(path) if path else {"command": command}
-    notes = []
+    notes: list[str] = []
     set_values = parse_sets(sets)
     overrides = set(set_values) | {k for k, v in flags.items() if v is not None}
     for dotted in overrides:
@@ -170,7 +170,9 @@ def _rescale_warmup(raw: dict[str, Any], overrides: set[str], notes: list[str]) 
     """A preset's warm-up in steps is sized for the preset's own run length: when the run length is overridden
     (--max-steps, --epochs, --set) and the warm-up is not, it becomes 10% of the new run, and the user is told."""
     train = raw.get("train")
-    steps = train.get("warmup_steps") if isinstance(train, dict) else None
+    if not isinstance(train, dict):
+        return
+    steps = train.get("warmup_steps")
     if not steps or not overrides & set(RUN_LENGTH) or overrides & set(WARMUP):
         return
     train.pop("warmup_steps")

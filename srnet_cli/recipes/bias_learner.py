@@ -21,9 +21,11 @@ from srnet_cli.config.schema import BiasModelPreset, FinetunePreset
 from srnet_cli.engine.data.readers import Dataset, check_unique_ids, load_split
 from srnet_cli.engine.data.tasks import task_spec
 from srnet_cli.engine.debias.folds import FoldPlan, plan_folds
+from srnet_cli.engine.evaluation.metrics import Metrics
 from srnet_cli.engine.runs.context import RunContext
 from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.errors import DataError
+from srnet_cli.recipes.results import RunResults
 
 
 def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
@@ -54,6 +56,7 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
 
     log_probs = np.zeros((len(train.examples), len(task.labels)))
     runs = []
+    per_model: list[Metrics] = []
     for k, (trains_on, predicts) in enumerate(zip(plan.trains_on, plan.predicts, strict=True)):
         name = f"fold-{k}" if folds else "model"
         ids_file = out / "train-ids" / f"{name}.txt"
@@ -62,16 +65,15 @@ def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> di
             f"bias model {name}: trains on {len(trains_on)} examples, predicts {len(predicts)}"
             + (f" (fold {k} of {folds})" if folds else "")
         )
-        results = _train_one(preset, model_path, ids_file, RunContext(out / name, ctx.device, ctx.reporter))
+        trained = _train_one(preset, model_path, ids_file, RunContext(out / name, ctx.device, ctx.reporter))
         predicted = [train.examples[i] for i in predicts]
         log_probs[predicts] = _predict(preset, out / name / "model", predicted, ctx.device)
-        runs.append(
-            {"name": name, "trained_on": len(trains_on), "predicts": len(predicts), "metrics": results["metrics"]}
-        )
+        runs.append({"name": name, "trained_on": len(trains_on), "predicts": len(predicts), "metrics": trained.metrics})
+        per_model.append(trained.metrics)
 
     seen = plan.seen_by_own_model()
     metrics = _train_metrics(task.name, train, plan, log_probs, set_metrics)
-    metrics |= _mean_over_models([r["metrics"] for r in runs])
+    metrics |= _mean_over_models(per_model)
     write_bias_json(
         out / "bias.json", task.name, preset.kind, list(task.labels), [e.id for e in train.examples], log_probs
     )
@@ -127,7 +129,7 @@ def subset_size(preset: BiasModelPreset, n: int, folds: int | None) -> int | Non
     return min(available, max(learner.subset_floor, round(learner.subset_fraction * n)))
 
 
-def _train_one(preset: BiasModelPreset, model_path: str, ids_file: Path, ctx: RunContext) -> dict[str, Any]:
+def _train_one(preset: BiasModelPreset, model_path: str, ids_file: Path, ctx: RunContext) -> RunResults:
     """One bias model: srnet's own finetune recipe with CE on the listed training ids."""
     from srnet_cli.recipes import finetune
 
@@ -175,10 +177,15 @@ def _train_metrics(task: str, train: Dataset, plan: FoldPlan, log_probs: Any, se
     return out
 
 
-def _mean_over_models(per_model: list[dict[str, Any]]) -> dict[str, Any]:
+def _mean_over_models(per_model: list[Metrics]) -> Metrics:
     """Each evaluation set's metrics averaged over the fold models (with one model: its own)."""
-    out: dict[str, Any] = {}
+    out: Metrics = {}
     for name in per_model[0]:
         keys = [k for k, v in per_model[0][name].items() if isinstance(v, int | float) and not isinstance(v, bool)]
-        out[name] = {k: sum(m[name][k] for m in per_model) / len(per_model) for k in keys}
+        out[name] = {k: sum(_number(m[name][k]) for m in per_model) / len(per_model) for k in keys}
     return out
+
+
+def _number(value: object) -> float:
+    assert isinstance(value, int | float), value  # the keys were chosen by the first model's numeric values
+    return float(value)

@@ -125,7 +125,7 @@ def run(
         metrics[d.split or d.name] = set_metrics(task.name, d.split, torch.from_numpy(log_probs), task.labels, d)
 
     out = prepare_out_dir(out, overwrite, (data_dir,))
-    about = {"features": names} if kind == "overlap" else {}
+    about: dict[str, str | list[str]] = {"features": names} if kind == "overlap" else {}
     if uses_vectors:
         about["word_vectors"] = vectors.source if vectors is not None else "none"
     write_bias_json(out / "bias.json", task.name, kind, labels, [e.id for e in train.examples], train_log_probs, about)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srnet_cli.config.schema import FinetunePreset, TrainCfg
 from srnet_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,9 @@ def budget(preset: FinetunePreset, n_train: int) -> Budget:
     return plan
 
 
-def prepare_optimizer(preset: FinetunePreset, model: Any, accelerator: Any, plan: Budget) -> tuple[Any, Any, Any]:
+def prepare_optimizer(
+    preset: FinetunePreset, model: nn.Module, accelerator: Accelerator, plan: Budget
+) -> tuple[Any, Any, Any]:
     """AdamW over the trainable parameters and the linear warm-up/decay schedule, prepared for the device."""
     from srnet_cli.engine.training.loop import adamw, linear_warmup_decay  # torch: not for --dry-run's steps_of
 

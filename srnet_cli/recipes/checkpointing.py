@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.runs import resume
 from srnet_cli.engine.runs.distributed import barrier, gather_objects, is_main, rank_world
 from srnet_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from accelerate import Accelerator
+    from torch import nn
+
+    from srnet_cli.engine.data.batching import BatchStream
 
 
 @dataclass
@@ -20,15 +27,15 @@ class Checkpointer:
 
     out: Path
     command: str
-    accelerator: Any
-    stream: Any  # BatchStream
+    accelerator: Accelerator
+    stream: BatchStream  # BatchStream
 
     def save(
         self,
         step: int,
-        model: Any,
-        optimizer: Any,
-        scheduler: Any,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
         meta: dict[str, Any],
         tensors: dict[str, Any] | None = None,
     ) -> None:
@@ -65,7 +72,13 @@ class Checkpointer:
             )
         return state
 
-    def restore(self, state: resume.SavedState, model: Any, optimizer: Any | None, scheduler: Any | None) -> None:
+    def restore(
+        self,
+        state: resume.SavedState,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    ) -> None:
         """Weights/scores/masks, optimiser and schedule, data order, then RNG last (nothing may draw after it)."""
         resume.restore_model(self.accelerator.unwrap_model(model), state.tensors)
         if optimizer is not None:

@@ -12,7 +12,7 @@ from srnet_cli.engine.data.synth_paraphrase import SynthParaphraseSpec, write_sy
 from srnet_cli.engine.runs.files import prepare_out_dir, write_json
 
 Spec = SynthNliSpec | SynthParaphraseSpec | SynthFactSpec
-SPECS = {"nli": SynthNliSpec, "paraphrase": SynthParaphraseSpec, "fact": SynthFactSpec}
+SPECS: dict[str, type[Spec]] = {"nli": SynthNliSpec, "paraphrase": SynthParaphraseSpec, "fact": SynthFactSpec}
 WRITERS = {"nli": write_synth_nli, "paraphrase": write_synth_paraphrase, "fact": write_synth_fact}
 TASK_OF = {"nli": "mnli", "paraphrase": "qqp", "fact": "fever"}  # the srnet --task that reads each benchmark
 
@@ -22,7 +22,7 @@ def make_spec(
 ) -> Spec:
     """A benchmark's spec; `challenge` is HANS pairs per subcase (nli) or pairs per challenge set (paraphrase,
     fact); `shortcut=None` keeps the benchmark's own default strength."""
-    spec = SPECS[task](train_size, dev_size, challenge, seed=seed)
+    spec: Spec = SPECS[task](train_size, dev_size, challenge, seed=seed)
     return spec if shortcut is None else dataclasses.replace(spec, shortcut=shortcut)
 
 

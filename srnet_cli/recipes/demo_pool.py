@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.runs.context import Reporter, describe_info, is_line_due
 from srnet_cli.errors import SrnetError
+from srnet_cli.recipes.results import RunResults
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,13 @@ class Job:
     name: str
     heading: str  # what the progress log calls it
     command: str
-    preset: Any
+    preset: FinetunePreset
     out_dir: Path
     needs: tuple[str, ...] = ()
     steps: int = 1  # its training steps: the cost the schedule weighs (~0.5 s each on the demo's model)
 
 
-Runner = Callable[[Job, str, Reporter], dict[str, Any]]  # (job, device, reporter) -> the recipe's results
+Runner = Callable[[Job, str, Reporter], RunResults]  # (job, device, reporter) -> the recipe's results
 
 
 def priorities(jobs: list[Job]) -> dict[str, int]:
@@ -74,10 +76,10 @@ def next_ready(pending: list[Job], done: set[str], priority: dict[str, int]) -> 
 
 def run_jobs(
     jobs: list[Job], runner: Runner, device: str, reporter: Reporter, workers: int = 1, threads: int = 1
-) -> dict[str, tuple[dict[str, Any], float]]:
+) -> dict[str, tuple[RunResults, float]]:
     """Run every job (in plan order with one worker, by priority with more); return name -> (results, seconds)."""
     if workers <= 1:
-        done: dict[str, tuple[dict[str, Any], float]] = {}
+        done: dict[str, tuple[RunResults, float]] = {}
         for job in jobs:
             reporter.log(job.heading)
             began = time.time()
@@ -98,7 +100,7 @@ class _Pool:
         self.threads = threads
         self.pids: set[int] = set()
 
-    def run(self) -> dict[str, tuple[dict[str, Any], float]]:
+    def run(self) -> dict[str, tuple[RunResults, float]]:
         pool = ProcessPoolExecutor(
             self.workers, mp_context=self.context, initializer=_init_worker, initargs=(self.messages, self.threads)
         )
@@ -111,8 +113,9 @@ class _Pool:
         self._drain(final=True)
         return done
 
-    def _schedule(self, pool: ProcessPoolExecutor) -> dict[str, tuple[dict[str, Any], float]]:
-        pending, done = list(self.jobs), {}
+    def _schedule(self, pool: ProcessPoolExecutor) -> dict[str, tuple[RunResults, float]]:
+        pending = list(self.jobs)
+        done: dict[str, tuple[RunResults, float]] = {}
         running: dict[Future, Job] = {}
         while pending or running:
             while len(running) < self.workers and (job := next_ready(pending, set(done), self.priority)):
@@ -183,7 +186,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _in_worker(runner: Runner, job: Job, device: str) -> tuple[dict[str, Any], float]:
+def _in_worker(runner: Runner, job: Job, device: str) -> tuple[RunResults, float]:
     from srnet_cli.engine.runs.lock import release_locks
 
     began, failed = time.time(), True

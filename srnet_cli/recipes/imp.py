@@ -5,17 +5,14 @@ level every interval (rate·t_total steps), training with the chosen loss in bet
 each prune. A level's result is the model at the end of its interval.
 Lottery ticket (`"pretrained"` or a step N): the same, but after each prune the surviving weights return to the
 values saved at t = 0 (pre-trained) or at step N; the saved values are copies, so the rewind is real.
-
-The recipe reads top to bottom: `check_schedule`, `prepare` (inputs, model, masks, run directory, resumed state),
-then per level `run_level` (prune, rewind, a fresh optimiser, the loop; `ImpRun.evaluate` records the level), then
-`finish`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+
+import torch
 
 from srnet_cli.config.schedules import imp_level_count
 from srnet_cli.config.schema import ImpPreset
@@ -27,7 +24,7 @@ from srnet_cli.engine.runs.faults import fault_point
 from srnet_cli.engine.runs.files import save_model_atomic
 from srnet_cli.engine.runs.resume import SavedState, prefixed, unprefixed
 from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
-from srnet_cli.engine.sparse.masks import masks_state, sparsity_summary
+from srnet_cli.engine.sparse.masks import Masks, masks_state, sparsity_summary
 from srnet_cli.engine.sparse.pruning import apply_level, rewind, snapshot
 from srnet_cli.engine.training.loop import adamw, linear_warmup_decay
 from srnet_cli.errors import UsageError
@@ -36,7 +33,8 @@ from srnet_cli.recipes.budget import budget
 from srnet_cli.recipes.common import data_report, set_rows
 from srnet_cli.recipes.inputs import encode_data, load_inputs, load_model
 from srnet_cli.recipes.masks import describe_targets, inject_targets, level_name
-from srnet_cli.recipes.run_state import TrainingRun, finish, open_run
+from srnet_cli.recipes.results import ImpLevel, RunResults
+from srnet_cli.recipes.run_io import RunIO, finish, open_run, train
 
 
 def levels(rate: float, final: float) -> list[float]:
@@ -52,51 +50,52 @@ class Level:
 
     index: int
     sparsity_target: float
-    masks: dict[str, Any]
-    sparsity: dict[str, Any]
+    masks: Masks
+    sparsity: dict[str, float | int]
     hash: str
-    optimizer: Any
-    scheduler: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
 
 
 @dataclass
-class ImpRun(TrainingRun):
+class ImpRun:
     """What one IMP run holds across its levels."""
 
+    io: RunIO[ImpPreset]
     schedule: list[float]
     interval: int  # steps per level
     wanted: set[float] | None  # the levels to evaluate (every level's mask is saved); None: all
-    model: Any  # prepared for the device; replaced at every level (a new optimiser is prepared with it)
-    rewind_to: dict[str, Any] | None = None  # the weights surviving ones return to after each prune
-    rows: list[dict[str, Any]] = field(default_factory=list)  # every evaluated level's sparsity and metrics
+    model: torch.nn.Module  # prepared for the device; replaced at every level (a new optimiser is prepared with it)
+    rewind_to: dict[str, torch.Tensor] | None = None  # the weights surviving ones return to after each prune
+    rows: list[ImpLevel] = field(default_factory=list)  # every evaluated level's sparsity and metrics
     start: int = 0  # first level to run
     mid_level: SavedState | None = None  # a state saved inside that level
     level: Level | None = None
 
     @property
     def rewind_mode(self) -> str:
-        return self.preset.imp.rewind
+        return self.io.preset.imp.rewind
 
-    def bare_model(self) -> Any:
-        return self.loaded.accelerator.unwrap_model(self.model)
+    def bare_model(self) -> torch.nn.Module:
+        return self.io.bare(self.model)
 
     def snapshot_for_rewind(self, step: int) -> None:
         if self.rewind_mode.isdigit() and step == int(self.rewind_mode):
             self.rewind_to = snapshot(self.bare_model())
-            self.ctx.reporter.log(f"step {step}: weights saved for rewinding")
+            self.io.ctx.reporter.log(f"step {step}: weights saved for rewinding")
 
     def evaluate(self, step: int) -> None:
         assert self.level is not None
-        level, sparsity, preset, task = self.level, self.level.sparsity, self.preset, self.inputs.task
-        log = self.ctx.reporter
-        if self.main:  # every level's mask is saved, evaluated or not
+        level, sparsity, preset, task = self.level, self.level.sparsity, self.io.preset, self.io.inputs.task
+        log = self.io.ctx.reporter
+        if self.io.main:  # every level's mask is saved, evaluated or not
             save_mask_file(
-                self.out / "masks" / level_name(level.sparsity_target),
+                self.io.out / "masks" / level_name(level.sparsity_target),
                 MaskFile(
                     level.masks,
                     {},
                     {
-                        "source": str(self.out),
+                        "source": str(self.io.out),
                         "model": preset.model.name_or_path,
                         "labels": list(task.labels),
                         "command": "imp",
@@ -108,8 +107,8 @@ class ImpRun(TrainingRun):
                 ),
             )
             if preset.imp.save_models:
-                target = self.out / "models" / f"level-{level.sparsity_target:.2f}"
-                save_model_atomic(self.bare_model(), self.loaded.tokenizer, target)
+                target = self.io.out / "models" / f"level-{level.sparsity_target:.2f}"
+                save_model_atomic(self.bare_model(), self.io.loaded.tokenizer, target)
         if self.wanted is not None and level.sparsity_target not in self.wanted:
             log.log(
                 f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: mask "
@@ -118,18 +117,18 @@ class ImpRun(TrainingRun):
             return
         metrics, _ = evaluate_sets(
             self.model,
-            self.eval_sets,
+            self.io.eval_sets,
             task.labels,
             preset.eval.batch_size,
-            self.loaded.accelerator.device,
+            self.io.loaded.accelerator.device,
             task.name,
             progress=log,
         )
-        self.rows.append({"level": level.sparsity_target, "step": step, **sparsity, "metrics": metrics})
+        self.rows.append(ImpLevel(level=level.sparsity_target, step=step, **sparsity, metrics=metrics))
         log.log(f"level {level.sparsity_target:.2f}: mask hash {level.hash} (equal on every process)")
-        if not self.main:
+        if not self.io.main:
             return
-        self.metrics_log.write(
+        self.io.metrics_log.write(
             {
                 "level": level.sparsity_target,
                 "step": step,
@@ -140,57 +139,78 @@ class ImpRun(TrainingRun):
         )
         log.log(
             f"level {level.sparsity_target:.2f} (sparsity {sparsity['sparsity']:.4f}), step {step}: "
-            + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in self.eval_sets)
+            + ", ".join(f"{s.name} acc {metrics[s.name]['acc']:.4f}" for s in self.io.eval_sets)
         )
 
     def checkpoint(self, step: int) -> None:
         assert self.level is not None
         keep_rewind = self.rewind_mode.isdigit() and self.rewind_to is not None
-        meta = {"level_index": self.level.index, "rows": self.rows, "has_rewind": keep_rewind}
+        rows = [row.model_dump(mode="json") for row in self.rows]
+        meta = {"level_index": self.level.index, "rows": rows, "has_rewind": keep_rewind}
         tensors = prefixed("rewind.", self.rewind_to) if keep_rewind and self.rewind_to else {}
-        self.checkpoints.save(step, self.model, self.level.optimizer, self.level.scheduler, meta, tensors)
+        self.io.checkpoints.save(step, self.model, self.level.optimizer, self.level.scheduler, meta, tensors)
 
     def restore(self) -> None:
         """A finished level's state starts the next level from its result; a state inside a level resumes it."""
-        saved = self.checkpoints.load()
+        saved = self.io.checkpoints.load()
         if saved is None:
             return
-        self.rows, self.start = saved.meta["rows"], saved.meta["level_index"]
+        self.rows = [ImpLevel.model_validate(row) for row in saved.meta["rows"]]
+        self.start = saved.meta["level_index"]
         if saved.meta["has_rewind"]:  # a step-N snapshot; the pre-trained one was just taken again
             self.rewind_to = unprefixed("rewind.", saved.tensors)
         if saved.meta["step"] == (self.start + 1) * self.interval:
-            self.checkpoints.restore(saved, self.model, None, None)
+            self.io.checkpoints.restore(saved, self.model, None, None)
             self.start += 1
         else:
             self.mid_level = saved
 
 
-def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> RunResults:
+    """Schedule and inputs checked -> run directory -> per level: prune (and rewind), train its interval, record
+    the level."""
     done = rundirs.finished_run(preset, ctx, resume)
     if done is not None:
         return done
     started = time.time()
-    state = prepare(preset, ctx, overwrite, resume)
-    for k in range(state.start, len(state.schedule)):
+    schedule, wanted = check_schedule(preset)
+    inputs = load_inputs(preset, ctx, overwrite, resume=resume)
+    plan = budget(preset, len(inputs.train.examples))
+    interval = level_interval(preset, plan.max_steps)
+    loaded = load_model(preset, inputs, ctx)
+    train_enc, eval_sets = encode_data(preset, inputs, loaded)
+    structure, names = inject_targets(loaded.model, preset.mask)
+    io = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
+    rewind_to = snapshot(loaded.model) if preset.imp.rewind == "pretrained" else None
+    state = ImpRun(io, schedule, interval, wanted, loaded.model, rewind_to)
+    ctx.reporter.log(
+        f"{describe_targets(structure, names)}; {len(schedule)} levels ({schedule[0]:.2f} to "
+        f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
+        f"{preset.loss.kind}, rewind {preset.imp.rewind}"
+    )
+    if resume:
+        state.restore()
+    for k in range(state.start, len(schedule)):
         run_level(state, k)
-    results = {
-        "command": "imp",
-        "task": state.inputs.task.name,
-        "loss": preset.loss.kind,
-        "model": preset.model.name_or_path,
-        "rewind": preset.imp.rewind,
-        "seed": preset.train.seed,
-        "out": str(state.out),
-        "steps": state.interval * len(state.schedule),
-        "interval": state.interval,
-        "levels": state.rows,
-        "data": {
-            "train_rows": set_rows(state.inputs.train),
-            **data_report(state.inputs.eval_datasets, state.inputs.missing),
-        },
-        "seconds": round(time.time() - started, 1),
-    }
-    return finish(state, results, state.interval * len(state.schedule))
+    results = RunResults(command="imp", task=inputs.task.name, loss=preset.loss.kind,
+                         model=preset.model.name_or_path, rewind=preset.imp.rewind, seed=preset.train.seed,
+                         out=str(io.out), steps=interval * len(schedule), interval=interval, levels=state.rows,
+                         data={"train_rows": set_rows(inputs.train),
+                               **data_report(inputs.eval_datasets, inputs.missing)},
+                         seconds=round(time.time() - started, 1))  # fmt: skip
+    return finish(io, results, interval * len(schedule))
+
+
+def level_interval(preset: ImpPreset, max_steps: int) -> int:
+    """Steps per level (rate·t_total); a rewind step after the first level is refused."""
+    interval = max(1, int(max_steps * preset.imp.rate + 1e-9))
+    rewind_mode = preset.imp.rewind
+    if rewind_mode.isdigit() and int(rewind_mode) > interval:
+        raise UsageError(
+            f"imp.rewind step {rewind_mode} is after the first level's {interval} steps",
+            f"rewind to a step <= {interval}, or use --rewind pretrained",
+        )
+    return interval
 
 
 def check_schedule(preset: ImpPreset) -> tuple[list[float], set[float] | None]:
@@ -212,37 +232,9 @@ def check_schedule(preset: ImpPreset) -> tuple[list[float], set[float] | None]:
     return schedule, wanted
 
 
-def prepare(preset: ImpPreset, ctx: RunContext, overwrite: bool, resume: bool) -> ImpRun:
-    schedule, wanted = check_schedule(preset)
-    inputs = load_inputs(preset, ctx, overwrite, resume=resume)
-    plan = budget(preset, len(inputs.train.examples))
-    interval = max(1, int(plan.max_steps * preset.imp.rate + 1e-9))
-    rewind_mode = preset.imp.rewind
-    if rewind_mode.isdigit() and int(rewind_mode) > interval:
-        raise UsageError(
-            f"imp.rewind step {rewind_mode} is after the first level's {interval} steps",
-            f"rewind to a step <= {interval}, or use --rewind pretrained",
-        )
-    loaded = load_model(preset, inputs, ctx)
-    train_enc, eval_sets = encode_data(preset, inputs, loaded)
-    structure, names = inject_targets(loaded.model, preset.mask)
-    base = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
-    rewind_to = snapshot(loaded.model) if rewind_mode == "pretrained" else None
-    state = ImpRun(**base.shared(), schedule=schedule, interval=interval, wanted=wanted, model=loaded.model,
-                   rewind_to=rewind_to)  # fmt: skip
-    ctx.reporter.log(
-        f"{describe_targets(structure, names)}; {len(schedule)} levels ({schedule[0]:.2f} to "
-        f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
-        f"{preset.loss.kind}, rewind {rewind_mode}"
-    )
-    if resume:
-        state.restore()
-    return state
-
-
 def run_level(state: ImpRun, k: int) -> None:
     """Prune to level k (and rewind), then train its interval with a fresh optimiser."""
-    preset, accelerator = state.preset, state.loaded.accelerator
+    preset, accelerator = state.io.preset, state.io.accelerator
     resumed = state.mid_level is not None and k == state.start
     model = state.bare_model()
     fault_point("level")
@@ -255,17 +247,17 @@ def run_level(state: ImpRun, k: int) -> None:
     # moments would otherwise stay alive (two model-sized tensors per level).
     accelerator.free_memory()
     optimizer = adamw(model, preset.train.lr, preset.train.weight_decay)
-    scheduler = linear_warmup_decay(optimizer, 0, state.plan.max_steps)
+    scheduler = linear_warmup_decay(optimizer, 0, state.io.plan.max_steps)
     state.model, optimizer = accelerator.prepare(model, optimizer)
     first = k * state.interval
     if resumed:
         assert state.mid_level is not None
-        state.checkpoints.restore(state.mid_level, state.model, optimizer, scheduler)
+        state.io.checkpoints.restore(state.mid_level, state.model, optimizer, scheduler)
         first = state.mid_level.meta["step"]
     masks = masks_state(model)
     state.level = Level(
         k, state.schedule[k], masks, sparsity_summary(masks), check_same_masks(masks), optimizer, scheduler
     )
-    state.loop(state.model, optimizer, scheduler, first_step=first, max_steps=(k + 1) * state.interval,
-               eval_every=state.interval, evaluate_fn=state.evaluate, on_step=state.snapshot_for_rewind,
-               checkpoint_fn=state.checkpoint)  # fmt: skip
+    train(state.io, state.model, optimizer, scheduler, first_step=first, max_steps=(k + 1) * state.interval,
+          eval_every=state.interval, evaluate=state.evaluate, on_step=state.snapshot_for_rewind,
+          checkpoint=state.checkpoint)  # fmt: skip

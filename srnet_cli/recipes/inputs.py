@@ -3,9 +3,10 @@ and the tokenised data the model must be able to embed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,7 +18,7 @@ from srnet_cli.engine.debias.bias_files import load_bias
 from srnet_cli.engine.debias.losses import GATED, NEEDS_BIAS, NEEDS_TEACHER, attach_gate
 from srnet_cli.engine.debias.teacher_files import load_teacher
 from srnet_cli.engine.evaluation.predict import EvalSet, encode_sets
-from srnet_cli.engine.runs.context import RunContext
+from srnet_cli.engine.runs.context import Reporter, RunContext
 from srnet_cli.engine.runs.devices import fit_attention, make_accelerator, seed_everything, slow_precision_note
 from srnet_cli.engine.runs.files import check_out_dir
 from srnet_cli.engine.training.models import (
@@ -30,6 +31,11 @@ from srnet_cli.engine.training.models import (
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.common import load_eval_sets
 from srnet_cli.recipes.rundirs import check_resume_dir
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -86,7 +92,7 @@ def load_inputs(
 
 
 def load_ood_train(
-    task: TaskSpec, names: list[str], copies: int, data_dir: Path | None, strict: bool, reporter: Any
+    task: TaskSpec, names: Sequence[str], copies: int, data_dir: Path | None, strict: bool, reporter: Reporter
 ) -> list[Dataset]:
     """OOD training sets for the upper-bound study, each repeated `copies` times (ids made unique per copy)."""
     datasets = []
@@ -108,9 +114,9 @@ def load_ood_train(
 
 @dataclass
 class Loaded:
-    accelerator: Any
-    tokenizer: Any
-    model: Any
+    accelerator: Accelerator
+    tokenizer: PreTrainedTokenizerBase
+    model: nn.Module
     new_params: set[str]  # parameters the checkpoint did not have (a new classifier head)
 
 

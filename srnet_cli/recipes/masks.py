@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.sparse.mask_io import MaskFile, load_mask_file
 from srnet_cli.engine.sparse.structure import Structure, structure_of
 from srnet_cli.errors import MaskError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from srnet_cli.config.schema import MaskCfg
 
 
 def level_name(sparsity: float) -> str:
@@ -50,12 +55,12 @@ def load_mask_input(given: str | None, sparsity: float | None) -> tuple[Path | N
     return path, load_mask_file(path)
 
 
-def model_structure(model: Any, mask_cfg: Any) -> Structure:
+def model_structure(model: nn.Module, mask_cfg: MaskCfg) -> Structure:
     """The coverage-checked structure of a model (`mask.family`, `mask.leave_dense` as the preset says)."""
     return structure_of(model, mask_cfg.family, tuple(mask_cfg.leave_dense))
 
 
-def inject_targets(model: Any, mask_cfg: Any) -> tuple[Structure, list[str]]:
+def inject_targets(model: nn.Module, mask_cfg: MaskCfg) -> tuple[Structure, list[str]]:
     """Make the paper's matrices of any mapped family maskable (the pooler and the head as the preset says)."""
     from srnet_cli.engine.sparse.masks import inject_masks
 
@@ -77,7 +82,7 @@ def describe_targets(structure: Structure, names: list[str]) -> str:
     )
 
 
-def inject_mask_file(model: Any, mask_file: MaskFile, mask_cfg: Any, reporter: Reporter) -> dict[str, Any]:
+def inject_mask_file(model: nn.Module, mask_file: MaskFile, mask_cfg: MaskCfg, reporter: Reporter) -> dict[str, Any]:
     """Apply a mask to a model being (re)trained. The classifier is new and dense unless `mask.include_classifier`
     (the paper retrains with `--mask_classifier false`)."""
     from srnet_cli.engine.sparse.masks import inject_named, sparsity_summary
@@ -103,7 +108,7 @@ def inject_mask_file(model: Any, mask_file: MaskFile, mask_cfg: Any, reporter: R
     return masks
 
 
-def load_weights_into(model: Any, weights: dict[str, Any], source: Path) -> None:
+def load_weights_into(model: nn.Module, weights: dict[str, Any], source: Path) -> None:
     """Parameters stored with a mask (the random classifier of a pre-trained-model search)."""
     import torch
 
@@ -115,6 +120,12 @@ def load_weights_into(model: Any, weights: dict[str, Any], source: Path) -> None
             raise MaskError(f"{source}: stored weight {name} is not finite (NaN or inf)", "re-export the mask")
         with torch.no_grad():
             params[name].copy_(value)
+
+
+def mask_labels(mask_file: MaskFile) -> tuple[str, ...]:
+    """The label names a mask file records (a pre-trained-model search's classifier), or none."""
+    labels = mask_file.meta.get("labels")
+    return tuple(str(label) for label in labels) if isinstance(labels, list) else ()
 
 
 def masked_model(
@@ -132,7 +143,7 @@ def masked_model(
     from srnet_cli.engine.sparse.masks import inject_named
     from srnet_cli.engine.training.models import load_classifier
 
-    labels = tuple(mask_file.meta.get("labels") or ()) if mask_file.weights else ()
+    labels = mask_labels(mask_file) if mask_file.weights else ()
     model = load_classifier(name_or_path, labels or None)
     if mask_file.weights:
         load_weights_into(model, mask_file.weights, mask_path)

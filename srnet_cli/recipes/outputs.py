@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.dicts import flat_metrics
+from srnet_cli.engine.evaluation.metrics import Metrics
 from srnet_cli.engine.evaluation.predict import EvalSet
 from srnet_cli.engine.runs.context import RunContext
 from srnet_cli.engine.runs.distributed import is_main
@@ -17,6 +18,11 @@ from srnet_cli.engine.runs.tracking import Tracker
 from srnet_cli.recipes.budget import Budget
 from srnet_cli.recipes.common import data_report, set_rows
 from srnet_cli.recipes.inputs import Inputs
+from srnet_cli.recipes.results import RunResults
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
 
 PLAIN_KEYS = ("epoch", "level", "sparsity", "target_sparsity")  # tracker names kept as they are (others: eval/...)
 
@@ -43,15 +49,15 @@ class MetricsLog:
         }
         self.tracker.log(values, line["step"])
 
-    def finish(self, results: dict[str, Any], step: int) -> None:
+    def finish(self, results: RunResults, step: int) -> None:
         """The final evaluation's numbers (`final/<set>.<metric>`), then the tracker is closed."""
         self.tracker.log(
-            {f"final/{k}": v for k, v in flat_metrics(results.get("metrics", {})).items() if not k.endswith(".n")}, step
+            {f"final/{k}": v for k, v in flat_metrics(results.metrics).items() if not k.endswith(".n")}, step
         )
         self.tracker.finish()
 
 
-def open_metrics_log(preset: FinetunePreset, ctx: RunContext, out: Path, accelerator: Any) -> MetricsLog:
+def open_metrics_log(preset: FinetunePreset, ctx: RunContext, out: Path, accelerator: Accelerator) -> MetricsLog:
     """After `start_run`: the tracker logs the resolved preset as hyperparameters, named after the run directory."""
     main = is_main(accelerator)
     return MetricsLog(out, Tracker(ctx.log_with, out, preset.model_dump(mode="json"), main), main)
@@ -64,24 +70,24 @@ def run_results(
     plan: Budget,
     best_step: int | None,
     selection: EvalSet,
-    metrics: dict[str, Any],
-) -> dict[str, Any]:
+    metrics: Metrics,
+) -> RunResults:
     """The results fields every training command reports (the `--json` object and results.json)."""
-    return {
-        "command": preset.command,
-        "task": inputs.task.name,
-        "loss": preset.loss.kind,
-        "model": preset.model.name_or_path,
-        "seed": preset.train.seed,
-        "out": str(out),
-        "steps": plan.max_steps,
-        "best_step": best_step,
-        "selection": f"{selection.name}.{preset.eval.metric}",
-        "metrics": metrics,
-        "data": {
+    return RunResults(
+        command=preset.command,
+        task=inputs.task.name,
+        loss=preset.loss.kind,
+        model=preset.model.name_or_path,
+        seed=preset.train.seed,
+        out=str(out),
+        steps=plan.max_steps,
+        best_step=best_step,
+        selection=f"{selection.name}.{preset.eval.metric}",
+        metrics=metrics,
+        data={
             "train": len(inputs.train.examples),
             "train_malformed": len(inputs.train.malformed),
             "train_rows": set_rows(inputs.train),
             **data_report(inputs.eval_datasets, inputs.missing),
         },
-    }
+    )

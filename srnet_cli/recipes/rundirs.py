@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import FinetunePreset
@@ -24,6 +26,10 @@ from srnet_cli.engine.runs.files import (
 from srnet_cli.engine.runs.lock import MARKER, entries, lock_run_dir
 from srnet_cli.errors import RunDirError, UsageError
 from srnet_cli.parsing import json_loads, toml_loads
+from srnet_cli.recipes.results import RunResults
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 def start_run(
@@ -31,7 +37,7 @@ def start_run(
     ctx: RunContext,
     overwrite: bool,
     paths: tuple[Any, ...],
-    accelerator: Any = None,
+    accelerator: Accelerator = None,
     resume_run: bool = False,
 ) -> Path:
     """Create the run directory (only after every check passed) and record how the run was made; on --resume,
@@ -78,7 +84,7 @@ def check_resume_dir(out: Path, preset: FinetunePreset) -> None:
             )
 
 
-def finished_run(preset: FinetunePreset, ctx: RunContext, resume_run: bool) -> dict[str, Any] | None:
+def finished_run(preset: FinetunePreset, ctx: RunContext, resume_run: bool) -> RunResults | None:
     """--resume on a run that finished (with these options): its results, nothing recomputed, so a re-submitted
     job is a no-op."""
     results = ctx.out_dir / "results.json" if ctx.out_dir is not None else None
@@ -92,7 +98,12 @@ def finished_run(preset: FinetunePreset, ctx: RunContext, resume_run: bool) -> d
         raise RunDirError(f"--resume: {results} is damaged ({exc})", "start the run again with --overwrite") from exc
     if not isinstance(done, dict):
         raise RunDirError(f"--resume: {results} is not a results object", "start the run again with --overwrite")
-    return done
+    try:
+        return RunResults.model_validate(done)
+    except ValidationError as exc:
+        reason = f"{exc.error_count()} invalid field(s), e.g. {exc.errors()[0]['loc']}"
+        hint = "start the run again with --overwrite"
+        raise RunDirError(f"--resume: {results} is not srnet's results ({reason})", hint) from exc
 
 
 def repair_run(out: Path, ctx: RunContext) -> None:
@@ -109,8 +120,8 @@ def repair_run(out: Path, ctx: RunContext) -> None:
     truncate_lines(out / "metrics.jsonl", lines)
 
 
-def finish_run(out: Path, results: dict[str, Any]) -> None:
+def finish_run(out: Path, results: RunResults) -> None:
     """results.json, then the resumable state goes: a finished run is never resumed, and the state (weights and
     AdamW moments: ~1.3 GB for BERT-base) would otherwise stay in every run directory."""
-    write_json(out / "results.json", results)
+    write_json(out / "results.json", results.json_dict())
     shutil.rmtree(out / "resume", ignore_errors=True)

@@ -123,6 +123,11 @@ class SynthFactSpec:
     shortcut: float = 0.95
     seed: int = 1
 
+    @property
+    def ood_train_size(self) -> int:
+        """Claims of the Symmetric v2 dev set (the OOD-data study's training addition)."""
+        return self.challenge_size // 2
+
 
 def write_synth_fact(out: Path, spec: SynthFactSpec) -> dict[str, int]:
     """Write `fever/fever.{train,dev}.jsonl`, `fever/sym1/test.jsonl` (v1 fields) and `fever/sym2/{dev,test}.jsonl`."""

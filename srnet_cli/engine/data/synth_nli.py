@@ -411,6 +411,11 @@ class SynthNliSpec:
     shortcut: float = 0.94  # ~160 neutral and ~160 contradiction counter-examples in 8,000 pairs
     seed: int = 1
 
+    @property
+    def ood_train_size(self) -> int:
+        """Pairs of the HANS-format training set (`heuristics_train_set.txt`)."""
+        return self.hans_per_subcase * len(HANS_SUBCASES)
+
 
 def write_synth_nli(out: Path, spec: SynthNliSpec) -> dict[str, int]:
     """Write `MNLI/{train,dev_matched,dev_mismatched}.tsv` and `MNLI/hans/heuristics_{evaluation,train}_set.txt`."""

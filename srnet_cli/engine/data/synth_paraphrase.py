@@ -177,6 +177,11 @@ class SynthParaphraseSpec:
     shortcut: float = 0.97
     seed: int = 1
 
+    @property
+    def ood_train_size(self) -> int:
+        """Pairs of the PAWS-qqp and PAWS-wiki training sets together."""
+        return 2 * self.challenge_size
+
 
 def write_synth_paraphrase(out: Path, spec: SynthParaphraseSpec) -> dict[str, int]:
     """Write `QQP/{train,dev}.tsv`, `QQP/paws_qqp/{train,dev}.tsv` and `QQP/paws_wiki/{train,test}.tsv`."""

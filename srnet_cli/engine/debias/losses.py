@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srnet_cli.engine.sparse.structure import config_of
+
 Tensor = torch.Tensor
 LossFn = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
 
@@ -125,7 +127,7 @@ def attach_gate(model: nn.Module) -> nn.Module:
     then trains with the model (or, in mask training, with the scores), is averaged across processes like any
     parameter, and is in the resumable state; `_keys_to_ignore_on_save` keeps it out of saved checkpoints, which
     stay plain HF models (evaluation uses the main model's logits only)."""
-    hidden = int(model.config.hidden_size)  # type: ignore[union-attr]
+    hidden = int(config_of(model).hidden_size)
     weight = next(model.parameters())
     model.add_module(GATE, nn.Linear(hidden, 1).to(device=weight.device, dtype=torch.float32))
     ignored = set(getattr(model, "_keys_to_ignore_on_save", None) or ())

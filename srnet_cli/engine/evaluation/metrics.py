@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from pydantic import JsonValue
+
 from srnet_cli.engine.data.readers import Example
 from srnet_cli.engine.data.tasks import collapse_to_hans
+
+SetMetrics = dict[str, JsonValue]  # metric -> value (HANS tables nest further)
+Metrics = dict[str, SetMetrics]  # evaluation set -> its metrics
+Predictions = dict[str, list[str]]  # evaluation set -> predicted label names
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float]:

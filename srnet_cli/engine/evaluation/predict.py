@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from srnet_cli.engine.data.batching import Encoded, encode
 from srnet_cli.engine.data.readers import Dataset
 from srnet_cli.engine.data.tasks import TaskSpec, report_kind
-from srnet_cli.engine.evaluation.metrics import accuracy, hans_report, paraphrase_report, symmetric_report
+from srnet_cli.engine.evaluation.metrics import (
+    Metrics,
+    Predictions,
+    SetMetrics,
+    accuracy,
+    hans_report,
+    paraphrase_report,
+    symmetric_report,
+)
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.training.loop import predict_logits
 from srnet_cli.errors import ModelError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -43,7 +54,9 @@ def head_labels(model_labels: tuple[str, ...], task: TaskSpec, reporter: Reporte
     )
 
 
-def encode_sets(datasets: list[Dataset], tokenizer: Any, max_length: int, labels: tuple[str, ...]) -> list[EvalSet]:
+def encode_sets(
+    datasets: list[Dataset], tokenizer: PreTrainedTokenizerBase, max_length: int, labels: tuple[str, ...]
+) -> list[EvalSet]:
     index = {name: i for i, name in enumerate(labels)}
     return [EvalSet(d.split or d.name, d, encode(d.examples, tokenizer, max_length, index)) for d in datasets]
 
@@ -59,7 +72,7 @@ def set_metrics(
     labels: tuple[str, ...],
     dataset: Dataset,
     predicted: list[str] | None = None,
-) -> dict:
+) -> SetMetrics:
     """The metrics researchers report for one evaluation set, from the model's logits (and its argmax labels, if
     the caller has them already)."""
     predicted = predicted if predicted is not None else predicted_labels(logits, labels)
@@ -83,16 +96,16 @@ def evaluate_sets(
     device: Any,
     task: str,
     keep_logits: dict[str, torch.Tensor] | None = None,
-    known: tuple[dict[str, Any], dict[str, list[str]]] | None = None,
+    known: tuple[Metrics, Predictions] | None = None,
     progress: Reporter | None = None,
-) -> tuple[dict[str, Any], dict[str, list[str]]]:
+) -> tuple[Metrics, Predictions]:
     """Metrics per set and the predicted label names per set (and each set's logits into `keep_logits`).
 
     `known`: (metrics, predictions) this very model already had on some sets (the selected checkpoint on the
     selection set); those sets are not predicted again, since the same weights on the same batches give the same
     numbers."""
-    metrics: dict[str, Any] = {}
-    predictions: dict[str, list[str]] = {}
+    metrics: Metrics = {}
+    predictions: Predictions = {}
     for s in sets:
         if known is not None and s.name in known[0] and keep_logits is None:
             metrics[s.name], predictions[s.name] = known[0][s.name], known[1][s.name]
@@ -105,7 +118,7 @@ def evaluate_sets(
     return metrics, predictions
 
 
-def write_predictions(out: Path, sets: list[EvalSet], predictions: dict[str, list[str]]) -> list[Path]:
+def write_predictions(out: Path, sets: list[EvalSet], predictions: Predictions) -> list[Path]:
     """HANS in McCoy's evaluator format (`pairID,gold_label` header, the model's 3-way label); others as TSV."""
     from srnet_cli.engine.runs.files import write_text_atomic
 

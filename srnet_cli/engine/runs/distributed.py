@@ -4,21 +4,24 @@ masks are compared across ranks. With one process every helper is a no-op."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
-def rank_world(accelerator: Any) -> tuple[int, int]:
+
+def rank_world(accelerator: Accelerator) -> tuple[int, int]:
     """(rank, number of processes); accelerator stand-ins without these attributes (bench) are one process."""
     return getattr(accelerator, "process_index", 0), getattr(accelerator, "num_processes", 1)
 
 
-def is_main(accelerator: Any) -> bool:
+def is_main(accelerator: Accelerator) -> bool:
     return rank_world(accelerator)[0] == 0
 
 
-def barrier(accelerator: Any) -> None:
+def barrier(accelerator: Accelerator) -> None:
     if rank_world(accelerator)[1] > 1:
         accelerator.wait_for_everyone()
 

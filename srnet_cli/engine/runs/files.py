@@ -12,11 +12,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from srnet_cli.engine.runs.faults import fault_point
 from srnet_cli.engine.runs.lock import MARKER, entries, lock_run_dir
 from srnet_cli.errors import RunDirError, touching
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def _writable_parent(path: Path) -> Path:
@@ -137,7 +141,10 @@ def _disk_full(directory: Path, exc: BaseException) -> bool:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    write_atomic(path, write)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -191,25 +198,25 @@ def recover_dir(target: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def save_model_atomic(model: Any, tokenizer: Any, target: Path) -> None:
+def save_model_atomic(model: nn.Module, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
     """save_pretrained into a temp dir, then swap it in: `target` is always a complete model or absent."""
 
     def fill(tmp: Path) -> None:
-        model.save_pretrained(tmp)
+        cast("PreTrainedModel", model).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         fault_point("model-write")
 
     replace_dir(target, fill)
 
 
-def save_model_into(model: Any, tokenizer: Any, directory: Path) -> None:
+def save_model_into(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
     """save_pretrained into a temp dir inside `directory`, then move each file in (each move atomic): `directory`
     (a run directory, with its lock and marker) becomes a checkpoint that from_pretrained(directory) loads."""
     tmp = directory / f".model.tmp-{os.getpid()}"
     with touching(directory, "writing"):
         try:
             tmp.mkdir()
-            model.save_pretrained(tmp)
+            cast("PreTrainedModel", model).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
             for item in sorted(tmp.iterdir()):
                 os.replace(item, directory / item.name)

@@ -105,7 +105,8 @@ def read_state(out: Path) -> SavedState | None:
 def rng_state() -> dict[str, Any]:
     import numpy as np
 
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    assert not isinstance(keys, str)
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), pos, has_gauss, cached),

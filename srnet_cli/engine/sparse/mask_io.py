@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import JsonValue
 
 from srnet_cli.engine.runs.files import write_atomic
 from srnet_cli.engine.sparse.masks import mask_sparsity, sparsity_summary
@@ -28,11 +29,14 @@ FORMAT = "srnet-mask/1"
 WEIGHTS_PREFIX = "weights/"
 
 
+MaskMeta = dict[str, JsonValue]  # how a mask was found (command, loss, level, step, ...), stored as JSON
+
+
 @dataclass
 class MaskFile:
     masks: dict[str, torch.Tensor]  # weight name -> bool tensor of the weight's shape
     weights: dict[str, torch.Tensor] = field(default_factory=dict)  # extra parameters to load before masking
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: MaskMeta = field(default_factory=dict)
     # trained weights of the masked layers stored beside the masks (`*.weight_orig` of a torch-pruned checkpoint,
     # the original IMP's pytorch_model.bin): applied only on request, since srnet applies masks to --model's weights
     trained: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -21,6 +21,8 @@ from torch import nn
 from srnet_cli.engine.sparse.structure import is_encoder_weight
 from srnet_cli.errors import MaskError
 
+Masks = dict[str, torch.Tensor]  # weight name -> bool tensor of the weight's shape (True: kept)
+
 
 class BinarizeSTE(torch.autograd.Function):
     """m = 1[score > φ] forward; the gradient w.r.t. the score is the gradient w.r.t. m (straight-through,
@@ -37,6 +39,10 @@ class BinarizeSTE(torch.autograd.Function):
 
 class MaskedLinear(nn.Linear):
     """An `nn.Linear` whose weight is multiplied by a binary mask (see the module docstring for the two modes)."""
+
+    mask: torch.Tensor
+    scores: nn.Parameter | None
+    threshold: torch.Tensor
 
     def __init__(self, linear: nn.Linear) -> None:
         nn.Module.__init__(self)
@@ -86,7 +92,7 @@ def inject_masks(model: nn.Module, names: list[str]) -> list[str]:
     return names
 
 
-def inject_named(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+def inject_named(model: nn.Module, masks: Masks) -> None:
     """Make exactly the layers named by a mask's keys maskable, then fix their masks (names and shapes checked)."""
     modules = dict(model.named_modules())
     for key in masks:
@@ -106,12 +112,12 @@ def masked_modules(model: nn.Module) -> dict[str, MaskedLinear]:
     return {f"{name}.weight": m for name, m in model.named_modules() if isinstance(m, MaskedLinear)}
 
 
-def masks_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def masks_state(model: nn.Module) -> Masks:
     """The current binary masks as boolean CPU tensors, keyed by weight name."""
     return {name: m.current_mask().detach().cpu().clone() for name, m in masked_modules(model).items()}
 
 
-def check_masks_fit(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+def check_masks_fit(model: nn.Module, masks: Masks) -> None:
     """Names and shapes must match the model's masked modules exactly; the first bad key is named."""
     modules = masked_modules(model)
     for name, mask in masks.items():
@@ -133,7 +139,7 @@ def check_masks_fit(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         )
 
 
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Fix every masked module's mask (zeroing pruned weights); checks names and shapes first."""
     check_masks_fit(model, masks)
     modules = masked_modules(model)
@@ -167,11 +173,11 @@ class LayerSparsity:
         return self.zeros / self.numel if self.numel else 0.0
 
 
-def mask_sparsity(masks: dict[str, torch.Tensor]) -> list[LayerSparsity]:
+def mask_sparsity(masks: Masks) -> list[LayerSparsity]:
     return [LayerSparsity(name, m.numel(), int(m.numel() - m.sum().item())) for name, m in masks.items()]
 
 
-def sparsity_summary(masks: dict[str, torch.Tensor]) -> dict[str, float | int]:
+def sparsity_summary(masks: Masks) -> dict[str, float | int]:
     """Overall sparsity over every masked matrix and over the encoder matrices only (the paper's denominator)."""
     layers = mask_sparsity(masks)
     encoder = [s for s in layers if is_encoder_weight(s.name)]

@@ -96,7 +96,7 @@ def recalibrate(model: nn.Module, sparsity: float, scope: Scope = "layer") -> No
     left alone, as in the original: a tie that large cannot be split by a threshold."""
     modules = [m for m in masked_modules(model).values() if m.scores is not None]
     if scope == "global":
-        flat = torch.cat([m.scores.detach().flatten() for m in modules])
+        flat = torch.cat([_flat_scores(m) for m in modules])
         k = n_pruned(flat.numel(), sparsity)
         if k >= 1:
             value = torch.kthvalue(flat, k).values
@@ -104,7 +104,7 @@ def recalibrate(model: nn.Module, sparsity: float, scope: Scope = "layer") -> No
                 m.threshold = value.to(m.threshold.device)
         return
     for m in modules:
-        scores = m.scores.detach().flatten()
+        scores = _flat_scores(m)
         k = n_pruned(scores.numel(), sparsity)
         if k < 1:
             m.threshold = scores.min().detach() - 1.0
@@ -128,3 +128,8 @@ def rewind(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
         for m in masked_modules(model).values():
             if isinstance(m, MaskedLinear) and m.scores is None:
                 m.weight.mul_(m.mask)
+
+
+def _flat_scores(module: MaskedLinear) -> torch.Tensor:
+    assert module.scores is not None, "only modules in score mode are recalibrated"
+    return module.scores.detach().flatten()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from srnet_cli.errors import MaskError
 
 if TYPE_CHECKING:  # `srnet models` and --dry-run list the map without importing torch
     from torch import nn
+    from transformers import PretrainedConfig
 
 
 @dataclass(frozen=True)
@@ -252,9 +253,19 @@ def _linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
+def config_of(model: nn.Module) -> PretrainedConfig:
+    """A transformers model's config (nn.Module's attribute lookup types it as a tensor or module)."""
+    return cast("PretrainedConfig", model.config)
+
+
+def _linear(module: nn.Module) -> nn.Linear:
+    """A placed module: a linear (or srnet's masked linear, which extends it)."""
+    return cast("nn.Linear", module)
+
+
 def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: tuple[str, ...] = ()) -> Structure:
     """Place every linear of `model` (its family's map, plus `leave_dense` regexes the user named) or refuse it."""
-    config = model.config  # type: ignore[union-attr]
+    config = config_of(model)
     family = family_for(config.model_type, family_name)
     layer_re = re.compile(rf"(?:^|\.)({family.layer})\.(.+)$")
     matrices = set(family.matrices)
@@ -306,10 +317,10 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
     first = next(iter(layers.values()))
     modules = dict(model.named_modules())
     q = family.roles["query"]
-    q_rows = modules[first["query"]].out_features // q.parts  # type: ignore[operator]
+    q_rows = _linear(modules[first["query"]]).out_features // q.parts
     num_heads = int(getattr(config, "num_attention_heads", 0) or 1)
     ffn = family.roles["ffn_in"]
-    ffn_size = modules[first["ffn_in"]].out_features // ffn.parts  # type: ignore[operator]
+    ffn_size = _linear(modules[first["ffn_in"]]).out_features // ffn.parts
     # ALBERT: each group's layers run num_hidden_layers / num_hidden_groups times
     uses = int(config.num_hidden_layers) // int(getattr(config, "num_hidden_groups", 1)) if family.shared_layers else 1
     return Structure(
@@ -348,7 +359,7 @@ def is_encoder_weight(name: str) -> bool:
 def uses_token_types(model: nn.Module) -> bool:
     """Whether pairs are fed with segment ids: the family has them and the model has a table for them (DeBERTa-v3's
     `type_vocab_size` is 0: its tokenizer emits ids that the model never reads)."""
-    config = model.config  # type: ignore[union-attr]
+    config = config_of(model)
     try:
         family = family_for(config.model_type)
     except MaskError:

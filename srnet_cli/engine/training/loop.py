@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -13,6 +13,11 @@ from srnet_cli.engine.debias.losses import TrainingLoss
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.distributed import gather_objects, group_rank_world, rank_share, rank_world
 from srnet_cli.engine.runs.faults import fault_point
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from srnet_cli.engine.runs.tracking import Tracker
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -29,9 +34,10 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: in
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW; biases and LayerNorm weights get no weight decay (the BERT recipe).
 
-    The fused kernel is ~4x faster than the default on CPU for a 22M-parameter model (measured: 12 ms vs 51 ms).
+    The fused kernel is several times faster than the default on CPU for a small model.
     """
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
@@ -46,7 +52,7 @@ def train_loop(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     *,
-    accelerator: Any,
+    accelerator: Accelerator,
     stream: Iterator[list[int]],
     max_steps: int,
     eval_every: int,
@@ -57,7 +63,7 @@ def train_loop(
     on_step: Callable[[int], None] | None = None,
     checkpoint_every: int | None = None,
     checkpoint_fn: Callable[[int], None] | None = None,
-    tracker: Any = None,
+    tracker: Tracker | None = None,
 ) -> None:
     """Train from `first_step` to `max_steps` (global step numbers) over batches drawn from `stream`.
 
@@ -85,7 +91,7 @@ def train_loop(
         optimizer.zero_grad(set_to_none=True)
         value = loss.item()
         running = 0.9 * running + 0.1 * value if step > first_step + 1 else value
-        lr = scheduler.get_last_lr()[0]
+        lr = float(scheduler.get_last_lr()[0])
         reporter.advance(1, loss=running, lr=lr)
         if tracker is not None:
             tracker.log({"train/loss": value, "train/lr": lr}, step)

@@ -15,9 +15,20 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedTokenizerBase
+
+    from srnet_cli.engine.data.batching import BatchStream
+
+from srnet_cli.engine.sparse.structure import config_of
+
+Log = Callable[[str], None]  # where progress lines go (print, or the CLI's console)
 
 WARMUP_STEPS = 8  # the untimed run before any timing
 ORIGINAL_PAD = 128  # run_glue.py pads every pair to --max_seq_length 128
@@ -92,13 +103,13 @@ def matmul_peak_flops(dtype: str = "fp32", sizes: tuple[int, ...] = (1024, 2048)
     return best_rate
 
 
-def training_flops(model: Any, real_tokens: int, squared_lengths: int) -> float:
+def training_flops(model: nn.Module, real_tokens: int, squared_lengths: int) -> float:
     """6 FLOPs per weight per real token for the linear layers (forward + backward), plus attention scores and
     values: 2·2·L·d·len² per example forward, times 3 (so Σ len² over examples, not (mean len)²)."""
     import torch
 
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
-    config = model.config
+    config = config_of(model)
     return 6 * linear * real_tokens + 12 * config.num_hidden_layers * config.hidden_size * squared_lengths
 
 
@@ -106,7 +117,7 @@ def training_flops(model: Any, real_tokens: int, squared_lengths: int) -> float:
 @dataclass
 class Setup:
     model_path: str
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     labels: tuple[str, ...]
 
 
@@ -197,7 +208,7 @@ def srnet_train(
 class _Recording:
     """Passes batches through and remembers them (to count real and padded tokens); starts the clock."""
 
-    def __init__(self, stream: Any, seen: list[list[int]], clock: StepClock) -> None:
+    def __init__(self, stream: BatchStream, seen: list[list[int]], clock: StepClock) -> None:
         self.stream, self.seen, self.clock = stream, seen, clock
 
     def __iter__(self) -> _Recording:
@@ -265,7 +276,7 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
     return {"seconds_per_step": clock.seconds_per_step()}
 
 
-def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int, bf16: bool = False) -> dict:
+def srnet_predict(setup: Setup, model: nn.Module, examples: list[Any], batch: int, bf16: bool = False) -> dict:
     import torch
 
     from srnet_cli.engine.data.batching import encode
@@ -279,7 +290,7 @@ def srnet_predict(setup: Setup, model: Any, examples: list[Any], batch: int, bf1
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
-def original_predict(setup: Setup, model: Any, examples: list[Any]) -> dict:
+def original_predict(setup: Setup, model: nn.Module, examples: list[Any]) -> dict:
     """The original evaluation: file order, batch 8, every pair padded to 128."""
     import torch
 
@@ -299,7 +310,7 @@ def original_predict(setup: Setup, model: Any, examples: list[Any]) -> dict:
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
-def trainer_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -> dict:
+def trainer_predict(setup: Setup, model: nn.Module, examples: list[Any], batch: int) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
@@ -324,14 +335,14 @@ def trainer_predict(setup: Setup, model: Any, examples: list[Any], batch: int) -
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
-def _sized_model(base: str, tokenizer: Any, hidden: int, layers: int, where: Path) -> str:
+def _sized_model(base: str, tokenizer: PreTrainedTokenizerBase, hidden: int, layers: int, where: Path) -> str:
     """A randomly initialised BERT of the given size with the base model's tokenizer (for the size sweep)."""
     import torch
     from transformers import AutoConfig, BertConfig, BertForSequenceClassification
 
     vocab = AutoConfig.from_pretrained(base).vocab_size
     heads = max(2, hidden // 64)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=vocab,
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -402,7 +413,7 @@ def run_bench(
     eval_examples: int = 2000,
     sizes: bool = True,
     memory: bool = True,
-    log: Any = print,
+    log: Log = print,
     bf16: bool | None = None,
     peak_sizes: tuple[int, ...] = (1024, 2048),
 ) -> dict:
@@ -459,7 +470,7 @@ def run_bench(
 
 
 def _training_phase(
-    setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Any, peak_sizes: tuple[int, ...]
+    setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Log, peak_sizes: tuple[int, ...]
 ) -> dict:
     """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and (where the CPU runs it
     natively) bf16, and srnet mask-train; every timing is one epoch over the same examples. A skipped bf16 timing
@@ -524,7 +535,7 @@ def _training_phase(
     return dense
 
 
-def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -> None:
+def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Log) -> None:
     log(
         "evaluate: srnet" + (" (fp32, bf16)" if out["bf16"] else "") + ", original settings (batch 8, padding 128), "
         "Trainer.predict"
@@ -539,7 +550,7 @@ def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Any) -
     }
 
 
-def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int, log: Any) -> dict:
+def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int, log: Log) -> dict:
     """Examples/s of a tiny and a BERT-base-sized random model beside the benchmarked one."""
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:
