@@ -67,11 +67,19 @@ def check_pin(got: Got, size: int | None, sha256: str | None, what: str, hint: s
         raise FetchError(f"{what} has size {got.size}, expected {size} (sha256 {got.sha256})", hint)
 
 
-def download(url: str, dest: Path, size: int | None, sha256: str | None, hint: str, timeout: float = TIMEOUT_S) -> Got:
-    """Download `url` to `dest` through a temporary file; any failure removes the temporary file and raises
-    FetchError naming the source and the file."""
+def download(
+    url: str,
+    dest: Path,
+    size: int | None,
+    sha256: str | None,
+    hint: str,
+    origin: str | None = None,
+    timeout: float = TIMEOUT_S,
+) -> Got:
+    """Download `url` (a copy of `origin`, when a mirror serves it) to `dest` through a temporary file; any failure
+    removes the temporary file and raises FetchError naming the source and the file."""
     part = temp_name(dest)
-    what = f"{dest.name} from {url}"
+    what = f"{dest.name} from {origin or url}" + (f" (via {url})" if origin and origin != url else "")
     try:
         got = _stream(url, part, what, hint, timeout)
         check_pin(got, size, sha256, what, hint)

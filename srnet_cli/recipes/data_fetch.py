@@ -184,7 +184,7 @@ def _obtain(plan: Plan, source: ds.Source, dest: Path) -> Got:
     else:
         url = mirrored(source.url, plan.mirror)
         plan.log(f"downloading {url}")
-        got = download(url, dest, source.size, source.sha256, hint)
+        got = download(url, dest, source.size, source.sha256, hint, origin=source.url)
         plan.files[source.dest] = "downloaded"
     plan.record[source.dest] = {"sha256": got.sha256, "size": got.size, "from": source.url}
     return got
