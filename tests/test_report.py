@@ -100,7 +100,17 @@ def test_method_names():
         == "mask-train poe (pre-trained)"
     )
     assert (
-        method_of(_typed({"command": "mask-train", "loss": "ce", "data": {"ood_train": {"hans_train": 5}}, "seed": 1, "task": "mnli"}))
+        method_of(
+            _typed(
+                {
+                    "command": "mask-train",
+                    "loss": "ce",
+                    "data": {"ood_train": {"hans_train": 5}},
+                    "seed": 1,
+                    "task": "mnli",
+                }
+            )
+        )
         == "mask-train ce + OOD data"
     )
     assert method_of(_typed({"command": "retrain", "loss": "poe", "seed": 1, "task": "mnli"})) == "retrain poe"

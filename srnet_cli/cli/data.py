@@ -1,16 +1,20 @@
-"""`srnet data synth`."""
+"""`srnet data synth` and `srnet data fetch`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, require_out, stdout
+from srnet_cli.cli.common import JsonOpt, OutOpt, OverwriteOpt, emit, require_out, stderr, stdout
 from srnet_cli.engine.data.tasks import TASKS
 from srnet_cli.errors import UsageError
 
-app = typer.Typer(help="Built-in benchmarks in the upstream file formats.", no_args_is_help=True)
+app = typer.Typer(
+    help="The paper's data (fetch) or built-in benchmarks (synth), in the upstream file formats.", no_args_is_help=True
+)
 
 
 def _summary(info: dict) -> None:
@@ -63,3 +67,44 @@ def synth(
     challenge = hans_per_subcase if task == "nli" else challenge_size
     spec = data_synth.make_spec(task, train_size, dev_size, challenge, seed, shortcut)
     emit(data_synth.run(task, require_out(out, "data synth"), spec, overwrite), json_, _summary)
+
+
+def _fetched(info: dict) -> None:
+    for rel, what in info["files"].items():
+        stdout.print(f"{info['out']}/{rel}  {what}", highlight=False)
+    stdout.print(f"next: {info['next']}", highlight=False)
+
+
+@app.command("fetch")
+def fetch(
+    task: Annotated[str, typer.Option("--task", help="mnli (+ HANS), qqp (+ PAWS), fever (+ Symmetric), all.")] = "all",
+    out: Annotated[Path | None, typer.Option("--out", help="Data directory to fill (pass it as --data-dir).")] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option("--mirror", help="Base URL holding the files as URL/host/path (default: $SRNET_DATA_MIRROR)."),
+    ] = None,
+    source_dir: Annotated[
+        Path | None,
+        typer.Option("--source-dir", help="Folder with files already downloaded (MNLI.zip, HANS .txt, ...): verified."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Download again and replace files already there.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Download MNLI/HANS, QQP/PAWS and FEVER/FEVER-Symmetric, check each file's SHA-256, write the data layout.
+
+    Example: srnet data fetch --task mnli --out data/real
+    """
+    import os
+
+    from srnet_cli.engine.data.download import MIRROR_ENV
+    from srnet_cli.recipes import data_fetch
+
+    def log(message: str) -> None:
+        stderr.print(f"fetch: {escape(message)}", highlight=False)
+
+    info = data_fetch.run(
+        task, require_out(out, "data fetch"), force, mirror or os.environ.get(MIRROR_ENV) or None, source_dir, log
+    )
+    for notice in info["notices"]:
+        stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+    emit(info, json_, _fetched)

@@ -407,13 +407,12 @@ def _hub_offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-# (task, split) -> (dataset, config, hub split); sets not on the hub (PAWS-qqp, FEVER) need --data-dir
+# (task, split) -> (dataset, config, hub split); sets not on the hub (HANS: its hub copy is a dataset script, which
+# `datasets` 4 refuses; PAWS-qqp, FEVER) need --data-dir, and `srnet data fetch` makes one
 HUB_SPLITS = {
     ("mnli", "train"): ("nyu-mll/glue", "mnli", "train"),
     ("mnli", "dev_matched"): ("nyu-mll/glue", "mnli", "validation_matched"),
     ("mnli", "dev_mismatched"): ("nyu-mll/glue", "mnli", "validation_mismatched"),
-    ("mnli", "hans"): ("jhu-cogsci/hans", None, "validation"),
-    ("mnli", "hans_train"): ("jhu-cogsci/hans", None, "train"),
     ("qqp", "train"): ("nyu-mll/glue", "qqp", "train"),
     ("qqp", "dev"): ("nyu-mll/glue", "qqp", "validation"),
     ("qqp", "paws_wiki"): ("google-research-datasets/paws", "labeled_final", "test"),
@@ -422,11 +421,16 @@ HUB_SPLITS = {
 
 
 def _from_hub(task: str, split: str, missing: Path) -> Dataset:
-    hint = f"run `srnet data synth --task {SYNTH[task]} --out D` and pass --data-dir D, or put the original files there"
+    """Without --data-dir every set must come from the hub: one that cannot is a DataError, not a MissingDataError,
+    so that a run stops before training instead of listing the set as missing."""
+    hint = f"run `srnet data fetch --task {task} --out D` and pass --data-dir D (README: 'Get the real data')"
     if (task, split) not in HUB_SPLITS:
-        raise MissingDataError(f"{missing} is not on the datasets hub, and no --data-dir was given", hint)
+        raise DataError(
+            f"{split} ({missing}) is not on the datasets hub and no --data-dir was given",
+            f"{hint}; or leave the set out with --sets",
+        )
     if _hub_offline():
-        raise MissingDataError(
+        raise DataError(
             f"no --data-dir given and the hub is disabled (HF_HUB_OFFLINE), so {missing} is unavailable", hint
         )
     name, config, hub_split = HUB_SPLITS[(task, split)]
@@ -435,7 +439,7 @@ def _from_hub(task: str, split: str, missing: Path) -> Dataset:
 
         ds = load_dataset(name, config, split=hub_split) if config else load_dataset(name, split=hub_split)
     except Exception as exc:
-        raise MissingDataError(
+        raise DataError(
             f"{missing} unavailable: no --data-dir given and the hub download failed ({type(exc).__name__})", hint
         ) from exc
     return dataset_from_hub_rows(split, ds, task)
