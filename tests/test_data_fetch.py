@@ -354,10 +354,9 @@ def test_hans_without_data_dir_is_an_error_naming_data_fetch(monkeypatch):
 
 
 def test_without_data_dir_a_set_off_the_hub_stops_the_run_before_training(monkeypatch):
-    from srnet_cli.engine.context import NullReporter
-    from srnet_cli.engine.tasks import task_spec
-
     from srnet_cli.engine.data.readers import Dataset, Example
+    from srnet_cli.engine.data.tasks import task_spec
+    from srnet_cli.engine.runs.context import NullReporter
     from srnet_cli.recipes import common
 
     real = common.load_split

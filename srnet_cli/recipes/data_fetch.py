@@ -101,7 +101,7 @@ def _known(plan: Plan, rel: str, source: ds.Source | None) -> bool:
 
 def _check_existing(plan: Plan, sources: list[ds.Source]) -> None:
     """A file in the way that srnet did not write (or that changed since) is the user's: refused unless --force."""
-    layout = [(rel, s) for s in sources for rel in _products(s)]
+    layout: list[tuple[str, ds.Source | None]] = [(rel, s) for s in sources for rel in _products(s)]
     layout += [(s.dest, s) for s in sources if s.members]
     if any(s.name == ds.PAWS_QQP_INDEX for s in sources):
         layout += [(dest, None) for _, dest in ds.PAWS_QQP_OUTPUTS]
