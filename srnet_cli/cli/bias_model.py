@@ -42,15 +42,11 @@ def _table(results: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"bias model · {results['task']} · {results['kind']}", title_justify="left")
-    extra = {
-        "mnli": [("entailed %", "entailed_acc"), ("non-entailed %", "non_entailed_acc")],
-        "qqp": [("F1 %", "f1"), ("weighted F1 %", "weighted_f1")],
-        "fever": [("2-way acc %", "acc_2way")],
-    }[results["task"]]
-    for col in ("set", "acc %", *(c for c, _ in extra)):
+    extra = TASKS[results["task"]].breakdown
+    for col in ("set", "acc %", *(header for _, header in extra)):
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, m in results["metrics"].items():
-        cells = [m.get("acc"), *(m.get(key) for _, key in extra)]
+        cells = [m.get("acc"), *(m.get(key) for key, _ in extra)]
         table.add_row(name, *("-" if v is None else f"{100 * v:.1f}" for v in cells))
     stdout.print(table)
     if "seen_by_own_model" in results:

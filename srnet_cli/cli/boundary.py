@@ -14,6 +14,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import typer
@@ -60,7 +61,7 @@ def report_error(exc: SrnetError) -> None:
     report(exc.lines if isinstance(exc, PresetError) else [exc.message], exc.hint)
 
 
-def _unsafe(frame: Any) -> bool:
+def _unsafe(frame: FrameType | None) -> bool:
     """Inside an import or a finaliser, where a raised exception is lost or leaves a module half-made."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_code.co_name == "__del__":
@@ -72,7 +73,7 @@ def _unsafe(frame: Any) -> bool:
 _signals = {"pending": 0, "reported": False, "active": False}  # the signal stopping this run; reported; in a run
 
 
-def _on_signal(signum: int, frame: Any) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     """Stop the run with an exception that unwinds through the atomic writers. Python runs this handler between
     any two bytecodes, and some places lose an exception or break on it: a `__del__` prints and ignores it, and an
     import may swallow it (library `except:`) or be left half-initialised (numpy's lazy attributes then recurse

@@ -26,7 +26,7 @@ PresetOpt = Annotated[str | None, typer.Option("--preset", help="Shipped preset 
 TaskOpt = Annotated[str | None, typer.Option("--task", help="Task: mnli | qqp | fever.")]
 LossOpt = Annotated[str | None, typer.Option("--loss", help="Training loss: ce | poe | reweight | conf-reg.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="HF hub name, local model dir, or `minilm`.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data root holding MNLI/... (see README).")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data root holding MNLI/... (docs/reference.md).")]
 BiasOpt = Annotated[Path | None, typer.Option("--bias", help="Bias log-probs: srnet bias.json, original .npy or .pkl.")]
 TeacherOpt = Annotated[
     Path | None, typer.Option("--teacher", help="conf-reg teacher probs (`srnet evaluate --split train --save-probs`).")

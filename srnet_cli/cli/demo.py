@@ -108,7 +108,7 @@ def demo(
             "--workers",
             min=1,
             help="Stages run at a time, in worker processes sharing the CPU threads. Default: 2 on a CPU "
-            "(1.2-1.5x faster on 2 cores), 1 on a GPU. 1: one after another in this process.",
+            "(faster on 2 cores), 1 on a GPU. 1: one after another in this process.",
         ),
     ] = None,
     json_: JsonOpt = False,

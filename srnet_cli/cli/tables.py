@@ -7,28 +7,17 @@ from typing import Any
 from rich.table import Table
 
 from srnet_cli.cli.common import stdout
+from srnet_cli.engine.data.tasks import TASKS
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-# Columns after accuracy, per task: the breakdowns researchers report (metric key, header).
-EXTRA_COLUMNS = {
-    "mnli": [("entailed_acc", "entailed %"), ("non_entailed_acc", "non-entailed %")],
-    "qqp": [
-        ("f1", "F1 dup %"),
-        ("weighted_f1", "weighted F1 %"),
-        ("duplicate_acc", "dup %"),
-        ("non_duplicate_acc", "non-dup %"),
-    ],
-    "fever": [("acc_2way", "2-way acc %"), ("nei_predicted", "NEI predicted %")],
-}
+def _pct(value: object) -> str:
+    return f"{100 * value:.1f}" if isinstance(value, int | float) else "-"
 
 
 def metrics_table(results: dict[str, Any], title: str | None = None) -> None:
     metrics = results["metrics"]
-    extra = EXTRA_COLUMNS.get(results.get("task", "mnli"), [])
+    spec = TASKS.get(results.get("task", "mnli"))
+    extra = spec.breakdown if spec is not None else ()
     table = Table(title=title or f"{results['command']} · {results.get('model', '')}", title_justify="left")
     for col in ("set", "n", "acc %", *(header for _, header in extra)):
         table.add_column(col, justify="left" if col == "set" else "right")

@@ -7,7 +7,6 @@ from typing import Any, get_args
 
 from srnet_cli.cli.common import JsonOpt, stdout
 from srnet_cli.config.schema import LossKind
-from srnet_cli.engine.data.readers import SPLIT_FILES, SYNTH, TASK_DIRS
 from srnet_cli.engine.data.tasks import TASKS
 
 
@@ -25,9 +24,9 @@ def task_rows() -> list[dict[str, Any]]:
                 "selection_metrics": list(spec.selection_metrics),
                 "bias_kinds": list(spec.bias_kinds),
                 "losses": list(get_args(LossKind)),
-                "data_dir": TASK_DIRS[spec.name],
-                "files": {split: SPLIT_FILES[spec.name][split][0] for split in (*spec.id_splits, *spec.ood_sets)},
-                "built_in_benchmark": SYNTH[spec.name],
+                "data_dir": spec.folder,
+                "files": {split: spec.files[split].paths[0] for split in (*spec.id_splits, *spec.ood_sets)},
+                "built_in_benchmark": spec.synth,
             }
         )
     return rows

@@ -7,7 +7,11 @@ path of each command, a real run reads every key that is not declared here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from srnet_cli.config.schema import Section
+
 
 # keys that describe a preset rather than configure a run
 INFORMATIONAL = ("command", "description")
@@ -71,19 +75,19 @@ FLAGS = {
 }
 
 
-def no_effect(preset: Any, key: str) -> str | None:
+def no_effect(preset: Section, key: str) -> str | None:
     """Why `key` has no effect in `preset`, or None when it takes effect (or is not declared)."""
     rule = RULES.get(key)
     return rule(preset) if rule is not None else None
 
 
-def _value(obj: Any, dotted: str) -> Any:
+def _value(obj: object, dotted: str) -> object:
     for part in dotted.split("."):
         obj = getattr(obj, part, None) if obj is not None else None
     return obj
 
 
-def _default(preset: Any, dotted: str) -> Any:
+def _default(preset: Section, dotted: str) -> object:
     head, _, rest = dotted.partition(".")
     field = type(preset).model_fields.get(head)
     if field is None:
@@ -92,7 +96,7 @@ def _default(preset: Any, dotted: str) -> Any:
     return _value(default, rest) if rest else default
 
 
-def ineffective_settings(preset: Any) -> list[str]:
+def ineffective_settings(preset: Section) -> list[str]:
     """One line per key set to a non-default value where it has no effect."""
     lines = []
     for key in RULES:

@@ -109,9 +109,9 @@ def read_preset_file(path: Path) -> dict[str, Any]:
     try:
         return toml_loads(path.read_text(encoding="utf-8"))
     except NestingError as exc:
-        raise PresetError([f"{path}: {exc}"], "a preset holds flat TOML tables (README, 'Preset format')") from exc
+        raise PresetError([f"{path}: {exc}"], "a preset holds flat TOML tables (docs/reference.md)") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PresetError([f"{path}: invalid TOML: {exc}"], "fix the syntax (see README, 'Preset format')") from exc
+        raise PresetError([f"{path}: invalid TOML: {exc}"], "fix the syntax (docs/reference.md, presets)") from exc
     except OSError as exc:
         raise UsageError(f"cannot read preset {path}: {exc.strerror}", "check the path and its permissions") from exc
 

@@ -6,14 +6,27 @@ Every model forbids unknown keys, so a typo in a preset is an error, not a silen
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from srnet_cli.config.schedules import imp_level_count
 from srnet_cli.engine.data.tasks import LAYOUTS, TASKS  # plain task facts, no torch
 
-TaskName = Literal["mnli", "qqp", "fever"]
+
+def _known(kind: str, known: list[str]) -> AfterValidator:
+    """A name checked against the task definitions (engine/data/tasks.py), the one list of tasks and layouts."""
+
+    def check(name: str) -> str:
+        if name not in known:
+            raise ValueError(f"unknown {kind} {name!r}; use one of {', '.join(known)}")
+        return name
+
+    return AfterValidator(check)
+
+
+TaskName = Annotated[str, _known("task", list(TASKS))]
+LayoutName = Annotated[str, _known("layout", list(LAYOUTS))]
 LossKind = Literal["ce", "poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal"]
 LOSSES_NEEDING_BIAS = ("poe", "reweight", "conf-reg", "learned-mixin", "learned-mixin-h", "focal")
 
@@ -234,15 +247,14 @@ class EvaluatePreset(Section):
     )
     split: Literal["eval", "train"] = Field("eval", description="eval: ID dev + OOD sets; train: the training set")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
-        "no", description="autocast the forward passes (bf16 also on CPUs, where AMX runs it ~2x faster)"
+        "no",
+        description="autocast the forward passes (bf16 also on CPUs: native with AMX or AVX512-BF16)",
     )
     save_probs: str | None = Field(
         None, description="with split=train: write class probabilities by example id (the conf-reg teacher file)"
     )
     file: str | None = Field(None, description="evaluate this one file instead of the task's sets (with layout)")
-    layout: Literal["mnli", "hans", "qqp", "paws", "fever", "fever-sym"] | None = Field(
-        None, description="the upstream format of `file`"
-    )
+    layout: LayoutName | None = Field(None, description="the upstream format of `file`")
 
     @model_validator(mode="after")
     def _probs_of_train(self) -> EvaluatePreset:

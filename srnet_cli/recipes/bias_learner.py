@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srnet_cli.config.loader import dump_toml
 from srnet_cli.config.schema import BiasModelPreset, FinetunePreset
@@ -26,6 +26,11 @@ from srnet_cli.engine.runs.context import RunContext
 from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.errors import DataError
 from srnet_cli.recipes.results import RunResults
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from srnet_cli.engine.data.readers import Example
 
 
 def run(preset: BiasModelPreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:
@@ -139,7 +144,7 @@ def _train_one(preset: BiasModelPreset, model_path: str, ids_file: Path, ctx: Ru
     return finetune.run(FinetunePreset.model_validate(raw, strict=False), ctx)
 
 
-def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Any], device: str) -> Any:
+def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Example], device: str) -> np.ndarray:
     """Log-probabilities of `examples` under the saved model (autocast in the run's precision)."""
     import torch
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from srnet_cli.config.schema import FinetunePreset, TrainCfg
 from srnet_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    import torch
     from accelerate import Accelerator
     from torch import nn
 
@@ -44,7 +45,7 @@ def budget(preset: FinetunePreset, n_train: int) -> Budget:
 
 def prepare_optimizer(
     preset: FinetunePreset, model: nn.Module, accelerator: Accelerator, plan: Budget
-) -> tuple[Any, Any, Any]:
+) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW over the trainable parameters and the linear warm-up/decay schedule, prepared for the device."""
     from srnet_cli.engine.training.loop import adamw, linear_warmup_decay  # torch: not for --dry-run's steps_of
 

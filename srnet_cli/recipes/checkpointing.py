@@ -37,7 +37,7 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         meta: dict[str, Any],
-        tensors: dict[str, Any] | None = None,
+        tensors: dict[str, torch.Tensor] | None = None,
     ) -> None:
         rngs = gather_objects(resume.rng_state())
         if is_main(self.accelerator):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from srnet_cli.engine.data.readers import Dataset, load_split
 from srnet_cli.engine.data.tasks import TaskSpec
@@ -54,7 +55,7 @@ def load_eval_sets(
     return found
 
 
-def set_rows(dataset: Dataset) -> dict[str, Any]:
+def set_rows(dataset: Dataset) -> dict[str, JsonValue]:
     """What was read of one file: its data rows, the examples used, the rows skipped and where the first were."""
     return {
         "source": dataset.source,
@@ -65,6 +66,6 @@ def set_rows(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def data_report(datasets: list[Dataset], missing: list[str]) -> dict[str, Any]:
+def data_report(datasets: list[Dataset], missing: list[str]) -> dict[str, JsonValue]:
     """The `data.sets` / `data.missing` part of results.json."""
     return {"sets": {d.split or d.name: set_rows(d) for d in datasets}, "missing": list(missing)}

@@ -9,12 +9,13 @@ from typing import Any
 from srnet_cli.engine.data.synth_fact import SynthFactSpec, write_synth_fact
 from srnet_cli.engine.data.synth_nli import SynthNliSpec, write_synth_nli
 from srnet_cli.engine.data.synth_paraphrase import SynthParaphraseSpec, write_synth_paraphrase
+from srnet_cli.engine.data.tasks import TASKS
 from srnet_cli.engine.runs.files import prepare_out_dir, write_json
 
 Spec = SynthNliSpec | SynthParaphraseSpec | SynthFactSpec
 SPECS: dict[str, type[Spec]] = {"nli": SynthNliSpec, "paraphrase": SynthParaphraseSpec, "fact": SynthFactSpec}
 WRITERS = {"nli": write_synth_nli, "paraphrase": write_synth_paraphrase, "fact": write_synth_fact}
-TASK_OF = {"nli": "mnli", "paraphrase": "qqp", "fact": "fever"}  # the srnet --task that reads each benchmark
+TASK_OF = {spec.synth: name for name, spec in TASKS.items()}  # the srnet --task that reads each benchmark
 
 
 def make_spec(

@@ -1,11 +1,9 @@
 """The stages of `srnet demo`, run one after another or in worker processes that split the CPU's threads.
 
 Two 1-thread processes side by side train more per second than one process on two threads, because the small
-matmuls, dropout and optimiser steps of the demo's model do not keep two threads busy. Measured on a MiniLM training
-step (batch 32 x 22 tokens), seconds per step on 2 threads / 1 thread / each of two 1-thread processes at once:
-0.59 / 0.82 / 0.77 in fp32 on a 2-core AVX2 EPYC (1.5x the throughput), 0.24 / 0.38 / 0.40 in bf16 and
-0.39 / 0.61 / 0.66 in fp32 on a 2-core AVX512-BF16 EPYC (1.2x). So the demo runs independent stages two at a time,
-each on its share of the threads, starting with the longest chain of work that waits on them.
+matmuls, dropout and optimiser steps of the demo's model do not keep two threads busy (the timings are in
+docs/measurements.md). So the demo runs independent stages two at a time, each on its share of the threads, starting
+with the longest chain of work that waits on them.
 
 A worker sends its progress to the parent over a queue; the parent writes it as `stage: message` lines (two live
 progress bars cannot share one terminal). Ctrl-C and SIGTERM reach the parent, which stops the workers and re-raises;
@@ -217,7 +215,7 @@ class QueueReporter:
         self.messages.put(("end", self.name, None))
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     return value.item() if hasattr(value, "item") else value  # a tensor scalar pickles slowly and drags torch in
 
 

@@ -96,7 +96,7 @@ def _datasets(preset: EvaluatePreset, task: TaskSpec, custom: Path | None, ctx: 
             datasets = [read_layout(custom, preset.layout, preset.data.strict)]
         except DataError as exc:  # the readers' hints speak of --data-dir; this file came from --file
             if "--data-dir" in exc.hint:
-                exc.hint = f"check --file: a {preset.layout} file in its upstream format (README 'Data layout')"
+                exc.hint = f"check --file: a {preset.layout} file in its upstream format (docs/reference.md)"
             raise
     elif preset.split == "train":
         datasets = [load_split(task.name, "train", _data_dir(preset), preset.data.strict)]

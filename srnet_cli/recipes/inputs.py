@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,9 +33,12 @@ from srnet_cli.recipes.common import load_eval_sets
 from srnet_cli.recipes.rundirs import check_resume_dir
 
 if TYPE_CHECKING:
+    import numpy as np
     from accelerate import Accelerator
     from torch import nn
     from transformers import PreTrainedTokenizerBase
+
+    from srnet_cli.engine.data.batching import Encoded
 
 
 @dataclass
@@ -43,8 +46,8 @@ class Inputs:
     task: TaskSpec
     train: Dataset
     eval_datasets: list[Dataset]
-    bias: Any  # numpy array of log-probs aligned with train.examples, or None
-    teacher: Any  # conf-reg: numpy array of teacher probabilities aligned with train.examples, or None
+    bias: np.ndarray | None  # log-probs aligned with train.examples
+    teacher: np.ndarray | None  # conf-reg: teacher probabilities aligned with train.examples
     paths: tuple[Path | str | None, ...]  # files this run reads: --overwrite must never delete them
     ood_train: list[Dataset] = field(default_factory=list)  # OOD training data added (upper-bound study)
     missing: list[str] = field(default_factory=list)  # OOD sets not found (listed as missing in the results)
@@ -55,7 +58,11 @@ def data_dir_of(preset: FinetunePreset) -> Path | None:
 
 
 def load_inputs(
-    preset: FinetunePreset, ctx: RunContext, overwrite: bool, extra: tuple[Any, ...] = (), resume: bool = False
+    preset: FinetunePreset,
+    ctx: RunContext,
+    overwrite: bool,
+    extra: tuple[Path | str | None, ...] = (),
+    resume: bool = False,
 ) -> Inputs:
     """Everything cheap: output dir, data, bias alignment, model availability. No model is loaded yet."""
     task = task_spec(preset.task)
@@ -134,7 +141,7 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     return Loaded(accelerator, tokenizer, model.to(accelerator.device), new_params)
 
 
-def encode_data(preset: FinetunePreset, inputs: Inputs, loaded: Loaded) -> tuple[Any, list[EvalSet]]:
+def encode_data(preset: FinetunePreset, inputs: Inputs, loaded: Loaded) -> tuple[Encoded, list[EvalSet]]:
     """Tokenise the training and evaluation data, and check the model can embed it: before `start_run` writes."""
     labels = inputs.task.labels
     index = {n: i for i, n in enumerate(labels)}

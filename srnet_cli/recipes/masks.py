@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.sparse.mask_io import MaskFile, load_mask_file
@@ -11,9 +11,11 @@ from srnet_cli.engine.sparse.structure import Structure, structure_of
 from srnet_cli.errors import MaskError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from srnet_cli.config.schema import MaskCfg
+    from srnet_cli.engine.sparse.masks import Masks
 
 
 def level_name(sparsity: float) -> str:
@@ -82,7 +84,7 @@ def describe_targets(structure: Structure, names: list[str]) -> str:
     )
 
 
-def inject_mask_file(model: nn.Module, mask_file: MaskFile, mask_cfg: MaskCfg, reporter: Reporter) -> dict[str, Any]:
+def inject_mask_file(model: nn.Module, mask_file: MaskFile, mask_cfg: MaskCfg, reporter: Reporter) -> Masks:
     """Apply a mask to a model being (re)trained. The classifier is new and dense unless `mask.include_classifier`
     (the paper retrains with `--mask_classifier false`)."""
     from srnet_cli.engine.sparse.masks import inject_named, sparsity_summary
@@ -108,7 +110,7 @@ def inject_mask_file(model: nn.Module, mask_file: MaskFile, mask_cfg: MaskCfg, r
     return masks
 
 
-def load_weights_into(model: nn.Module, weights: dict[str, Any], source: Path) -> None:
+def load_weights_into(model: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
     """Parameters stored with a mask (the random classifier of a pre-trained-model search)."""
     import torch
 
@@ -135,7 +137,7 @@ def masked_model(
     task_labels: tuple[str, ...],
     reporter: Reporter,
     use_trained: bool = False,
-) -> Any:
+) -> nn.Module:
     """A model with a mask applied for evaluation or baking. A mask searched on a pre-trained model carries the
     classifier it was searched with (and its label names): both are restored so the numbers are reproduced. A
     torch-pruned checkpoint (the original IMP's pytorch_model.bin) also holds the trained weights of the masked

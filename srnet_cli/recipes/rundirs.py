@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -36,7 +36,7 @@ def start_run(
     preset: FinetunePreset,
     ctx: RunContext,
     overwrite: bool,
-    paths: tuple[Any, ...],
+    paths: tuple[Path | str | None, ...],
     accelerator: Accelerator = None,
     resume_run: bool = False,
 ) -> Path:

@@ -83,7 +83,7 @@ def _read_rows(path: Path, required: list[str], label_col: str, labels: tuple[st
         if missing:
             raise DataError(
                 f"{path} has no column {missing[0]!r} (header: {' '.join(header[:12])})",
-                "use the upstream file unchanged (GLUE TSV, HANS .txt, PAWS .tsv; README 'Data layout')",
+                "use the upstream file unchanged (GLUE TSV, HANS .txt, PAWS .tsv; docs/reference.md, 'Data layout')",
             )
         for line_no, fields in enumerate(reader, start=2):
             if not fields or fields == [""]:
@@ -254,55 +254,21 @@ def read_fever(path: Path, split: str, strict: bool = False, symmetric: bool = F
 
 
 # ---------------------------------------------------------------------------------------------- file layout
-SYNTH = {"mnli": "nli", "qqp": "paraphrase", "fever": "fact"}  # the built-in benchmark of each task
-TASK_DIRS = {"mnli": "MNLI", "qqp": "QQP", "fever": "fever"}
-TRAIN_FILES = {"mnli": "train.tsv", "qqp": "train.tsv", "fever": "fever.train.jsonl"}
-# split -> candidate paths under the task directory (the first that exists is read)
-SPLIT_FILES: dict[str, dict[str, tuple[str, ...]]] = {
-    "mnli": {
-        "train": ("train.tsv",),
-        "dev_matched": ("dev_matched.tsv",),
-        "dev_mismatched": ("dev_mismatched.tsv",),
-        "hans": ("hans/heuristics_evaluation_set.txt",),
-        "hans_train": ("hans/heuristics_train_set.txt",),  # only for the OOD-data upper bound (--train-with)
-    },
-    "qqp": {
-        "train": ("train.tsv",),
-        "dev": ("dev.tsv",),
-        # srnet's names first, then the folders and files as google-research-datasets/paws releases them
-        "paws_qqp": ("paws_qqp/dev.tsv", "paws_qqp/dev_and_test.tsv", "paws_qqp/output/dev_and_test.tsv"),
-        "paws_wiki": (
-            "paws_wiki/test.tsv",
-            "paws_wiki_labeled_final/test.tsv",
-            "paws_wiki_labeled_final/final/test.tsv",
-        ),
-        "paws_qqp_train": ("paws_qqp/train.tsv", "paws_qqp/output/train.tsv"),
-        "paws_wiki_train": (
-            "paws_wiki/train.tsv",
-            "paws_wiki_labeled_final/train.tsv",
-            "paws_wiki_labeled_final/final/train.tsv",
-        ),
-    },
-    "fever": {
-        "train": ("fever.train.jsonl",),
-        "dev": ("fever.dev.jsonl",),
-        # srnet's names first, then TalSchuster/FeverSymmetric's release names (folders or the files themselves)
-        "fever_sym1": (
-            "sym1/test.jsonl",
-            "symmetric_v0.1/fever_symmetric_generated.jsonl",
-            "fever_symmetric_generated.jsonl",
-        ),
-        "fever_sym2": ("sym2/test.jsonl", "symmetric_v0.2/fever_symmetric_test.jsonl", "fever_symmetric_test.jsonl"),
-        "fever_sym2_dev": ("sym2/dev.jsonl", "symmetric_v0.2/fever_symmetric_dev.jsonl", "fever_symmetric_dev.jsonl"),
-    },
+# the layouts' readers and the hub's splits, from the task definitions
+HANS_SPLITS = frozenset(s for spec in TASKS.values() for s, f in spec.files.items() if f.layout == "hans")
+# the text columns of a layout's hub rows
+HUB_COLUMNS = {layout: ("premise", "hypothesis") for layout in ("mnli", "hans")} | {
+    "qqp": ("question1", "question2"),
+    "paws": ("sentence1", "sentence2"),
 }
-HANS_SPLITS = {"hans": SPLIT_FILES["mnli"]["hans"][0], "hans_train": SPLIT_FILES["mnli"]["hans_train"][0]}
+HUB_SPLITS = {(t, s): (h.dataset, h.config, h.split) for t, spec in TASKS.items() for s, h in spec.hub.items()}
 
 
 def task_dir(data_dir: Path, task: str) -> Path:
     """`DATA/MNLI` (product layout); a directory holding the train file itself (the original `--data_dir`) works too."""
-    sub = TASK_DIRS[task]
-    own = (data_dir / TRAIN_FILES[task]).is_file() and not (data_dir / sub).is_dir()
+    spec = TASKS[task]
+    sub = spec.folder
+    own = (data_dir / spec.files["train"].paths[0]).is_file() and not (data_dir / sub).is_dir()
     return data_dir if own else data_dir / sub
 
 
@@ -310,12 +276,17 @@ def mnli_dir(data_dir: Path) -> Path:
     return task_dir(data_dir, "mnli")
 
 
-def _read(task: str, split: str, path: Path, strict: bool) -> Dataset:
-    if task == "mnli":
-        return read_hans(path, strict, split) if split in HANS_SPLITS else read_mnli(path, split, strict)
-    if task == "qqp":
-        return read_qqp(path, split, strict) if split in ("train", "dev") else read_paws(path, split, strict)
-    return read_fever(path, split, strict, symmetric=split.startswith("fever_sym"))
+def _read(layout: str, path: Path, name: str, strict: bool) -> Dataset:
+    """One file in its upstream layout, as the set `name`."""
+    if layout == "mnli":
+        return read_mnli(path, name, strict)
+    if layout == "hans":
+        return read_hans(path, strict, name)
+    if layout == "qqp":
+        return read_qqp(path, name, strict)
+    if layout == "paws":
+        return read_paws(path, name, strict)
+    return read_fever(path, name, strict, symmetric=layout == "fever-sym")
 
 
 def load_split(task: str, split: str, data_dir: Path | None, strict: bool = False) -> Dataset:
@@ -323,16 +294,17 @@ def load_split(task: str, split: str, data_dir: Path | None, strict: bool = Fals
     hub if no data directory is given (never both: a typo in a path must not silently switch to other data)."""
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}", f"use --task {' | '.join(TASKS)}")
-    candidates = SPLIT_FILES[task][split]
+    spec = TASKS[task]
+    candidates = spec.files[split].paths
     if data_dir is None:
-        return _from_hub(task, split, missing=Path(TASK_DIRS[task]) / candidates[0])
+        return _from_hub(task, split, missing=Path(spec.folder) / candidates[0])
     base = task_dir(data_dir, task)
     path = next((base / rel for rel in candidates if (base / rel).is_file()), base / candidates[0])
     if not path.is_file():
-        hint = f"check --data-dir (README: 'Data layout'), or make data with `srnet data synth --task {SYNTH[task]}`"
+        hint = f"check --data-dir (docs/reference.md), or make data with `srnet data synth --task {spec.synth}`"
         raise MissingDataError(f"data file not found: {path}", hint)
     with touching(path):
-        return _read(task, split, path, strict)
+        return _read(spec.files[split].layout, path, split, strict)
 
 
 def read_layout(path: Path, layout: str, strict: bool = False) -> Dataset:
@@ -342,16 +314,7 @@ def read_layout(path: Path, layout: str, strict: bool = False) -> Dataset:
         raise MissingDataError(f"data file not found: {path}", "pass the path of one file to --file")
     name = f"file-{layout}"
     with touching(path):
-        if layout == "mnli":
-            data = read_mnli(path, name, strict)
-        elif layout == "hans":
-            data = read_hans(path, strict, name)
-        elif layout == "qqp":
-            data = read_qqp(path, name, strict)
-        elif layout == "paws":
-            data = read_paws(path, name, strict)
-        else:
-            data = read_fever(path, name, strict, symmetric=layout == "fever-sym")
+        data = _read(layout, path, name, strict)
     data.name = data.split = name
     if not data.examples:
         raise DataError(f"{path} has no usable rows for layout {layout}", "check --layout against the file")
@@ -362,7 +325,7 @@ def count_training_rows(task: str, data_dir: Path) -> tuple[int, Path] | None:
     """Data rows of the task's training file (header and blank lines not counted), without parsing them: what
     `--dry-run` needs to say how many steps an epoch is. None when the file is not there."""
     base = task_dir(data_dir, task)
-    path = next((base / rel for rel in SPLIT_FILES[task]["train"] if (base / rel).is_file()), None)
+    path = next((base / rel for rel in TASKS[task].files["train"].paths if (base / rel).is_file()), None)
     if path is None:
         return None
     with path.open("rb") as f:
@@ -407,19 +370,6 @@ def _hub_offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-# (task, split) -> (dataset, config, hub split); sets not on the hub (HANS: its hub copy is a dataset script, which
-# `datasets` 4 refuses; PAWS-qqp, FEVER) need --data-dir, and `srnet data fetch` makes one
-HUB_SPLITS = {
-    ("mnli", "train"): ("nyu-mll/glue", "mnli", "train"),
-    ("mnli", "dev_matched"): ("nyu-mll/glue", "mnli", "validation_matched"),
-    ("mnli", "dev_mismatched"): ("nyu-mll/glue", "mnli", "validation_mismatched"),
-    ("qqp", "train"): ("nyu-mll/glue", "qqp", "train"),
-    ("qqp", "dev"): ("nyu-mll/glue", "qqp", "validation"),
-    ("qqp", "paws_wiki"): ("google-research-datasets/paws", "labeled_final", "test"),
-    ("qqp", "paws_wiki_train"): ("google-research-datasets/paws", "labeled_final", "train"),
-}
-
-
 def _from_hub(task: str, split: str, missing: Path) -> Dataset:
     """Without --data-dir every set must come from the hub: one that cannot is a DataError, not a MissingDataError,
     so that a run stops before training instead of listing the set as missing."""
@@ -433,7 +383,8 @@ def _from_hub(task: str, split: str, missing: Path) -> Dataset:
         raise DataError(
             f"no --data-dir given and the hub is disabled (HF_HUB_OFFLINE), so {missing} is unavailable", hint
         )
-    name, config, hub_split = HUB_SPLITS[(task, split)]
+    hub = TASKS[task].hub[split]
+    name, config, hub_split = hub.dataset, hub.config, hub.split
     try:
         from datasets import load_dataset
 
@@ -449,9 +400,7 @@ def dataset_from_hub_rows(split: str, ds, task: str = "mnli") -> Dataset:
     """Convert hub rows to examples, mapping integer labels through the hub's own label *names*."""
     names = ds.features["label"].names if hasattr(ds, "features") else None
     labels = task_spec(task).labels
-    text_a, text_b = {"mnli": ("premise", "hypothesis"), "qqp": ("question1", "question2")}[task]
-    if split.startswith("paws"):
-        text_a, text_b = "sentence1", "sentence2"
+    text_a, text_b = HUB_COLUMNS[TASKS[task].files[split].layout]
     examples = []
     malformed: list[tuple[int, str]] = []
     for i, r in enumerate(ds):

@@ -1,5 +1,5 @@
 """Where `srnet data fetch` gets the paper's data, pinned by size and SHA-256, and how the original layout
-(README "Data layout") is made from it: plain files are placed as they are, archive members are extracted, and
+(docs/reference.md) is made from it: plain files are placed as they are, archive members are extracted, and
 PAWS-QQP is generated from QQP and Google's released index files.
 
 Pins come from published checksums (the `evidence` of each entry). An entry with `sha256=None` has none published

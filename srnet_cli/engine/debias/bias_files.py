@@ -19,16 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from srnet_cli.engine.data.readers import Dataset
-from srnet_cli.engine.data.tasks import HANS_LABELS
+from srnet_cli.engine.data.tasks import HANS_LABELS, TASKS
 from srnet_cli.errors import BiasFileError
 from srnet_cli.parsing import NestingError, json_loads
 
 FORMAT = "srnet-bias/1"
-NPY_COLUMNS = {
-    "mnli": ("contradiction", "entailment", "neutral"),
-    "fever": ("SUPPORTS", "REFUTES", "NOT ENOUGH INFO"),
-    "qqp": ("not_duplicate", "duplicate"),
-}
+# the label order of the original row-aligned arrays: the task's own (its processor order)
+NPY_COLUMNS = {name: spec.labels for name, spec in TASKS.items()}
 HINT = "make one with `srnet bias-model --task TASK --data-dir DATA --out BIAS`"
 PICKLE_HINT = "pass --allow-pickle if you trust the file (pickle can run code when loaded), or convert it to .npy/.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -93,7 +93,7 @@ def evaluate_sets(
     sets: list[EvalSet],
     labels: tuple[str, ...],
     batch_size: int,
-    device: Any,
+    device: torch.device | str,
     task: str,
     keep_logits: dict[str, torch.Tensor] | None = None,
     known: tuple[Metrics, Predictions] | None = None,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from srnet_cli.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
+    from accelerate import Accelerator
     from transformers import PreTrainedModel
 
 
@@ -48,15 +49,15 @@ def check_precision(device: str, mixed_precision: str) -> None:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16: oneDNN runs bf16 matmuls natively (measured 2.2 vs 0.3 TFLOP/s fp32 on 2 AMX cores).
-    Without them bf16 is emulated: measured 0.0008 vs 0.09 TFLOP/s fp32 at 1024^2 on an AVX2-only AMD EPYC."""
+    """AMX or AVX512-BF16: oneDNN runs bf16 matmuls natively, several times faster than fp32. Without them bf16
+    is emulated, orders of magnitude slower than fp32."""
     import torch
 
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, so looked up defensively
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def slow_precision_note(device: Any, mixed_precision: str) -> str | None:
+def slow_precision_note(device: torch.device | str, mixed_precision: str) -> str | None:
     """A one-line warning when bf16 is asked for on a CPU that can only emulate it (the run works, very slowly)."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
     if mixed_precision == "bf16" and on_cpu and not cpu_has_fast_bf16():
@@ -67,7 +68,7 @@ def slow_precision_note(device: Any, mixed_precision: str) -> str | None:
     return None
 
 
-def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
+def make_accelerator(device: str, mixed_precision: str = "no") -> Accelerator:
     """`auto` takes a GPU when there is one."""
     from accelerate import Accelerator
 
@@ -83,9 +84,9 @@ def make_accelerator(device: str, mixed_precision: str = "no") -> Any:
 
 
 def fit_attention(model: PreTrainedModel, device: torch.device | str, mixed_precision: str) -> PreTrainedModel:
-    """bf16 on a CPU: eager attention instead of SDPA. PyTorch's CPU flash-attention backward is ~7x slower in bf16
-    than in fp32 (47 vs 6.6 ms a call for MiniLM at batch 32 x 48 tokens: it made a bf16 training step slower than
-    fp32), while eager attention's matmuls run on AMX; eager bf16 steps measured 2.2x faster than fp32 SDPA ones."""
+    """bf16 on a CPU: eager attention instead of SDPA. PyTorch's CPU flash-attention backward is much slower in bf16
+    than in fp32 (it made a bf16 training step slower than an fp32 one), while eager attention's matmuls run on the
+    CPU's native bf16 units."""
     on_cpu = getattr(device, "type", str(device)) == "cpu"
     if on_cpu and mixed_precision == "bf16" and getattr(model.config, "_attn_implementation", "eager") != "eager":
         model.set_attn_implementation("eager")

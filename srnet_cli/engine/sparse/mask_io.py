@@ -14,7 +14,6 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -112,7 +111,7 @@ def _load_safetensors(path: Path) -> MaskFile:
     return MaskFile(masks, weights, meta)
 
 
-def _check_meta(meta: Any, path: Path) -> None:
+def _check_meta(meta: object, path: Path) -> None:
     """The `srnet` metadata is an object, and its `shapes` maps names to lists of non-negative integers."""
     if not isinstance(meta, dict):
         raise MaskError(f"{path}: its srnet metadata is a {type(meta).__name__}, not an object", "re-export the mask")

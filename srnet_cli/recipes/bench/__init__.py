@@ -15,16 +15,17 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from torch import nn
-    from transformers import PreTrainedTokenizerBase
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from srnet_cli.engine.data.batching import BatchStream
+    from srnet_cli.engine.data.readers import Example
 
 from srnet_cli.engine.sparse.structure import config_of
 
@@ -36,7 +37,7 @@ ORIGINAL_EVAL_BATCH = 8  # and evaluates with batch size 8
 
 
 # ------------------------------------------------------------------------------------------------------------ data
-def realistic_examples(n: int, seed: int) -> list[Any]:
+def realistic_examples(n: int, seed: int) -> list[Example]:
     """Built-in NLI pairs stretched to MNLI-like lengths: premise words ~ lognormal(median 19, σ 0.55), hypothesis
     ~ lognormal(median 9.5, σ 0.45), about 22 and 11 words on average as in MNLI's training set (premises are
     extended with further generated sentences; the label is irrelevant to speed)."""
@@ -72,11 +73,11 @@ class StepClock:
         self.begin: float | None = None
         self.times: list[float] = []
 
-    def start(self, *_: Any) -> None:
+    def start(self, *_: object) -> None:
         if self.begin is None:
             self.begin = time.perf_counter()
 
-    def tick(self, *_: Any) -> None:
+    def tick(self, *_: object) -> None:
         self.times.append(time.perf_counter())
 
     def seconds_per_step(self) -> float:
@@ -121,7 +122,7 @@ class Setup:
     labels: tuple[str, ...]
 
 
-def _fresh_model(setup: Setup) -> Any:
+def _fresh_model(setup: Setup) -> PreTrainedModel:
     import torch
 
     from srnet_cli.engine.training.models import load_for_task
@@ -132,7 +133,7 @@ def _fresh_model(setup: Setup) -> Any:
 
 
 def srnet_train(
-    setup: Setup, examples: list[Any], steps: int, batch: int, mask_train: bool = False, bf16: bool = False
+    setup: Setup, examples: list[Example], steps: int, batch: int, mask_train: bool = False, bf16: bool = False
 ) -> dict:
     """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW; `bf16`: autocast as
     `--mixed-precision bf16` runs it (with the eager attention `fit_attention` picks on a CPU)."""
@@ -153,11 +154,11 @@ def srnet_train(
         device = torch.device("cpu")
 
         @staticmethod
-        def backward(loss: Any) -> None:
+        def backward(loss: torch.Tensor) -> None:
             loss.backward()
 
         @staticmethod
-        def clip_grad_norm_(params: Any, norm: float) -> None:
+        def clip_grad_norm_(params: Iterable[torch.Tensor], norm: float) -> None:
             torch.nn.utils.clip_grad_norm_(params, norm)
 
     model = fit_attention(_fresh_model(setup), "cpu", "bf16" if bf16 else "no")
@@ -221,7 +222,9 @@ class _Recording:
         return batch
 
 
-def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, best: bool, bf16: bool = False) -> dict:
+def trainer_train(
+    setup: Setup, examples: list[Example], steps: int, batch: int, best: bool, bf16: bool = False
+) -> dict:
     """HF `Trainer`, configured like `run_glue.py` (pad to 128) or at its best (dynamic padding, group_by_length);
     `bf16`: `bf16=True`, with the same eager attention srnet uses in bf16 on a CPU, so that only the loop differs."""
     from datasets import Dataset
@@ -244,10 +247,10 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
     clock = StepClock()
 
     class Tick(TrainerCallback):
-        def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
+        def on_step_begin(self, *args: object, **kwargs: object) -> None:
             clock.start()
 
-        def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+        def on_step_end(self, *args: object, **kwargs: object) -> None:
             clock.tick()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -276,7 +279,7 @@ def trainer_train(setup: Setup, examples: list[Any], steps: int, batch: int, bes
     return {"seconds_per_step": clock.seconds_per_step()}
 
 
-def srnet_predict(setup: Setup, model: nn.Module, examples: list[Any], batch: int, bf16: bool = False) -> dict:
+def srnet_predict(setup: Setup, model: nn.Module, examples: list[Example], batch: int, bf16: bool = False) -> dict:
     import torch
 
     from srnet_cli.engine.data.batching import encode
@@ -290,7 +293,7 @@ def srnet_predict(setup: Setup, model: nn.Module, examples: list[Any], batch: in
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
-def original_predict(setup: Setup, model: nn.Module, examples: list[Any]) -> dict:
+def original_predict(setup: Setup, model: nn.Module, examples: list[Example]) -> dict:
     """The original evaluation: file order, batch 8, every pair padded to 128."""
     import torch
 
@@ -310,7 +313,7 @@ def original_predict(setup: Setup, model: nn.Module, examples: list[Any]) -> dic
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
-def trainer_predict(setup: Setup, model: nn.Module, examples: list[Any], batch: int) -> dict:
+def trainer_predict(setup: Setup, model: nn.Module, examples: list[Example], batch: int) -> dict:
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
@@ -470,7 +473,7 @@ def run_bench(
 
 
 def _training_phase(
-    setup: Setup, epoch: list[Any], steps: int, batch: int, out: dict, log: Log, peak_sizes: tuple[int, ...]
+    setup: Setup, epoch: list[Example], steps: int, batch: int, out: dict, log: Log, peak_sizes: tuple[int, ...]
 ) -> dict:
     """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and (where the CPU runs it
     natively) bf16, and srnet mask-train; every timing is one epoch over the same examples. A skipped bf16 timing
@@ -535,7 +538,7 @@ def _training_phase(
     return dense
 
 
-def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Log) -> None:
+def _evaluation_phase(setup: Setup, trained: nn.Module, n: int, out: dict, log: Log) -> None:
     log(
         "evaluate: srnet" + (" (fp32, bf16)" if out["bf16"] else "") + ", original settings (batch 8, padding 128), "
         "Trainer.predict"
@@ -550,7 +553,7 @@ def _evaluation_phase(setup: Setup, trained: Any, n: int, out: dict, log: Log) -
     }
 
 
-def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Any], steps: int, batch: int, log: Log) -> dict:
+def _size_phase(setup: Setup, model: str, dense: dict, epoch: list[Example], steps: int, batch: int, log: Log) -> dict:
     """Examples/s of a tiny and a BERT-base-sized random model beside the benchmarked one."""
     sizes = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -91,8 +91,8 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
 
 
 def _workers(spec: DemoSpec, device: str) -> tuple[int, int]:
-    """(stages at a time, torch threads each). Auto: two on a CPU with two or more threads (1.2-1.5x the training
-    throughput of one process on all of them, measured on 2-core CPUs: demo_pool), one on a GPU."""
+    """(stages at a time, torch threads each). Auto: two on a CPU with two or more threads (more training per
+    second than one process on all of them: demo_pool), one on a GPU."""
     import torch
 
     cores = torch.get_num_threads()
@@ -101,10 +101,9 @@ def _workers(spec: DemoSpec, device: str) -> tuple[int, int]:
 
 
 def _resolve_precision(spec: DemoSpec, device: str) -> DemoSpec:
-    """`auto`: bf16 on a CPU with native bf16 (AMX, AVX512-BF16), where autocast with eager attention ran training
-    steps ~1.9x and the demo's stages 1.4-1.6x faster than fp32 with the same findings on AMX, and the demo 1.55x
-    faster on AVX512-BF16, one finding at its bar apart (user guide, "bf16 against fp32"); fp32 on other CPUs
-    (emulated bf16 is ~100x slower) and on a GPU, as the paper.
+    """`auto`: bf16 on a CPU with native bf16 (AMX, AVX512-BF16), where autocast with eager attention runs the demo
+    faster than fp32 with the same findings (CHANGELOG.md, "bf16 against fp32"); fp32 on other CPUs (emulated bf16
+    is far slower) and on a GPU, as the paper.
     Checked here, before the benchmark and the bias model are written, not at the first training stage."""
     precision = spec.mixed_precision
     if precision == "auto":

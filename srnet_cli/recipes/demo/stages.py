@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from srnet_cli.config.loader import find_preset, read_preset_file, validate
+from srnet_cli.config.schema import BiasModelPreset, FinetunePreset
 from srnet_cli.engine.runs.context import Reporter, RunContext
 from srnet_cli.recipes import data_synth, finetune, imp, mask_train
 from srnet_cli.recipes.demo.spec import DEMO_TASKS, DemoSpec
@@ -29,7 +30,7 @@ class Stage:
     label: str  # the method, as the table names it
     start: str = "pretrained"  # "pretrained" or "finetune-ce" (the CE model's directory)
     sparsity: float | None = None
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overrides: Overrides = field(default_factory=dict)
     reported: bool = True  # the lottery-ticket search itself is not a row: its retrained mask is
     steps_factor: int = 1  # times the command's demo budget (steps or search_steps)
 
@@ -77,7 +78,7 @@ def _stages_b(spec: DemoSpec) -> list[Stage]:
     first = spec.sparsities[0]
     lt_search: Overrides = {"imp": {"rate": 0.1, "evaluate_levels": []}, "mask": {"sparsity": first}}
     # a PoE ticket retrained at the demo's lr 5e-5 never leaves the anti-bias stage in 200 steps; at 2e-4 it learns,
-    # slowly (MNLI-m 73 / 87 / 98 after 200 / 400 / 600 steps: user guide, section 3)
+    # slowly (the user guide, section 3)
     lt_mask: Overrides = {"mask": {"file": "b-lt-imp-poe", "sparsity": first}, "train": {"lr": spec.lt_retrain_lr}}
     out = [
         Stage(
@@ -165,7 +166,7 @@ def _stages_rest(spec: DemoSpec) -> list[Stage]:
     ]
 
 
-def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> Any:
+def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> FinetunePreset:
     """The shipped preset at demo scale: its loss, batch, clipping and search settings; fewer steps, 10% warm-up."""
     task = DEMO_TASKS[spec.task].task
     raw = read_preset_file(find_preset(stage.command, f"{stage.preset}-{task}"))
@@ -183,7 +184,7 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
     if stage.command == "mask-train":
         steps = spec.search_steps
         raw["train"]["lr"] = spec.mask_lr
-        raw["search"]["init"] = "soft"  # measured better than hard at this scale (README, "Subnetworks")
+        raw["search"]["init"] = "soft"  # measured better than hard at this scale (docs/reference.md, "Subnetworks")
         raw["mask"]["sparsity"] = stage.sparsity
     elif stage.command == "imp":
         # the lottery-ticket search only ranks pre-trained weights between rewinds: its mask is retrained after
@@ -200,10 +201,12 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
         raw.setdefault(section, {}).update(values)
     if stage.command == "retrain":
         raw["mask"]["file"] = str(out / raw["mask"]["file"])
-    return validate(stage.command, raw)
+    preset = validate(stage.command, raw)
+    assert isinstance(preset, FinetunePreset)  # every stage is a training command
+    return preset
 
 
-def _bias_preset(spec: DemoSpec, kind: str, data: Path) -> Any:
+def _bias_preset(spec: DemoSpec, kind: str, data: Path) -> BiasModelPreset:
     """The shipped learned-bias preset at demo scale (the shallow model's subset follows the data: its fraction,
     with its floor), the demo's lr, batch and precision."""
     raw = read_preset_file(find_preset("bias-model", f"{kind}-{DEMO_TASKS[spec.task].task}"))
@@ -213,7 +216,9 @@ def _bias_preset(spec: DemoSpec, kind: str, data: Path) -> Any:
         seed=spec.seed, lr=spec.lr, batch_size=spec.batch_size, checkpoint_every=0, mixed_precision=spec.mixed_precision
     )
     raw["eval"].update(every=10**6, batch_size=256)  # evaluated once, at the end
-    return validate("bias-model", raw)
+    preset = validate("bias-model", raw)
+    assert isinstance(preset, BiasModelPreset)
+    return preset
 
 
 RECIPES: dict[str, Callable[..., RunResults]] = {
@@ -231,7 +236,7 @@ def _job(stage: Stage, index: int, total: int, spec: DemoSpec, out: Path, data: 
     needs += [stage.overrides["mask"]["file"]] if "file" in stage.overrides.get("mask", {}) else []
     at = f" at {100 * stage.sparsity:.0f}%" if stage.sparsity is not None else ""
     heading = f"{index}/{total} {stage.section}: {stage.label}{at}"
-    return Job(stage.name, heading, stage.command, preset, out / stage.name, tuple(needs), preset.train.max_steps)
+    return Job(stage.name, heading, stage.command, preset, out / stage.name, tuple(needs), preset.train.max_steps or 0)
 
 
 def run_stage(job: Job, device: str, reporter: Reporter) -> RunResults:

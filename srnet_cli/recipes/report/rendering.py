@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from srnet_cli.engine.data.tasks import CHANCE, METRIC_NAMES
+from srnet_cli.engine.data.tasks import TASKS
 from srnet_cli.engine.runs.files import write_atomic
 from srnet_cli.recipes.report.grouping import REPORT_METRICS
 
@@ -118,9 +118,10 @@ def figure(rows: list[dict[str, Any]], task: str) -> Any:
         pad = max(2.0, 0.08 * (high - low))
         ax.set_ylim(max(0.0, low - pad), high + pad)  # every line inside the axes, none on its border
         ax.set_xlabel("sparsity: masked weights set to zero (%)")
-        ax.set_ylabel(METRIC_NAMES.get(metric, f"{metric} (%)"))
+        name = TASKS[task].metric_names.get(metric, f"{metric} (%)")
+        ax.set_ylabel(name)
         kind = "in-distribution" if metric == id_metric else "out-of-distribution"
-        ax.set_title(f"{METRIC_NAMES.get(metric, metric).removesuffix(' (%)')} ({kind})", fontsize=10)
+        ax.set_title(f"{name.removesuffix(' (%)')} ({kind})", fontsize=10)
         ax.grid(alpha=0.3)
     handles, labels = [], []
     for ax in axes:  # one legend entry per label, from whichever panel drew it
@@ -173,8 +174,9 @@ def _draw_references(ax: Any, task_rows: list[dict[str, Any]], metric: str) -> l
     for r, style in zip(full, REFERENCE_STYLES, strict=False):
         drawn.append(100 * r["metrics"][metric]["mean"])
         ax.axhline(drawn[-1], linewidth=1.2, label=display(r["method"]), **style)  # type: ignore[arg-type]
-    if metric in CHANCE:
-        drawn.append(100 * CHANCE[metric])
+    chance = TASKS[task_rows[0]["task"]].chance if task_rows else {}
+    if metric in chance:
+        drawn.append(100 * chance[metric])
         ax.axhline(
             drawn[-1], color="#bbbbbb", linewidth=2.5, alpha=0.7, zorder=0, label="chance (uniform random guess)"
         )
