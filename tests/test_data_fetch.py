@@ -357,7 +357,7 @@ def test_without_data_dir_a_set_off_the_hub_stops_the_run_before_training(monkey
     from srnet_cli.engine.data.readers import Dataset, Example
     from srnet_cli.engine.data.tasks import task_spec
     from srnet_cli.engine.runs.context import NullReporter
-    from srnet_cli.recipes import common
+    from srnet_cli.recipes import eval_data as common
 
     real = common.load_split
 

@@ -351,7 +351,7 @@ def test_a_signal_deferred_inside_an_import_stops_the_run_and_cleanup_is_not_cut
 
 def test_retrain_sparsity_picks_an_imp_level_or_is_refused(tmp_path):
     from srnet_cli.errors import MaskError
-    from srnet_cli.recipes.masks import resolve_mask_path
+    from srnet_cli.recipes.subnetworks import resolve_mask_path
 
     run = tmp_path / "mask-train-run"
     (run / "masks").mkdir(parents=True)

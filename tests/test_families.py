@@ -16,7 +16,7 @@ from srnet_cli.engine.runs.context import NullReporter
 from srnet_cli.engine.sparse.mask_io import load_mask_file
 from srnet_cli.engine.sparse.structure import FAMILIES, structure_of
 from srnet_cli.errors import MaskError
-from srnet_cli.recipes.masks import masked_model
+from srnet_cli.recipes.subnetworks import masked_model
 
 runner = CliRunner()
 FAST = ["--set", "train.batch_size=16", "--set", "train.warmup_steps=0", "--set", "eval.batch_size=64"]

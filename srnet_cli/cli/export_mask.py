@@ -45,7 +45,7 @@ def export_mask(
     """
     _check_flags(mask, sparsity, to, format_, bake, model, out, use_mask_weights)
     from srnet_cli.recipes import export_mask as recipe
-    from srnet_cli.recipes.masks import load_mask_input
+    from srnet_cli.recipes.subnetworks import load_mask_input
 
     if bake:
         from srnet_cli.cli.reporting import RichReporter

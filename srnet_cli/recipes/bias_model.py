@@ -29,7 +29,7 @@ from srnet_cli.engine.debias.clark_model import (
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json
 from srnet_cli.errors import DataError
-from srnet_cli.recipes.common import load_eval_sets
+from srnet_cli.recipes.eval_data import load_eval_sets
 
 DEFAULT_VECTORS = "model:minilm"
 

@@ -25,8 +25,8 @@ from srnet_cli.engine.training.models import (
     model_labels,
 )
 from srnet_cli.errors import DataError, ModelError
-from srnet_cli.recipes.common import data_report, load_eval_sets
-from srnet_cli.recipes.masks import load_mask_input, masked_model
+from srnet_cli.recipes.eval_data import data_report, load_eval_sets
+from srnet_cli.recipes.subnetworks import load_mask_input, masked_model
 
 
 def run(preset: EvaluatePreset, ctx: RunContext, overwrite: bool = False) -> dict[str, Any]:

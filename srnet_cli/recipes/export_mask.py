@@ -10,7 +10,7 @@ from srnet_cli.engine.runs.files import check_file_target
 from srnet_cli.engine.sparse.mask_io import MaskFile, save_bool_safetensors, save_mask_file, save_original_pt
 from srnet_cli.engine.sparse.masks import mask_sparsity, sparsity_summary
 from srnet_cli.errors import UsageError
-from srnet_cli.recipes.masks import load_mask_input, mask_labels
+from srnet_cli.recipes.subnetworks import load_mask_input, mask_labels
 
 Format = Literal["srnet", "bool", "original"]
 
@@ -82,7 +82,7 @@ def bake(
 
     from srnet_cli.engine.sparse.masks import masks_state, unwrap
     from srnet_cli.engine.training.models import load_tokenizer
-    from srnet_cli.recipes.masks import masked_model
+    from srnet_cli.recipes.subnetworks import masked_model
 
     tokenizer = load_tokenizer(model_name)
     model = masked_model(model_name, mask_path, mask_file, mask_labels(mask_file), reporter, use_mask_weights)

@@ -24,11 +24,11 @@ from srnet_cli.engine.training.models import load_classifier
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import encode_data, evaluation_sets, load_inputs, load_model
-from srnet_cli.recipes.masks import inject_mask_file, load_mask_input
 from srnet_cli.recipes.naming import search_name
 from srnet_cli.recipes.outputs import run_results
 from srnet_cli.recipes.results import RunResults, Sparsity
 from srnet_cli.recipes.run_io import RunIO, finish, open_run, train
+from srnet_cli.recipes.subnetworks import inject_mask_file, load_mask_input
 
 
 @dataclass

@@ -30,11 +30,11 @@ from srnet_cli.engine.training.loop import adamw, linear_warmup_decay
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget
-from srnet_cli.recipes.common import data_report, set_rows
+from srnet_cli.recipes.eval_data import data_report, set_rows
 from srnet_cli.recipes.inputs import encode_data, load_inputs, load_model
-from srnet_cli.recipes.masks import describe_targets, inject_targets, level_name
 from srnet_cli.recipes.results import ImpLevel, RunResults
 from srnet_cli.recipes.run_io import RunIO, finish, open_run, train
+from srnet_cli.recipes.subnetworks import describe_targets, inject_targets, level_name
 
 
 def levels(rate: float, final: float) -> list[float]:

@@ -29,7 +29,7 @@ from srnet_cli.engine.training.models import (
     load_tokenizer,
 )
 from srnet_cli.errors import DataError
-from srnet_cli.recipes.common import load_eval_sets
+from srnet_cli.recipes.eval_data import load_eval_sets
 from srnet_cli.recipes.rundirs import check_resume_dir
 
 if TYPE_CHECKING:

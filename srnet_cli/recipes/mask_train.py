@@ -38,10 +38,10 @@ from srnet_cli.recipes.inputs import (
     load_model,
     load_ood_train,
 )
-from srnet_cli.recipes.masks import describe_targets, inject_targets, load_weights_into
 from srnet_cli.recipes.outputs import run_results
 from srnet_cli.recipes.results import RunResults, Sparsity
 from srnet_cli.recipes.run_io import RunIO, finish, open_run, train
+from srnet_cli.recipes.subnetworks import describe_targets, inject_targets, load_weights_into
 
 
 @dataclass

@@ -16,7 +16,7 @@ from srnet_cli.engine.runs.distributed import is_main
 from srnet_cli.engine.runs.files import append_jsonl
 from srnet_cli.engine.runs.tracking import Tracker
 from srnet_cli.recipes.budget import Budget
-from srnet_cli.recipes.common import data_report, set_rows
+from srnet_cli.recipes.eval_data import data_report, set_rows
 from srnet_cli.recipes.inputs import Inputs
 from srnet_cli.recipes.results import RunResults
 
