@@ -175,6 +175,7 @@ FIRING = {
     "mask.file": ("imp", {"mask": {"file": "m.safetensors"}}),
     "mask.scope": ("retrain", {"mask": {"file": "m", "scope": "global"}}),
     "mask.include_pooler": ("retrain", {"mask": {"file": "m", "include_pooler": False}}),
+    "mask.include_classifier": ("imp", {"mask": {"granularity": "head", "include_classifier": True}}),
     "search.schedule_end": ("mask-train", {"search": {"schedule_end": 0.5}}),
     "search.ood_copies": ("mask-train", {"search": {"ood_copies": 3}}),
     "loss.entropy_weight": ("finetune", {"loss": {"kind": "learned-mixin", "bias": "b.json", "entropy_weight": 0.1}}),

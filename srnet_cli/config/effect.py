@@ -53,8 +53,25 @@ RULES: dict[str, Rule] = {
     ),
     "use_mask_weights": _unless(lambda p: p.mask_file is not None, "it applies to a mask file (--mask)"),
     "mask.file": _command("imp", "mask-train", why="imp and mask-train find a mask; mask.file is what retrain reads"),
-    "mask.scope": _command("retrain", why="retrain applies the mask file as it is"),
-    "mask.include_pooler": _command("retrain", why="retrain applies the mask file as it is"),
+    "mask.scope": lambda p: (
+        "retrain applies the mask file as it is"
+        if p.command == "retrain"
+        else "an N:M mask keeps N of every M weights of each row"
+        if p.mask.nm is not None
+        else None
+    ),
+    "mask.include_pooler": lambda p: (
+        "retrain applies the mask file as it is"
+        if p.command == "retrain"
+        else "heads and neurons are encoder units: the pooler stays dense"
+        if p.mask.structured
+        else None
+    ),
+    "mask.include_classifier": lambda p: (
+        "heads and neurons are encoder units: the classifier stays dense"
+        if p.command in ("imp", "mask-train") and p.mask.structured
+        else None
+    ),
     "search.schedule_end": _unless(
         lambda p: p.search.initial_sparsity is not None, "it shapes the gradual schedule (--initial-sparsity)"
     ),

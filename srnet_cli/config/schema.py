@@ -139,10 +139,28 @@ class EvalCfg(Section):
     )
 
 
+STRUCTURED = ("head", "neuron", "head+neuron")
+
+
+def parse_granularity(text: str) -> tuple[str, tuple[int, int] | None]:
+    """`weight`, a structured kind (head, neuron, head+neuron), or an N:M pattern such as `2:4` -> (kind, (N, M))."""
+    if text == "weight" or text in STRUCTURED:
+        return text, None
+    n, sep, m = text.partition(":")
+    if sep and n.isdigit() and m.isdigit() and 0 < int(n) < int(m):
+        return "n:m", (int(n), int(m))
+    raise ValueError(f"mask.granularity {text!r}: use weight, head, neuron, head+neuron or N:M (e.g. 2:4)")
+
+
 class MaskCfg(Section):
     """Which weights are masked and how sparse the subnetwork is."""
 
     sparsity: float = Field(0.5, ge=0, lt=1, description="target (final) sparsity of the masked matrices")
+    granularity: str = Field(
+        "weight",
+        description="what a mask removes: single weights (the paper), whole heads and/or FFN neurons "
+        "(head, neuron, head+neuron: a compact, faster model), or N of every M input weights (2:4)",
+    )
     scope: Literal["layer", "global"] = Field("layer", description="sparsity per matrix (paper) or over all of them")
     include_pooler: bool = Field(True, description="mask the pooler's dense layer (the paper does)")
     include_classifier: bool = Field(False, description="mask the classifier (the paper does in mask training)")
@@ -153,6 +171,24 @@ class MaskCfg(Section):
     leave_dense: list[str] = Field(
         default_factory=list, description="regexes of linear layers to leave dense that the structure map cannot place"
     )
+
+    @model_validator(mode="after")
+    def _granularity(self) -> MaskCfg:
+        _, nm = parse_granularity(self.granularity)
+        if nm is not None and abs(self.sparsity - (1 - nm[0] / nm[1])) > 1e-9:
+            raise ValueError(
+                f"an {self.granularity} mask keeps {nm[0]} of every {nm[1]} weights: its sparsity is "
+                f"{1 - nm[0] / nm[1]:g}, so pass --sparsity {1 - nm[0] / nm[1]:g}"
+            )
+        return self
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        return parse_granularity(self.granularity)[1]
+
+    @property
+    def structured(self) -> bool:
+        return self.granularity in STRUCTURED
 
 
 class ImpCfg(Section):
@@ -296,6 +332,11 @@ class ImpPreset(FinetunePreset):
     @model_validator(mode="after")
     def _levels_land_on_the_sparsity(self) -> ImpPreset:
         imp_level_count(self.imp.rate, self.mask.sparsity)
+        if self.mask.nm is not None and self.imp.rate != self.mask.sparsity:
+            raise ValueError(
+                f"an {self.mask.granularity} mask has one sparsity ({self.mask.sparsity:g}), so IMP prunes to it in "
+                f"one level: pass --set imp.rate={self.mask.sparsity:g}"
+            )
         return self
 
 
@@ -311,6 +352,11 @@ class MaskTrainPreset(FinetunePreset):
             raise ValueError(
                 f"search.initial_sparsity {initial} is above the final sparsity {self.mask.sparsity}: "
                 "the cubic schedule only prunes more over time"
+            )
+        if self.mask.nm is not None and initial is not None and initial != self.mask.sparsity:
+            raise ValueError(
+                f"an {self.mask.granularity} mask has one sparsity ({self.mask.sparsity:g}): no gradual schedule "
+                "(leave search.initial_sparsity unset)"
             )
         if self.search.train_with and self.loss.kind != "ce":
             raise ValueError("search.train_with (OOD training data) is used with --loss ce only, as in the paper")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.files import check_file_target
@@ -11,6 +11,9 @@ from srnet_cli.engine.sparse.mask_io import MaskFile, save_bool_safetensors, sav
 from srnet_cli.engine.sparse.masks import mask_sparsity, sparsity_summary
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes.subnetworks import load_mask_input, mask_labels
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 Format = Literal["srnet", "bool", "original"]
 
@@ -100,3 +103,104 @@ def bake(
     }
     write_json(out / "results.json", results)
     return results
+
+
+def compact(
+    mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter, use_mask_weights: bool = False
+) -> dict[str, Any]:
+    """A physically smaller model: the heads and neurons a structured mask removes are cut out of every matrix.
+    Its logits are checked against the masked model's before anything is written."""
+    import torch
+
+    from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json
+    from srnet_cli.engine.sparse.compact import cut, save_compact
+    from srnet_cli.engine.sparse.groups import build_groups
+    from srnet_cli.engine.sparse.masks import masks_state, unwrap
+    from srnet_cli.engine.sparse.structure import is_encoder_weight, structure_of
+    from srnet_cli.engine.training.models import check_model_available, load_tokenizer
+    from srnet_cli.recipes.subnetworks import masked_model
+
+    mask_path, mask_file = load_mask_input(mask_given, None)
+    assert mask_path is not None and mask_file is not None
+    check_out_dir(out, overwrite, (mask_path, model_name))
+    check_model_available(model_name)
+    tokenizer = load_tokenizer(model_name)
+    model = masked_model(model_name, mask_path, mask_file, mask_labels(mask_file), reporter, use_mask_weights).eval()
+    masks = masks_state(model)
+    outside = [k for k, m in masks.items() if not is_encoder_weight(k) and not bool(m.all())]
+    if outside:
+        raise UsageError(
+            f"the mask prunes {outside[0]}, which is not part of a head or neuron",
+            "a compact model removes whole heads and neurons: search with --set mask.granularity=head+neuron",
+        )
+    structure = structure_of(model)
+    index = build_groups(model, structure, "head+neuron")
+    keep = index.keep_of({k: masks[k] for k in index.rows})
+    summary = sparsity_summary(masks)
+    probe = torch.randint(5, int(getattr(model.config, "vocab_size", 100)), (2, 16))
+    with torch.no_grad():
+        before = model(input_ids=probe).logits
+        unwrap(model)
+        dense_params = sum(p.numel() for p in model.parameters())
+        layout = cut(model, structure, index, keep)
+        after = model(input_ids=probe).logits
+    gap = float((before - after).abs().max())
+    if gap > 1e-4:  # a slicing that does not reproduce the masked model is never written
+        raise UsageError(f"the cut model's logits differ from the masked model's by {gap:.2e}", "report this bug")
+    prepare_out_dir(out, overwrite, (mask_path, model_name))
+    meta = {"mask": str(mask_path), "model": model_name, "sparsity": summary["sparsity"]}
+    save_compact(cast("PreTrainedModel", model), tokenizer, out, layout, meta)
+    results = {
+        "command": "export-mask",
+        "compact": True,
+        "mask": str(mask_path),
+        "model": model_name,
+        "out": str(out),
+        "heads": list(layout.heads),
+        "neurons": list(layout.neurons),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dense_parameters": dense_params,
+        "stock_config": layout.stock,
+        "max_logit_difference": gap,
+        **summary,
+    }
+    write_json(out / "results.json", results)
+    return results
+
+
+def semi_structured_check(mask_file: MaskFile) -> dict[str, Any]:
+    """Whether every masked matrix holds an N:M pattern GPUs accelerate (2:4), exactly, and whether this machine
+    can convert it (`torch.sparse.to_sparse_semi_structured` needs a CUDA device)."""
+    import torch
+
+    from srnet_cli.engine.sparse.masks import is_nm
+
+    broken = [name for name, mask in mask_file.masks.items() if mask.dim() != 2 or not is_nm(mask, 2, 4)]
+    if broken:
+        raise UsageError(
+            f"{broken[0]} (and {len(broken) - 1} more) is not a 2:4 mask",
+            "search with --set mask.granularity=2:4 --sparsity 0.5",
+        )
+    if not torch.cuda.is_available():
+        raise UsageError(
+            "every matrix is exactly 2:4, but converting it needs a CUDA GPU "
+            "(torch.sparse.to_sparse_semi_structured) and this machine has none",
+            "run the same command on a GPU machine; bake the mask (--bake) for a dense checkpoint here",
+        )
+    return {"pattern": "2:4", "matrices": len(mask_file.masks), "cuda": torch.cuda.get_device_name(0)}
+
+
+def semi_structured(
+    mask_given: str, model_name: str, out: Path, overwrite: bool, reporter: Reporter, use_mask_weights: bool = False
+) -> dict[str, Any]:
+    """A 2:4 mask baked into a checkpoint whose weights convert to PyTorch's semi-structured format on a GPU; the
+    pattern is checked exactly, and the conversion done once, before the command reports success."""
+    from srnet_cli.engine.sparse.masks import to_semi_structured
+    from srnet_cli.engine.training.models import load_classifier
+
+    _, mask_file = load_mask_input(mask_given, None)
+    assert mask_file is not None
+    semi = semi_structured_check(mask_file)  # before anything is written
+    results = bake(mask_given, model_name, out, overwrite, reporter, use_mask_weights)
+    semi["converted"] = to_semi_structured(load_classifier(str(out)), sorted(mask_file.masks))
+    return results | {"semi_structured": semi}

@@ -25,7 +25,7 @@ from srnet_cli.engine.runs.files import save_model_atomic
 from srnet_cli.engine.runs.resume import SavedState, prefixed, unprefixed
 from srnet_cli.engine.sparse.mask_io import MaskFile, save_mask_file
 from srnet_cli.engine.sparse.masks import Masks, masks_state, sparsity_summary
-from srnet_cli.engine.sparse.pruning import apply_level, rewind, snapshot
+from srnet_cli.engine.sparse.pruning import Pattern, apply_level, rewind, snapshot
 from srnet_cli.engine.training.loop import adamw, linear_warmup_decay
 from srnet_cli.errors import UsageError
 from srnet_cli.recipes import rundirs
@@ -66,6 +66,7 @@ class ImpRun:
     interval: int  # steps per level
     wanted: set[float] | None  # the levels to evaluate (every level's mask is saved); None: all
     model: torch.nn.Module  # prepared for the device; replaced at every level (a new optimiser is prepared with it)
+    pattern: Pattern  # what a prune removes: weights, N:M blocks, heads and neurons
     rewind_to: dict[str, torch.Tensor] | None = None  # the weights surviving ones return to after each prune
     rows: list[ImpLevel] = field(default_factory=list)  # every evaluated level's sparsity and metrics
     start: int = 0  # first level to run
@@ -101,6 +102,7 @@ class ImpRun:
                         "command": "imp",
                         "loss": preset.loss.kind,
                         "rewind": self.rewind_mode,
+                        "granularity": self.pattern.name,
                         "level": level.sparsity_target,
                         "step": step,
                     },
@@ -179,12 +181,12 @@ def run(preset: ImpPreset, ctx: RunContext, overwrite: bool = False, resume: boo
     interval = level_interval(preset, plan.max_steps)
     loaded = load_model(preset, inputs, ctx)
     train_enc, eval_sets = encode_data(preset, inputs, loaded)
-    structure, names = inject_targets(loaded.model, preset.mask)
+    structure, names, pattern = inject_targets(loaded.model, preset.mask)
     io = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     rewind_to = snapshot(loaded.model) if preset.imp.rewind == "pretrained" else None
-    state = ImpRun(io, schedule, interval, wanted, loaded.model, rewind_to)
+    state = ImpRun(io, schedule, interval, wanted, loaded.model, pattern, rewind_to)
     ctx.reporter.log(
-        f"{describe_targets(structure, names)}; {len(schedule)} levels ({schedule[0]:.2f} to "
+        f"{describe_targets(structure, names, pattern)}; {len(schedule)} levels ({schedule[0]:.2f} to "
         f"{schedule[-1]:.2f}), {interval} steps each (t_total {plan.max_steps}), loss "
         f"{preset.loss.kind}, rewind {preset.imp.rewind}"
     )
@@ -239,7 +241,7 @@ def run_level(state: ImpRun, k: int) -> None:
     model = state.bare_model()
     fault_point("level")
     if not resumed:  # (a resumed level's weights and masks come from its saved state)
-        apply_level(model, state.schedule[k], preset.mask.scope)  # prune the smallest of the remaining weights
+        apply_level(model, state.schedule[k], preset.mask.scope, state.pattern)  # the smallest remaining ones
         if k > 0 and state.rewind_to is not None:
             rewind(model, state.rewind_to)  # surviving weights back to the saved values; pruned ones stay zero
     # A new optimiser per level (Adam moments reset); lr back to its peak, decaying over t_total, no warm-up, as in

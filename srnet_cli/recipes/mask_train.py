@@ -26,7 +26,7 @@ from srnet_cli.engine.runs.distributed import check_same_masks
 from srnet_cli.engine.runs.resume import prefixed, unprefixed
 from srnet_cli.engine.sparse.mask_io import MaskFile, MaskMeta, save_mask_file
 from srnet_cli.engine.sparse.masks import Masks, apply_masks, masks_state, sparsity_summary
-from srnet_cli.engine.sparse.pruning import init_scores, recalibrate
+from srnet_cli.engine.sparse.pruning import WEIGHTS, Pattern, init_scores, recalibrate
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import (
@@ -66,6 +66,7 @@ class SearchRun:
     initial: float  # the schedule's first sparsity (= the final one for a fixed search)
     target: float  # the sparsity the masks are recalibrated to now
     provenance: MaskMeta  # what every mask file of this search records of how it was found
+    pattern: Pattern = WEIGHTS  # what the masks are made of: weights, N:M blocks, heads and neurons
     first_step: int = 0
     best: BestMask = field(default_factory=BestMask)
 
@@ -90,7 +91,7 @@ class SearchRun:
         if step % self.recalibrate_every == 0 or (every_evaluation and step == self.io.plan.max_steps):
             mask, search = self.io.preset.mask, self.io.preset.search
             self.target = cubic_sparsity(step, self.io.plan.max_steps, self.initial, mask.sparsity, search.schedule_end)
-            recalibrate(self.bare_model(), self.target, mask.scope)
+            recalibrate(self.bare_model(), self.target, mask.scope, self.pattern)
 
     def evaluate(self, step: int) -> None:
         masks = masks_state(self.bare_model())
@@ -183,10 +184,12 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     plan = budget(preset, len(train_enc))  # a warm-up longer than the run is refused before writing
     initial = search.initial_sparsity if search.initial_sparsity is not None else mask_cfg.sparsity
     check_resets(search.recalibrate_every, plan.max_steps, initial, mask_cfg.sparsity, search.schedule_end)
-    targets, stored = make_searchable(preset, loaded, initial, log)
+    targets, stored, pattern = make_searchable(preset, loaded, initial, log)
     io = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     model, optimizer, scheduler = prepare_optimizer(preset, loaded.model, loaded.accelerator, plan)
-    state = SearchRun(io, model, optimizer, scheduler, stored, initial, initial, provenance(io, initial))
+    state = SearchRun(
+        io, model, optimizer, scheduler, stored, initial, initial, provenance(io, initial, pattern), pattern
+    )
     log.log(
         f"mask training: {targets} ({search.init} init, sparsity {schedule_name(initial, mask_cfg.sparsity)}, "
         f"threshold reset every {state.recalibrate_every} steps); {plan.max_steps} steps, loss {preset.loss.kind}, "
@@ -202,28 +205,31 @@ def run(preset: MaskTrainPreset, ctx: RunContext, overwrite: bool = False, resum
     return finish(io, results, plan.max_steps)
 
 
-def provenance(io: RunIO[MaskTrainPreset], initial: float) -> MaskMeta:
+def provenance(io: RunIO[MaskTrainPreset], initial: float, pattern: Pattern) -> MaskMeta:
     """What every mask file of this search records of how it was found."""
     preset = io.preset
     return {"source": str(io.out), "model": preset.model.name_or_path, "labels": list(io.inputs.task.labels),
             "command": "mask-train", "loss": preset.loss.kind, "pretrained": bool(io.loaded.new_params),
-            "ood_train": bool(preset.search.train_with), "initial_sparsity": initial}  # fmt: skip
+            "ood_train": bool(preset.search.train_with), "initial_sparsity": initial,
+            "granularity": pattern.name}  # fmt: skip
 
 
 def schedule_name(initial: float, final: float) -> str:
     return f"cubic {initial:.2f} -> {final:.2f}" if initial != final else f"fixed {final:.2f}"
 
 
-def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log: Reporter) -> tuple[str, set[str]]:
+def make_searchable(
+    preset: MaskTrainPreset, loaded: Loaded, initial: float, log: Reporter
+) -> tuple[str, set[str], Pattern]:
     """Masked layers with scores at the initial sparsity, every weight frozen (the classifier trainable with
     search.train_classifier); returns the masked layers and the parameters to store with the mask."""
     search, mask_cfg, model = preset.search, preset.mask, loaded.model
-    structure, names = inject_targets(model, mask_cfg)
+    structure, names, pattern = inject_targets(model, mask_cfg)
     for param in model.parameters():
         param.requires_grad_(False)
     if (gate := gate_of(model)) is not None:  # learned-mixin's gate is part of the loss, not of the subnetwork:
         gate.requires_grad_(True)  # it learns with the scores, as it does with the weights
-    init_scores(model, initial, search.init, mask_cfg.scope)
+    init_scores(model, initial, search.init, mask_cfg.scope, pattern)
     stored = set(loaded.new_params)
     if stored and search.select_after > 0:
         log.log(
@@ -237,7 +243,7 @@ def make_searchable(preset: MaskTrainPreset, loaded: Loaded, initial: float, log
             if name in head:
                 param.requires_grad_(True)
                 stored.add(name)
-    return describe_targets(structure, names), stored
+    return describe_targets(structure, names, pattern), stored, pattern
 
 
 def final_evaluation(state: SearchRun) -> RunResults:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from srnet_cli.config.schema import MaskCfg
     from srnet_cli.engine.sparse.masks import Masks
+    from srnet_cli.engine.sparse.pruning import Pattern
 
 
 def level_name(sparsity: float) -> str:
@@ -62,25 +63,39 @@ def model_structure(model: nn.Module, mask_cfg: MaskCfg) -> Structure:
     return structure_of(model, mask_cfg.family, tuple(mask_cfg.leave_dense))
 
 
-def inject_targets(model: nn.Module, mask_cfg: MaskCfg) -> tuple[Structure, list[str]]:
-    """Make the paper's matrices of any mapped family maskable (the pooler and the head as the preset says)."""
+def inject_targets(model: nn.Module, mask_cfg: MaskCfg) -> tuple[Structure, list[str], Pattern]:
+    """Make the paper's matrices of any mapped family maskable (the pooler and the head as the preset says; only
+    the encoder's matrices for heads and neurons), and the pattern its masks take (mask.granularity)."""
+    from srnet_cli.engine.sparse.groups import build_groups
     from srnet_cli.engine.sparse.masks import inject_masks
+    from srnet_cli.engine.sparse.pruning import WEIGHTS, Pattern
 
     structure = model_structure(model, mask_cfg)
-    names = inject_masks(model, structure.targets(mask_cfg.include_pooler, mask_cfg.include_classifier))
-    return structure, names
+    whole = not mask_cfg.structured
+    names = inject_masks(
+        model, structure.targets(mask_cfg.include_pooler and whole, mask_cfg.include_classifier and whole)
+    )
+    if mask_cfg.structured:
+        return structure, names, Pattern(groups=build_groups(model, structure, mask_cfg.granularity))
+    return structure, names, Pattern(nm=mask_cfg.nm) if mask_cfg.nm else WEIGHTS
 
 
-def describe_targets(structure: Structure, names: list[str]) -> str:
+def describe_targets(structure: Structure, names: list[str], pattern: Pattern | None = None) -> str:
     """`masked 13 linear layers (bert: 2 layers x 6 matrices, pooler, head)`, for the run's log."""
     extras = [
         part for part, group in (("pooler", structure.pooler), ("head", structure.head)) if set(group) & set(names)
     ]
     per_layer = len(structure.family.matrices)
     shared = f", shared by {structure.uses} layers" if structure.uses > 1 else ""
+    unit = ""
+    if pattern is not None and pattern.groups is not None:
+        kinds = pattern.groups.kinds
+        unit = f", whole {' and '.join(f'{kinds.count(k)} {k}s' for k in dict.fromkeys(kinds))}"
+    elif pattern is not None and pattern.nm is not None:
+        unit = f", {pattern.name} blocks"
     return (
         f"masked {len(names)} linear layers ({structure.family.name}: {len(structure.layers)} layers x {per_layer} "
-        f"matrices{shared}" + "".join(f", {e}" for e in extras) + ")"
+        f"matrices{shared}" + "".join(f", {e}" for e in extras) + unit + ")"
     )
 
 

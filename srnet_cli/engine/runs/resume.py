@@ -18,6 +18,7 @@ import torch
 
 from srnet_cli.engine.runs.faults import fault_point
 from srnet_cli.engine.runs.files import recover_dir, replace_dir, write_json
+from srnet_cli.engine.sparse.groups import GROUPS_MODULE
 from srnet_cli.engine.sparse.masks import masked_modules
 from srnet_cli.errors import RunDirError
 from srnet_cli.parsing import json_loads
@@ -134,10 +135,16 @@ def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     score threshold. Frozen weights are not stored: the command reloads them from its model."""
     tensors = {f"param.{n}": p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
     for name, module in masked_modules(model).items():
+        if module.grouped:
+            continue  # its mask is the expansion of the group scores', stored below
         if module.scores is None:
             tensors[f"mask.{name}"] = module.mask.detach().cpu().clone()
         else:
             tensors[f"threshold.{name}"] = module.threshold.detach().cpu().reshape(1).clone()
+    groups = getattr(model, GROUPS_MODULE, None)
+    if groups is not None:  # structured mask training: the group thresholds and the protected groups
+        tensors["groups.threshold"] = groups.threshold.detach().cpu().clone()
+        tensors["groups.protected"] = groups.protected.detach().cpu().clone()
     return tensors
 
 
@@ -153,6 +160,8 @@ def restore_model(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> N
                 modules[name].set_mask(value)
             elif kind == "threshold":
                 modules[name].threshold = value.reshape(()).to(modules[name].weight.device)
+            elif kind == "groups":
+                getattr(model, GROUPS_MODULE).get_buffer(name).copy_(value)
 
 
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -7,7 +7,10 @@ state dict, `save_pretrained` and optimiser parameter groups are unchanged. A mo
   While the weights train, the forward pass multiplies by the mask so pruned weights get no gradient and AdamW
   (zero moments, decoupled decay of zero) leaves them exactly zero; with frozen weights it is a plain `F.linear`;
 - learnable scores (mask training): a real-valued score per weight and a per-matrix threshold φ; the forward pass
-  uses `W ⊙ 1[score > φ]` with a straight-through estimator (Liu et al. 2022 §3.3; Zhao et al. 2020).
+  uses `W ⊙ 1[score > φ]` with a straight-through estimator (Liu et al. 2022 §3.3; Zhao et al. 2020). With an N:M
+  pattern the mask is instead the top-N scores of every M consecutive input weights of a row; with structured
+  groups (groups.py) it is the expansion of the model's group keep-vector, whose scores are shared by every
+  matrix a head or neuron spans.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srnet_cli.engine.sparse.groups import GroupScores
 from srnet_cli.engine.sparse.structure import is_encoder_weight
 from srnet_cli.errors import MaskError
 
@@ -37,12 +41,32 @@ class BinarizeSTE(torch.autograd.Function):
         return grad, None
 
 
+def nm_mask(values: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep the `n` largest of every `m` consecutive entries along each row (ties: the lower index)."""
+    rows, cols = values.shape
+    if cols % m:
+        raise MaskError(f"a matrix of {cols} input columns cannot hold an {n}:{m} pattern", f"use a multiple of {m}")
+    blocks = values.detach().reshape(rows, cols // m, m)
+    keep = torch.zeros_like(blocks, dtype=torch.bool)
+    keep.scatter_(-1, torch.topk(blocks, n, dim=-1, sorted=False).indices, True)
+    return keep.reshape(rows, cols)
+
+
+def is_nm(mask: torch.Tensor, n: int, m: int) -> bool:
+    """Whether every `m` consecutive weights of every row hold exactly `n` kept ones."""
+    rows, cols = mask.shape
+    return cols % m == 0 and bool((mask.reshape(rows, cols // m, m).sum(-1) == n).all())
+
+
 class MaskedLinear(nn.Linear):
-    """An `nn.Linear` whose weight is multiplied by a binary mask (see the module docstring for the two modes)."""
+    """An `nn.Linear` whose weight is multiplied by a binary mask (see the module docstring for the modes)."""
 
     mask: torch.Tensor
     scores: nn.Parameter | None
     threshold: torch.Tensor
+    nm: tuple[int, int] | None  # score mode with an N:M pattern instead of a threshold
+    group_rows: torch.Tensor | None  # group mode: the group of each output row / input column (-1: none)
+    group_cols: torch.Tensor | None
 
     def __init__(self, linear: nn.Linear) -> None:
         nn.Module.__init__(self)
@@ -52,30 +76,64 @@ class MaskedLinear(nn.Linear):
         self.register_buffer("mask", torch.ones_like(linear.weight, dtype=torch.bool), persistent=False)
         self.register_parameter("scores", None)
         self.register_buffer("threshold", torch.zeros((), dtype=torch.float32), persistent=False)
+        self.nm = None
+        self.group_rows = self.group_cols = None
+        self._groups: list[GroupScores] = []  # the model's group scores, held outside the module tree
 
     def set_mask(self, mask: torch.Tensor) -> None:
         """Fix the mask and zero the pruned weights in place."""
         self.scores = None
+        self.nm = None
+        self.group_rows = self.group_cols = None
+        self._groups = []
         self.mask = mask.to(device=self.weight.device, dtype=torch.bool).reshape(self.weight.shape)
         with torch.no_grad():
             self.weight.mul_(self.mask)
 
-    def set_scores(self, scores: torch.Tensor, threshold: float) -> None:
+    def set_scores(self, scores: torch.Tensor, threshold: float, nm: tuple[int, int] | None = None) -> None:
         """Switch to mask training: learnable scores, frozen weights (left untouched: the mask only multiplies)."""
         self.scores = nn.Parameter(scores.to(device=self.weight.device, dtype=torch.float32).clone())
         self.threshold = torch.tensor(float(threshold), device=self.weight.device)
+        self.nm = nm
+
+    def set_groups(self, groups: GroupScores, rows: torch.Tensor, cols: torch.Tensor) -> None:
+        """Switch to structured mask training: the mask is the expansion of `groups`' keep-vector."""
+        self.scores = None
+        self._groups = [groups]
+        self.group_rows, self.group_cols = rows.to(self.weight.device), cols.to(self.weight.device)
+
+    @property
+    def grouped(self) -> bool:
+        """In structured mask training: the mask is the model's group keep-vector, expanded."""
+        return bool(self._groups)
+
+    def _expanded(self, keep: torch.Tensor) -> torch.Tensor:
+        assert self.group_rows is not None and self.group_cols is not None
+        extended = torch.cat([keep, keep.new_ones(1)])
+        return extended[self.group_rows][:, None] * extended[self.group_cols][None, :]
 
     def current_mask(self) -> torch.Tensor:
+        if self._groups:
+            return self._expanded(self._groups[0].keep().to(torch.float32)) > 0
         if self.scores is not None:
+            if self.nm is not None:
+                return nm_mask(self.scores, *self.nm)
             return self.scores.detach() > self.threshold
         return self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._groups:
+            mask = self._expanded(self._groups[0].keep_ste())
+            return F.linear(x, self.weight * mask.to(self.weight.dtype), self.bias)
         if self.scores is None:
             if self.training and self.weight.requires_grad:
                 return F.linear(x, self.weight * self.mask, self.bias)
             return F.linear(x, self.weight, self.bias)  # pruned weights are already zero
-        mask = BinarizeSTE.apply(self.scores, self.threshold)
+        if self.nm is not None:
+            hard = nm_mask(self.scores, *self.nm).to(self.scores.dtype)
+            mask = hard + self.scores - self.scores.detach()  # straight through, as BinarizeSTE
+        else:
+            mask = BinarizeSTE.apply(self.scores, self.threshold)
         return F.linear(x, self.weight * mask.to(self.weight.dtype), self.bias)
 
 
@@ -193,3 +251,18 @@ def sparsity_summary(masks: Masks) -> dict[str, float | int]:
         "zeros": sum(s.zeros for s in layers),
         "layers": len(layers),
     }
+
+
+def to_semi_structured(model: nn.Module, names: list[str]) -> int:
+    """Convert the named (baked, 2:4) linear weights to PyTorch's semi-structured sparse format on a CUDA device,
+    in fp16, for sparse tensor-core matmuls; returns how many were converted."""
+    from torch.sparse import to_sparse_semi_structured
+
+    for name in names:
+        linear = model.get_submodule(name.removesuffix(".weight"))
+        assert isinstance(linear, nn.Linear)
+        weight = linear.weight.detach().to(device="cuda", dtype=torch.float16)
+        if not is_nm(weight != 0, 2, 4):
+            raise MaskError(f"{name} is not 2:4", "bake a 2:4 mask into the model first")
+        linear.weight = nn.Parameter(to_sparse_semi_structured(weight), requires_grad=False)
+    return len(names)

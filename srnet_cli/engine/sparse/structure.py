@@ -319,6 +319,9 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
     q = family.roles["query"]
     q_rows = _linear(modules[first["query"]]).out_features // q.parts
     num_heads = int(getattr(config, "num_attention_heads", 0) or 1)
+    # from the config, not the first layer's rows: a compact model's layers keep different numbers of heads
+    head_size = int(getattr(config, "attention_head_size", 0) or getattr(config, "hidden_size", 0) // num_heads)
+    head_size = head_size or q_rows // num_heads
     ffn = family.roles["ffn_in"]
     ffn_size = _linear(modules[first["ffn_in"]]).out_features // ffn.parts
     # ALBERT: each group's layers run num_hidden_layers / num_hidden_groups times
@@ -330,7 +333,7 @@ def structure_of(model: nn.Module, family_name: str | None = None, leave_dense: 
         tuple(heads),
         left,
         num_heads,
-        q_rows // num_heads,
+        head_size,
         ffn_size,
         uses,
     )

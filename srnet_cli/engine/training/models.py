@@ -135,6 +135,18 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    from srnet_cli.engine.sparse.compact import COMPACT_FILE, load_compact
+
+    compact = Path(resolve_model(name_or_path))
+    if (compact / COMPACT_FILE).is_file():  # a compact model's shapes come from its srnet_compact.json
+        model = load_compact(compact)
+        if labels is not None and len(labels) != model.config.num_labels:
+            raise ModelError(
+                f"{name_or_path} is a compact {model.config.num_labels}-class model; this task has {len(labels)}",
+                "use the compact model with the task it was fine-tuned on",
+            )
+        info: dict[str, list[str]] = {"missing_keys": [], "mismatched_keys": []}
+        return (model, info) if extra.get("output_loading_info") else model
     kwargs = dict(extra)
     if labels is not None:
         kwargs |= {
