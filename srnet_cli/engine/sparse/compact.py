@@ -43,13 +43,14 @@ class CompactLayout:
 
     family: str
     head_size: int
+    num_heads: int  # the config's heads per layer
     heads: tuple[int, ...]
     neurons: tuple[int, ...]
 
     @property
     def stock(self) -> bool:
         """Fits the family's stock config: no head removed, one FFN width."""
-        return len(set(self.neurons)) == 1 and all(h == self.heads[0] for h in self.heads)
+        return len(set(self.neurons)) == 1 and all(h == self.num_heads for h in self.heads)
 
 
 def _slice(linear: nn.Linear, rows: torch.Tensor, cols: torch.Tensor) -> nn.Linear:
@@ -107,7 +108,7 @@ def cut(model: nn.Module, structure: Structure, index: GroupIndex, keep: torch.T
                     setattr(module, attr, heads[-1])
             if isinstance(getattr(module, "all_head_size", None), int):
                 module.all_head_size = heads[-1] * structure.head_size
-    return CompactLayout(structure.family.name, structure.head_size, tuple(heads), tuple(neurons))
+    return CompactLayout(structure.family.name, structure.head_size, structure.num_heads, tuple(heads), tuple(neurons))
 
 
 def first_units(index: GroupIndex, layout: CompactLayout) -> torch.Tensor:
@@ -144,8 +145,8 @@ def read_layout(path: Path) -> CompactLayout | None:
         record = json.loads(file.read_text(encoding="utf-8"))
         if record.get("format") != FORMAT:
             raise ValueError(f"format {record.get('format')!r}")
-        return CompactLayout(record["family"], int(record["head_size"]), tuple(record["heads"]),
-                             tuple(record["neurons"]))  # fmt: skip
+        return CompactLayout(record["family"], int(record["head_size"]), int(record["num_heads"]),
+                             tuple(record["heads"]), tuple(record["neurons"]))  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise MaskError(f"{file} cannot be read ({exc})", "export the compact model again") from exc
 
