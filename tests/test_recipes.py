@@ -640,6 +640,11 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     with bench_cli.stdout.capture() as printed:  # the CLI's tables render a skipped bf16 column as "-"
         bench_cli._table(fp32)
     assert "bf16 skipped (no native bf16 on this CPU)" in printed.get() and "finetune: srnet" in printed.get()
+    assert "structured SRNets" in printed.get() and "compact 50%" in printed.get()
+    compact = fp32["structured"]["cpu"]
+    assert compact["0.70"]["params"] < compact["0.50"]["params"] < compact["0.30"]["params"] < compact["dense"]["params"]
+    assert compact["0.50"]["file_mb"] < compact["dense"]["file_mb"]
+    assert fp32["machine"]["torch"] and fp32["machine"]["compiled"] is False
 
 
 def test_fit_attention_switches_to_eager_only_for_bf16_on_cpu_and_keeps_the_logits(tiny_bert_dir):

@@ -17,7 +17,7 @@ def _table(result: dict) -> None:
     f, e = result["finetune"], result["evaluate"]
     table = Table(
         title=f"srnet bench · {result['model']} · {result['threads']} threads · batch {result['batch']} · "
-        f"mean pair {result['pair_tokens']['mean']:.0f} tokens",
+        f"mean pair {result['pair_tokens']['mean']:.0f} tokens · {_machine(result['machine'])}",
         title_justify="left",
     )
     for col in ("measure", "ratio", "target", ""):
@@ -62,6 +62,44 @@ def _table(result: dict) -> None:
     )
     for name, row in result.get("scaling_model_size", {}).items():
         stdout.print(f"size: {name}: {row['params'] / 1e6:.1f}M parameters, {row['examples_per_s']:.1f} examples/s")
+    if result.get("structured"):
+        _structured_table(result["structured"])
+
+
+def _machine(info: dict) -> str:
+    kinds = "/".join(info["cpu_kinds"]) or "no AVX2"
+    return f"{info['cpu']} ({kinds}), torch {info['torch']}, {'compiled' if info['compiled'] else 'eager'}"
+
+
+def _structured_table(structured: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="structured SRNets: compact models (head+neuron magnitude masks) against dense",
+                  title_justify="left")  # fmt: skip
+    for col in ("model", "sparsity", "params", "file MB", "pairs/s b32", "×", "pairs/s b1", "×", "train step s", "×"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, row in structured["cpu"].items():
+        dense = name == "dense"
+        table.add_row(
+            name if dense else f"compact {float(name):.0%}",
+            "0" if dense else f"{100 * row['sparsity']:.1f}%",
+            f"{row['params'] / 1e6:.1f}M",
+            f"{row['file_mb']:.1f}",
+            f"{row['inference_b32_pairs_per_s']:.1f}",
+            "" if dense else f"{row['speedup_b32']:.2f}",
+            f"{row['inference_b1_pairs_per_s']:.1f}",
+            "" if dense else f"{row['speedup_b1']:.2f}",
+            f"{row['train_step_s']:.3f}",
+            "" if dense else f"{row['train_speedup']:.2f}",
+        )
+    stdout.print(table)
+    gpu = structured.get("gpu_2_4")
+    stdout.print(
+        "2:4 on the GPU: not timed (no CUDA device)"
+        if gpu is None
+        else f"2:4 semi-structured on {gpu['device']} (fp16, batch 32): {gpu['semi_pairs_per_s']:.0f} against "
+        f"{gpu['dense_pairs_per_s']:.0f} pairs/s dense ({gpu['speedup']:.2f}x)"
+    )
 
 
 def _per_s(batch: int, seconds_per_step: float | None) -> float | None:
@@ -74,6 +112,10 @@ def bench(
     sizes: Annotated[
         bool, typer.Option("--sizes/--no-sizes", help="Also time a tiny and a BERT-base-sized model.")
     ] = True,
+    structured: Annotated[
+        bool,
+        typer.Option("--structured/--no-structured", help="Also time compact models cut at 30%, 50% and 70%."),
+    ] = True,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -84,4 +126,4 @@ def bench(
     from srnet_cli.recipes.bench import run_bench
 
     log = (lambda message: None) if quiet else (lambda message: stderr.print(f"bench: {message}", highlight=False))
-    emit(run_bench(model or "minilm", steps, sizes=sizes, log=log), json_, _table)
+    emit(run_bench(model or "minilm", steps, sizes=sizes, log=log, structured=structured), json_, _table)

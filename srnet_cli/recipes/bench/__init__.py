@@ -10,6 +10,7 @@ first (kernel set-up for the shapes seen). Lengths follow MNLI's pair-length dis
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from srnet_cli.recipes.bench.runners import (
     trainer_predict,
     trainer_train,
 )
+from srnet_cli.recipes.bench.structured import structured_phase
 from srnet_cli.recipes.bench.workload import ORIGINAL_PAD, WARMUP_STEPS, realistic_examples
 
 Log = Callable[[str], None]  # where progress lines go (print, or the CLI's console)
@@ -46,6 +48,7 @@ def run_bench(
     log: Log = print,
     bf16: bool | None = None,
     peak_sizes: tuple[int, ...] = (1024, 2048),
+    structured: bool = True,
 ) -> dict:
     """Every measurement, as one JSON-able dict; `log` gets a line per phase. `memory` measures peak RSS in fresh
     processes (slow to start), `sizes` times a tiny and a BERT-base-sized model. `bf16` (default: whether the CPU
@@ -68,6 +71,7 @@ def run_bench(
     ]
     out: dict[str, Any] = {
         "model": model,
+        "machine": machine(),
         "threads": torch.get_num_threads(),
         "batch": batch,
         "steps": steps,
@@ -95,6 +99,8 @@ def run_bench(
     }
     if sizes:
         out["scaling_model_size"] = _size_phase(setup, model, dense, examples[: steps * batch], steps, batch, log)
+    if structured:
+        out["structured"] = structured_phase(setup, log)
     out["ratios"] = ratios(out)
     return out
 
@@ -221,6 +227,10 @@ def ratios(out: dict) -> dict[str, float]:
         "evaluate_vs_trainer_predict": e["srnet_examples_per_s"] / e["trainer_predict_examples_per_s"],
         "training_flops_vs_matmul_peak": out["flops"]["training_achieved"] / out["flops"]["matmul_peak"],
     }
+    compact = (out.get("structured") or {}).get("cpu", {})
+    for level in ("0.50", "0.70"):
+        if level in compact:
+            every[f"compact_{level[2]}0_inference_vs_dense"] = compact[level]["speedup_b32"]
     if out["bf16"]:
         every |= {
             "finetune_bf16_vs_trainer_best_bf16": f["srnet_bf16_examples_per_s"]
@@ -244,4 +254,36 @@ TARGETS = {  # (target, True if higher is better)
     "evaluate_vs_trainer_predict": (1.2, True),
     "evaluate_bf16_vs_fp32": (1.0, True),
     "training_flops_vs_matmul_peak": (0.5, True),
+    "compact_50_inference_vs_dense": (1.8, True),  # batch 32, head+neuron magnitude masks
+    "compact_70_inference_vs_dense": (2.5, True),
 }
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on, so that numbers of different machines are never mixed."""
+    import platform
+
+    import torch
+
+    flags: set[str] = set()
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    kinds = [name for name, flag in (("AMX", "amx_bf16"), ("AVX512-BF16", "avx512_bf16"), ("AVX2", "avx2"))
+             if flag in flags]  # fmt: skip
+    return {
+        "cpu": model,
+        "cpu_kinds": kinds,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "compiled": False,  # srnet runs eager PyTorch (torch.compile measured no faster on these models)
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }

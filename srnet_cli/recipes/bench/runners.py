@@ -41,10 +41,17 @@ def fresh_model(setup: Setup) -> PreTrainedModel:
 
 
 def srnet_train(
-    setup: Setup, examples: list[Example], steps: int, batch: int, mask_train: bool = False, bf16: bool = False
+    setup: Setup,
+    examples: list[Example],
+    steps: int,
+    batch: int,
+    mask_train: bool = False,
+    bf16: bool = False,
+    model: nn.Module | None = None,
 ) -> dict:
     """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW; `bf16`: autocast as
-    `--mixed-precision bf16` runs it (with the eager attention `fit_attention` picks on a CPU)."""
+    `--mixed-precision bf16` runs it (with the eager attention `fit_attention` picks on a CPU); `model`: train this
+    one instead of a fresh copy of the setup's."""
     import contextlib
 
     import torch
@@ -69,7 +76,7 @@ def srnet_train(
         def clip_grad_norm_(params: Iterable[torch.Tensor], norm: float) -> None:
             torch.nn.utils.clip_grad_norm_(params, norm)
 
-    model = fit_attention(fresh_model(setup), "cpu", "bf16" if bf16 else "no")
+    model = model if model is not None else fit_attention(fresh_model(setup), "cpu", "bf16" if bf16 else "no")
     if mask_train:
         inject_masks(model, structure_of(model).targets(include_pooler=True, include_classifier=False))
         for param in model.parameters():
