@@ -222,6 +222,8 @@ STUDY_RUNS = [
     "c-mask-pt-poe-50",
     "ood-mask-ce-50",
     "gradual-mask-poe-50-60",
+    "s-mask-poe-50",
+    "s-retrain-poe-50",
 ]
 
 
@@ -240,20 +242,23 @@ def test_demo_stages_wait_for_their_inputs_and_the_longest_chain_starts_first():
     assert needs["a-mask-poe-60"] == needs["ood-mask-ce-50"] == needs["gradual-mask-poe-50-60"] == ("finetune-ce",)
     assert needs["b-retrain-lt-poe-50"] == ("b-lt-imp-poe",)
     assert needs["b-retrain-mask-poe-50-ce"] == ("a-mask-poe-50",)
-    # steps: lottery-ticket search 50 + its retrain 3 x 200; CE model 200 + PoE mask 100 + its retrain 200
+    assert needs["s-retrain-poe-50"] == ("finetune-ce", "s-mask-poe-50")
+    # steps: lottery-ticket search 50 + its retrain 3 x 200; CE model 200 + the structured search 100 + its retrain
+    # 2 x 200; the PoE mask of (a) 100 + its retrain 200
     priority = demo_pool.priorities(jobs)
-    assert priority["b-lt-imp-poe"] == 650 and priority["finetune-ce"] == 500 and priority["a-mask-poe-50"] == 300
-    assert priority["a-mask-ce-50"] == 100 and priority["c-mask-pt-poe-50"] == 300
+    assert priority["b-lt-imp-poe"] == 650 and priority["finetune-ce"] == 700 and priority["a-mask-poe-50"] == 300
+    assert priority["s-mask-poe-50"] == 500 and priority["a-mask-ce-50"] == 100 and priority["c-mask-pt-poe-50"] == 300
     pending, done, order = list(jobs), set(), []
     while pending:  # one worker, each job done as soon as it starts: the order a free worker takes them in
         job = demo_pool.next_ready(pending, done, priority)
         pending.remove(job)
         done.add(job.name)
         order.append(job.name)
-    assert order[:4] == ["b-lt-imp-poe", "b-retrain-lt-poe-50", "finetune-ce", "a-mask-poe-50"]
+    assert order[:6] == ["finetune-ce", "b-lt-imp-poe", "b-retrain-lt-poe-50", "s-mask-poe-50", "s-retrain-poe-50",
+                         "a-mask-poe-50"]  # fmt: skip
     # then 300 steps (the search on the pre-trained model), the 200s in plan order, the 100-step searches last
-    assert order[4:8] == ["c-mask-pt-poe-50", "finetune-poe", "b-retrain-mask-poe-50-ce", "b-retrain-mask-poe-50-poe"]
-    assert order[8:] == [job.name for job in jobs if priority[job.name] == 100]
+    assert order[6:10] == ["c-mask-pt-poe-50", "finetune-poe", "b-retrain-mask-poe-50-ce", "b-retrain-mask-poe-50-poe"]
+    assert order[10:] == [job.name for job in jobs if priority[job.name] == 100]
     with pytest.raises(ValueError, match="needs"):
         demo_pool.priorities(jobs[2:])  # without the CE model its subnetworks cannot run
 
@@ -275,7 +280,7 @@ def test_demo_in_two_worker_processes_gives_the_sequential_table(tiny_bert_dir, 
     assert parallel["rows"] == sequential["rows"]  # same seeds, same stages: the same numbers, in plan order
     assert parallel["findings"] == sequential["findings"]
     logs = reporter.logs()
-    assert "running 15 stages 2 at a time, 1 thread(s) each (--workers 1: in order)" in logs
+    assert "running 17 stages 2 at a time, 1 thread(s) each (--workers 1: in order)" in logs
     assert any(line.startswith("finetune-ce: training 3 steps") for line in logs)  # a worker's log, by stage
     assert any(line.startswith("b-retrain-lt-poe-50: done in") for line in logs)
     assert "s (2 stages at a time, 1 thread(s) each)." in (tmp_path / "two" / "report.md").read_text()
@@ -347,6 +352,7 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monk
         ("mask training PoE on pre-trained", 0.5),
         ("mask training CE + OOD train data", 0.5),
         ("mask training PoE, gradual 50%->60%", 0.6),
+        ("structured PoE (heads + neurons), retrained PoE", 0.5),
     ]
     # The table's numbers are the runs' own results (the IMP rows: its evaluated levels).
     mask = json.loads((tmp_path / "demo" / "a-mask-poe-60" / "results.json").read_text())
@@ -365,7 +371,12 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monk
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "| (b) subnetworks fine-tuned in isolation | PoE mask (a), retrained CE | 50% |" in text
     assert (tmp_path / "demo" / "mnli.png").stat().st_size > 10_000
-    assert len(summary["findings"]) == 13 and all(f["claim"] in text for f in summary["findings"])
+    assert len(summary["findings"]) == 14 and all(f["claim"] in text for f in summary["findings"])
+    # the structured SRNet, cut into a compact model and timed against the dense CE model
+    compact = summary["compact"]
+    assert compact["parameters"] < compact["dense_parameters"] and compact["speedup"] > 0
+    assert (tmp_path / "demo" / "s-retrain-poe-50" / "compact" / "config.json").is_file()
+    assert "The structured SRNet as a compact model" in text
 
 
 def test_demo_findings_are_checked_against_the_numbers():
@@ -403,7 +414,7 @@ def test_demo_findings_are_checked_against_the_numbers():
 def test_demo_on_the_other_benchmarks(task, bias, ood, tiny_bert_dir, tmp_path):
     summary = demo.run(tiny_demo(tiny_bert_dir, task=task), tmp_path / "demo", "cpu", RecordingReporter())
     rows = {r["run"]: r for r in summary["rows"]}
-    assert len(summary["rows"]) == 17 and rows["bias"]["method"] == f"bias-only ({bias})"
+    assert len(summary["rows"]) == 18 and rows["bias"]["method"] == f"bias-only ({bias})"
     assert all(v is not None for row in summary["rows"] for v in row.values())
     for run in ("finetune-poe", "a-mask-poe-50", "c-mask-pt-poe-50", "ood-mask-ce-50"):
         results = json.loads((tmp_path / "demo" / run / "results.json").read_text())
@@ -642,7 +653,8 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     assert "bf16 skipped (no native bf16 on this CPU)" in printed.get() and "finetune: srnet" in printed.get()
     assert "structured SRNets" in printed.get() and "compact 50%" in printed.get()
     compact = fp32["structured"]["cpu"]
-    assert compact["0.70"]["params"] < compact["0.50"]["params"] < compact["0.30"]["params"] < compact["dense"]["params"]
+    params = [compact[level]["params"] for level in ("0.70", "0.50", "0.30", "dense")]
+    assert params == sorted(params) and len(set(params)) == 4
     assert compact["0.50"]["file_mb"] < compact["dense"]["file_mb"]
     assert fp32["machine"]["torch"] and fp32["machine"]["compiled"] is False
 

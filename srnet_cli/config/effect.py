@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 if TYPE_CHECKING:
     from srnet_cli.config.schema import Section
 
@@ -113,6 +115,15 @@ def _default(preset: Section, dotted: str) -> object:
     return _value(default, rest) if rest else default
 
 
+def _section_default(preset: Section, dotted: str) -> object:
+    """The key's default in its section's own class (a preset file's [mask] table starts from MaskCfg's defaults,
+    which may differ from the command's: mask-train's classifier is masked by default, MaskCfg's is not)."""
+    head, _, rest = dotted.partition(".")
+    section = getattr(preset, head, None)
+    field = type(section).model_fields.get(rest) if isinstance(section, BaseModel) and rest else None
+    return field.get_default(call_default_factory=True) if field is not None else _default(preset, dotted)
+
+
 def ineffective_settings(preset: Section) -> list[str]:
     """One line per key set to a non-default value where it has no effect."""
     lines = []
@@ -120,8 +131,8 @@ def ineffective_settings(preset: Section) -> list[str]:
         head = key.partition(".")[0]
         if head not in type(preset).model_fields:
             continue
-        value, default = _value(preset, key), _default(preset, key)
-        if value == default:
+        value = _value(preset, key)
+        if value in (_default(preset, key), _section_default(preset, key)):
             continue
         why = no_effect(preset, key)
         if why:

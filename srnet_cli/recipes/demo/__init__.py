@@ -19,9 +19,20 @@ from srnet_cli.engine.runs.devices import check_device, check_precision, cpu_has
 from srnet_cli.engine.runs.files import check_out_dir, prepare_out_dir, write_json
 from srnet_cli.engine.training.models import check_model_available
 from srnet_cli.recipes import bias_learner, bias_model, data_synth
+from srnet_cli.recipes.demo.compact import compact_speed
 from srnet_cli.recipes.demo.findings import _row, _rows_of, findings
 from srnet_cli.recipes.demo.spec import DEMO_TASKS, QUICK, DemoSpec, DemoTask, quick
-from srnet_cli.recipes.demo.stages import GRADUAL, OOD, _bias_preset, _job, _preset, _synth_spec, run_stage, stages
+from srnet_cli.recipes.demo.stages import (
+    GRADUAL,
+    OOD,
+    STRUCTURED,
+    _bias_preset,
+    _job,
+    _preset,
+    _synth_spec,
+    run_stage,
+    stages,
+)
 from srnet_cli.recipes.demo.writing import write_report
 from srnet_cli.recipes.demo_pool import run_jobs
 
@@ -66,6 +77,11 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     for stage in plan:
         if stage.reported:
             rows += _rows_of(demo, stage, done[stage.name][0])
+    structured = next((stage for stage in plan if stage.section == STRUCTURED and stage.reported), None)
+    compact = None
+    if structured is not None and runs_on_cpu(device):
+        reporter.log(f"{total}/{total} cutting the structured SRNet into a compact model and timing it")
+        compact = compact_speed(out / structured.name, out / "finetune-ce" / "model", data, demo.task, reporter)
     seconds = {stage.name: done[stage.name][1] for stage in plan}
 
     summary = {
@@ -80,6 +96,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
         "ood_metric": demo.ood,
         "rows": rows,
         "findings": findings(rows, demo, spec),
+        "compact": compact,
         "stage_seconds": seconds,
         "workers": workers,
         "threads_per_worker": threads,

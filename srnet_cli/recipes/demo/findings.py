@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from srnet_cli.recipes.demo.spec import DemoSpec, DemoTask
-from srnet_cli.recipes.demo.stages import GRADUAL, Stage
+from srnet_cli.recipes.demo.stages import GRADUAL, STRUCTURED, Stage
 from srnet_cli.recipes.results import RunResults
 
 
@@ -84,6 +84,16 @@ def findings(rows: list[dict[str, Any]], demo: DemoTask, spec: DemoSpec) -> list
                 gradual[ood] + gradual[id_] > fixed[ood] + fixed[id_],
                 f"{id_}/{ood}: gradual {_pct(gradual[id_])}/{_pct(gradual[ood])} vs fixed "
                 f"{_pct(fixed[id_])}/{_pct(fixed[ood])}",
+            )
+        )
+    structured = next((r for r in rows if r["section"] == STRUCTURED), None)
+    if structured is not None:  # its speed as a compact model is measured, and reported beside the findings
+        out.append(
+            _finding(
+                f"a structured SRNet exists at {100 * spec.sparsities[0]:.0f}% (whole heads and neurons): >= 95% of "
+                f"the CE model's {id_}, better on {ood}",
+                structured[id_] >= 0.95 * ce[id_] and structured[ood] > ce[ood],
+                f"{id_} {_pct(structured[id_])} vs {_pct(ce[id_])}; {ood} {_pct(structured[ood])} vs {_pct(ce[ood])}",
             )
         )
     return out

@@ -80,6 +80,7 @@ class DemoSpec:
     lt_retrain_lr: float = 2e-4
     lt_retrain_factor: int = 3
     pt_search_factor: int = 3
+    structured_retrain_factor: int = 2  # the structured mask's retraining from the CE weights, in `steps`
     mask_lr: float = 3e-4  # scores move faster than at the paper's 5e-5, so that 100 steps can change the mask
     # paradigm (a); the others use the first, gradual goes first -> last. 60%, not the paper's 70%: a 100-step PoE
     # search of MiniLM-L6-H384 (itself distilled) loses the task at 70% on some seeds (CHANGELOG.md); the paper's

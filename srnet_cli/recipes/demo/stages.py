@@ -41,6 +41,7 @@ B = "(b) subnetworks fine-tuned in isolation"
 C = "(c) subnetworks of the pre-trained model, no fine-tuning"
 OOD = "upper bound: mask training with OOD data"
 GRADUAL = "gradual sparsity"
+STRUCTURED = "structured SRNet: whole heads and FFN neurons (a compact model)"
 
 
 def stages(spec: DemoSpec) -> list[Stage]:
@@ -48,7 +49,22 @@ def stages(spec: DemoSpec) -> list[Stage]:
     full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned") for loss in LOSSES]
     if spec.dense_only:
         return full
-    return full + _stages_a(spec) + _stages_b(spec) + _stages_rest(spec)
+    return full + _stages_a(spec) + _stages_b(spec) + _stages_rest(spec) + structured_stages(spec)
+
+
+def structured_stages(spec: DemoSpec) -> list[Stage]:
+    """Structured SRNet at the first sparsity: PoE mask training over whole heads and neurons of the CE model, then
+    the mask retrained from the CE weights with PoE (removing half the heads and neurons at once costs more ID
+    accuracy than frozen-weight mask training can win back in the demo's budget), then cut into a compact model."""
+    s = spec.sparsities[0]
+    search = f"s-mask-poe-{_level(s)}"
+    label = "structured PoE (heads + neurons), retrained PoE"
+    return [
+        Stage(search, STRUCTURED, "mask-train", "structured-poe", "structured mask training PoE (search)",
+              "finetune-ce", s, reported=False),
+        Stage(f"s-retrain-poe-{_level(s)}", STRUCTURED, "retrain", "poe", label, "finetune-ce", s,
+              overrides={"mask": {"file": search}}, steps_factor=spec.structured_retrain_factor),
+    ]  # fmt: skip
 
 
 LOSSES = ("ce", "poe")
