@@ -37,6 +37,24 @@ from srnet_cli.recipes.bench.workload import ORIGINAL_PAD, WARMUP_STEPS, realist
 
 Log = Callable[[str], None]  # where progress lines go (print, or the CLI's console)
 
+# Timings compared in a ratio run this many times in turn (a, b, a, b) and each keeps its fastest: a CPU's speed
+# wanders over minutes (clock, a neighbour's load), and a single run of each in sequence puts the drift in the ratio.
+ROUNDS = 2
+
+
+def fastest(*runs: Callable[[], dict]) -> list[dict]:
+    """Each timing run ROUNDS times, interleaved; per run, the result of its fastest round (the lowest
+    `seconds_per_step`, or the highest `examples_per_second`)."""
+    results: list[list[dict]] = [[] for _ in runs]
+    for _ in range(ROUNDS):
+        for kept, run in zip(results, runs, strict=True):
+            kept.append(run())
+
+    def speed(result: dict) -> float:
+        return result["examples_per_second"] if "examples_per_second" in result else -result["seconds_per_step"]
+
+    return [max(kept, key=speed) for kept in results]
+
 
 def run_bench(
     model: str = "minilm",
@@ -112,29 +130,26 @@ def _training_phase(
     natively) bf16, and srnet mask-train; every timing is one epoch over the same examples. A skipped bf16 timing
     is None."""
     with_bf16 = out["bf16"]
-
-    def bf16_timing(message: str, timing: Any) -> dict | None:
-        if not with_bf16:
-            return None
-        log(message)
-        return timing()
-
-    log("finetune: srnet")
-    dense = srnet_train(setup, epoch, steps, batch)
-    dense_bf16 = bf16_timing("finetune: srnet, bf16", lambda: srnet_train(setup, epoch, steps, batch, bf16=True))
-    log("finetune: Trainer like run_glue.py (padding to 128)")
+    precisions = ("fp32", "bf16") if with_bf16 else ("fp32",)
+    peak_before = {p: matmul_peak_flops(p, peak_sizes) for p in precisions}
+    log(f"finetune and mask-train: srnet and the Trainer at its best, {ROUNDS} rounds in turn")
+    dense, best, masked = fastest(
+        lambda: srnet_train(setup, epoch, steps, batch),
+        lambda: trainer_train(setup, epoch, steps, batch, best=True),
+        lambda: srnet_train(setup, epoch, steps, batch, mask_train=True),
+    )
+    dense_bf16: dict | None = None
+    best_bf16: dict | None = None
+    masked_bf16: dict | None = None
+    if with_bf16:
+        log("the same in bf16")
+        dense_bf16, best_bf16, masked_bf16 = fastest(
+            lambda: srnet_train(setup, epoch, steps, batch, bf16=True),
+            lambda: trainer_train(setup, epoch, steps, batch, best=True, bf16=True),
+            lambda: srnet_train(setup, epoch, steps, batch, mask_train=True, bf16=True),
+        )
+    log("finetune: Trainer like run_glue.py (padding to 128; once: it is the slow one)")
     glue = trainer_train(setup, epoch, steps, batch, best=False)
-    log("finetune: Trainer at its best (dynamic padding, group_by_length)")
-    best = trainer_train(setup, epoch, steps, batch, best=True)
-    best_bf16 = bf16_timing(
-        "finetune: Trainer at its best, bf16=True",
-        lambda: trainer_train(setup, epoch, steps, batch, best=True, bf16=True),
-    )
-    log("mask-train: srnet")
-    masked = srnet_train(setup, epoch, steps, batch, mask_train=True)
-    masked_bf16 = bf16_timing(
-        "mask-train: srnet, bf16", lambda: srnet_train(setup, epoch, steps, batch, mask_train=True, bf16=True)
-    )
 
     def rate(timing: dict | None) -> float | None:
         return None if timing is None else batch / timing["seconds_per_step"]
@@ -157,15 +172,14 @@ def _training_phase(
         "dense_bf16_seconds_per_step": per_step(dense_bf16),
     }
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
-    fastest = min(t["seconds_per_step"] for t in (dense, dense_bf16) if t is not None)
-    peaks = {"fp32": matmul_peak_flops("fp32", peak_sizes)}
-    if with_bf16:
-        peaks["bf16"] = matmul_peak_flops("bf16", peak_sizes)
+    quickest = min(t["seconds_per_step"] for t in (dense, dense_bf16) if t is not None)
+    # the machine's limit is the best it showed: measured before and after the timings, as its speed wanders
+    peaks = {p: max(peak_before[p], matmul_peak_flops(p, peak_sizes)) for p in precisions}
     out["flops"] = {
         "matmul_peak_fp32": peaks["fp32"],
         "matmul_peak_bf16": peaks.get("bf16"),
         "matmul_peak": max(peaks.values()),  # the machine's real limit
-        "training_achieved": flops / (fastest * dense["steps_timed"]),  # srnet's faster precision
+        "training_achieved": flops / (quickest * dense["steps_timed"]),  # srnet's faster precision
         "training_achieved_fp32": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
     }
     return dense
@@ -177,12 +191,19 @@ def _evaluation_phase(setup: Setup, trained: nn.Module, n: int, out: dict, log: 
         "Trainer.predict"
     )
     eval_set = realistic_examples(n, seed=2)
-    bf16 = srnet_predict(setup, trained, eval_set, 128, bf16=True)["examples_per_second"] if out["bf16"] else None
+    timings = [
+        lambda: srnet_predict(setup, trained, eval_set, 128),
+        lambda: original_predict(setup, trained, eval_set),
+        lambda: trainer_predict(setup, trained, eval_set, 128),
+    ]
+    if out["bf16"]:
+        timings.append(lambda: srnet_predict(setup, trained, eval_set, 128, bf16=True))
+    srnet, original, trainer, *bf16 = (t["examples_per_second"] for t in fastest(*timings))
     out["evaluate"] = {
-        "srnet_examples_per_s": srnet_predict(setup, trained, eval_set, 128)["examples_per_second"],
-        "srnet_bf16_examples_per_s": bf16,
-        "original_examples_per_s": original_predict(setup, trained, eval_set)["examples_per_second"],
-        "trainer_predict_examples_per_s": trainer_predict(setup, trained, eval_set, 128)["examples_per_second"],
+        "srnet_examples_per_s": srnet,
+        "srnet_bf16_examples_per_s": bf16[0] if bf16 else None,
+        "original_examples_per_s": original,
+        "trainer_predict_examples_per_s": trainer,
     }
 
 
@@ -243,17 +264,17 @@ def ratios(out: dict) -> dict[str, float]:
 
 
 TARGETS = {  # (target, True if higher is better)
-    "finetune_vs_trainer_run_glue": (2.0, True),
-    "finetune_vs_trainer_best": (1.1, True),
-    "finetune_bf16_vs_trainer_best_bf16": (1.1, True),
+    "finetune_vs_trainer_run_glue": (2.5, True),
+    "finetune_vs_trainer_best": (1.2, True),
+    "finetune_bf16_vs_trainer_best_bf16": (1.2, True),
     "finetune_bf16_vs_fp32": (1.0, True),  # bf16 is the CPU default of the demo only where it is faster
-    "mask_train_step_vs_dense": (1.15, False),
-    "mask_train_bf16_step_vs_dense_bf16": (1.15, False),
-    "mask_train_memory_vs_dense": (1.3, False),
-    "evaluate_vs_original": (3.0, True),
-    "evaluate_vs_trainer_predict": (1.2, True),
+    "mask_train_step_vs_dense": (1.1, False),
+    "mask_train_bf16_step_vs_dense_bf16": (1.1, False),
+    "mask_train_memory_vs_dense": (1.2, False),
+    "evaluate_vs_original": (4.0, True),
+    "evaluate_vs_trainer_predict": (1.3, True),
     "evaluate_bf16_vs_fp32": (1.0, True),
-    "training_flops_vs_matmul_peak": (0.5, True),
+    "training_flops_vs_matmul_peak": (0.65, True),
     "compact_50_inference_vs_dense": (1.8, True),  # batch 32, head+neuron magnitude masks
     "compact_70_inference_vs_dense": (2.5, True),
 }
