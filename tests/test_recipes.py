@@ -620,6 +620,28 @@ def test_evaluate_sets_reuses_known_sets_and_predicts_the_others():
     assert metrics["dev_mismatched"]["acc"] == 0.0 and predictions["dev_mismatched"] == ["neutral"] * 4
 
 
+def test_bench_timings_run_in_turn_and_each_keeps_its_fastest_round():
+    from srnet_cli.recipes.bench.probes import fastest
+
+    calls = []
+    times = {"a": iter([3.0, 1.0, 2.0]), "b": iter([5.0, 6.0, 4.0])}
+    rates = {"c": iter([10.0, 30.0, 20.0])}
+
+    def step(name):
+        calls.append(name)
+        return {"seconds_per_step": next(times[name]), "round": len(calls)}
+
+    def predict():
+        calls.append("c")
+        return {"examples_per_second": next(rates["c"])}
+
+    a, b, c = fastest(lambda: step("a"), lambda: step("b"), predict, rounds=3)
+    assert calls == ["a", "b", "c"] * 3  # interleaved, not a, a, a, b, b, b
+    assert a["seconds_per_step"] == 1.0 and a["round"] == 4  # the whole result of the fastest round
+    assert b["seconds_per_step"] == 4.0
+    assert c["examples_per_second"] == 30.0  # rates: the highest
+
+
 def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     """Every phase of `srnet bench` runs and reports its ratios (timings themselves are not asserted)."""
     from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from srnet_cli.engine.data.readers import Example
 
 from srnet_cli.recipes.bench.memory import peak_rss_mb
-from srnet_cli.recipes.bench.probes import matmul_peak_flops, training_flops
+from srnet_cli.recipes.bench.probes import ROUNDS, fastest, matmul_peak_flops, training_flops
 from srnet_cli.recipes.bench.runners import (
     Setup,
     original_predict,
@@ -36,24 +36,6 @@ from srnet_cli.recipes.bench.structured import structured_phase
 from srnet_cli.recipes.bench.workload import ORIGINAL_PAD, WARMUP_STEPS, realistic_examples
 
 Log = Callable[[str], None]  # where progress lines go (print, or the CLI's console)
-
-# Timings compared in a ratio run this many times in turn (a, b, a, b) and each keeps its fastest: a CPU's speed
-# wanders over minutes (clock, a neighbour's load), and a single run of each in sequence puts the drift in the ratio.
-ROUNDS = 2
-
-
-def fastest(*runs: Callable[[], dict]) -> list[dict]:
-    """Each timing run ROUNDS times, interleaved; per run, the result of its fastest round (the lowest
-    `seconds_per_step`, or the highest `examples_per_second`)."""
-    results: list[list[dict]] = [[] for _ in runs]
-    for _ in range(ROUNDS):
-        for kept, run in zip(results, runs, strict=True):
-            kept.append(run())
-
-    def speed(result: dict) -> float:
-        return result["examples_per_second"] if "examples_per_second" in result else -result["seconds_per_step"]
-
-    return [max(kept, key=speed) for kept in results]
 
 
 def run_bench(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,6 +12,24 @@ if TYPE_CHECKING:
 
 
 from srnet_cli.engine.sparse.structure import config_of
+
+# Timings compared in a ratio run this many times in turn (a, b, a, b) and each keeps its fastest: a CPU's speed
+# wanders over minutes (clock, a neighbour's load), and a single run of each in sequence puts the drift in the ratio.
+ROUNDS = 2
+
+
+def fastest(*runs: Callable[[], dict], rounds: int = ROUNDS) -> list[dict]:
+    """Each timing run `rounds` times, interleaved; per run, the result of its fastest round (the lowest
+    `seconds_per_step`, or the highest `examples_per_second`)."""
+    results: list[list[dict]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for kept, run in zip(results, runs, strict=True):
+            kept.append(run())
+
+    def speed(result: dict) -> float:
+        return result["examples_per_second"] if "examples_per_second" in result else -result["seconds_per_step"]
+
+    return [max(kept, key=speed) for kept in results]
 
 
 class StepClock:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from srnet_cli.recipes.bench.probes import fastest
 from srnet_cli.recipes.bench.runners import Setup, fresh_model, srnet_predict, srnet_train
 from srnet_cli.recipes.bench.workload import realistic_examples
 
@@ -62,7 +64,7 @@ def _sizes(model: nn.Module) -> dict:
     }
 
 
-ROUNDS = 3  # inference passes per model, the models in turn; each keeps its fastest (a CPU's speed wanders)
+INFERENCE_ROUNDS = 3  # passes per model, the models in turn; each keeps its fastest (a CPU's speed wanders)
 
 
 def structured_phase(setup: Setup, log: Callable[[str], None], pairs: int = 512, steps: int = 8,
@@ -78,18 +80,16 @@ def structured_phase(setup: Setup, log: Callable[[str], None], pairs: int = 512,
         rows[f"{sparsity:.2f}"] = _sizes(models[f"{sparsity:.2f}"]) | layout
     many = realistic_examples(pairs, seed=2)
     few = realistic_examples(max(16, pairs // 8), seed=4)
-    log(f"structured: inference at batch 32 and 1, {ROUNDS} rounds in turn")
+    log(f"structured: inference at batch 32 and 1, {INFERENCE_ROUNDS} rounds in turn")
     for key, examples, size in (("inference_b32_pairs_per_s", many, 32), ("inference_b1_pairs_per_s", few, 1)):
-        for _ in range(ROUNDS):
-            for name, model in models.items():
-                rate = srnet_predict(setup, model.eval(), examples, size)["examples_per_second"]
-                rows[name][key] = max(rate, rows[name].get(key, 0.0))
+        timings = [partial(srnet_predict, setup, model.eval(), examples, size) for model in models.values()]
+        for row, timing in zip(rows.values(), fastest(*timings, rounds=INFERENCE_ROUNDS), strict=True):
+            row[key] = timing["examples_per_second"]
     log("structured: a retraining step")
     train_set = realistic_examples(steps * batch, seed=5)
-    for _ in range(2):
-        for name, model in models.items():
-            step = srnet_train(setup, train_set, steps, batch, model=model.train())["seconds_per_step"]
-            rows[name]["train_step_s"] = min(step, rows[name].get("train_step_s", float("inf")))
+    timings = [partial(srnet_train, setup, train_set, steps, batch, model=model.train()) for model in models.values()]
+    for row, timing in zip(rows.values(), fastest(*timings), strict=True):
+        row["train_step_s"] = timing["seconds_per_step"]
     dense = rows["dense"]
     for key, row in rows.items():
         if key != "dense":
