@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 
+from srnet_cli.engine.runs.devices import keep_freed_memory
 from srnet_cli.errors import Interrupted
 
 NAMES = {signal.SIGINT: ("Ctrl-C (SIGINT)", 130), signal.SIGTERM: ("SIGTERM", 143)}
@@ -48,6 +49,7 @@ def _flush() -> None:
 def main() -> None:
     for sig in NAMES:  # the error boundary makes them raise while a command runs, so that it unwinds cleanly
         signal.signal(sig, _exit_now)
+    keep_freed_memory()
     try:
         from srnet_cli.cli import main as run_cli
 

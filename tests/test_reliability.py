@@ -375,3 +375,39 @@ def test_original_imp_checkpoint_warns_about_its_trained_weights_and_can_use_the
     sets = encode_sets([dev], load_tokenizer(str(tiny_bert_dir)), 128, labels)
     metrics, _ = evaluate_sets(model.eval(), sets, labels, 128, "cpu", "mnli")
     assert json.loads(used.stdout)["metrics"]["dev_matched"]["acc"] == metrics["dev_matched"]["acc"]
+
+
+_FAULTS_OF_REUSE = """
+import resource, sys, torch
+from srnet_cli.engine.runs.devices import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+def step():  # a 64 MiB block (over glibc's largest heap block) among small ones, allocated and freed as a step does
+    block = torch.empty(16 * 2**20)
+    block.fill_(1.0)
+    small = torch.ones(1000)
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF)
+for _ in range(20):
+    step()
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(after.ru_minflt - before.ru_minflt, after.ru_maxrss - before.ru_maxrss)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator settings")
+def test_kept_freed_memory_is_reused_without_page_faults():
+    """Without the setting each 64 MiB block is a fresh mmap that page-faults through all 16,384 pages again; with
+    it, the freed block is reused from the heap, and the heap does not grow step after step."""
+
+    def faults_and_growth(mode: str) -> tuple[int, int]:
+        program = [sys.executable, "-c", _FAULTS_OF_REUSE, mode]
+        done = subprocess.run(program, capture_output=True, text=True, check=True)
+        faults, growth_kib = done.stdout.split()
+        return int(faults), int(growth_kib)
+
+    assert faults_and_growth("default")[0] > 20 * 16_000  # every page of every block faults
+    faults, growth_kib = faults_and_growth("keep")
+    assert faults <= 2 * 16_400  # at most a block or two once, not one every step
+    assert growth_kib <= 2 * 65_536  # reused: not a heap that grows by a block (65,536 KiB) each step

@@ -26,6 +26,7 @@ from typing import Any
 
 from srnet_cli.config.schema import FinetunePreset
 from srnet_cli.engine.runs.context import Reporter, describe_info, is_line_due
+from srnet_cli.engine.runs.devices import keep_freed_memory
 from srnet_cli.errors import SrnetError
 from srnet_cli.recipes.results import RunResults
 
@@ -167,6 +168,7 @@ def _init_worker(messages: Any, threads: int) -> None:
     global _messages
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     _die_with_parent()
+    keep_freed_memory()  # a spawned worker starts without its parent's allocator settings
     import torch
 
     torch.set_num_threads(threads)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import random
+import sys
 from typing import TYPE_CHECKING
 
 from srnet_cli.errors import UsageError
@@ -11,6 +14,29 @@ if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
     from transformers import PreTrainedModel
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+INT_MAX = 2**31 - 1
+
+
+def keep_freed_memory() -> bool:
+    """Keep freed memory in this process's heap instead of returning it to the kernel (glibc only; True if set).
+
+    glibc serves every block over 32 MiB with a fresh mmap and unmaps it when freed, so a training step that
+    allocates such a block (the word-embedding gradient of a BERT vocabulary, large activations) page-faults
+    through all of it again on every step. Kept in the heap, the next step reuses the pages. The cost: the process
+    keeps its peak footprint until it exits, which a training command reaches anyway."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only: musl's malloc takes no such settings
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, INT_MAX))
 
 
 def check_device(device: str) -> None:

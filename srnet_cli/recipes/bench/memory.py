@@ -36,6 +36,9 @@ def _peak_rss_bytes() -> int:
 
 def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
     """Run one phase in this (fresh) process and return its peak RSS in bytes."""
+    from srnet_cli.engine.runs.devices import keep_freed_memory
+
+    keep_freed_memory()  # as the srnet command runs it
     _reset_peak_rss()
     from srnet_cli.engine.data.tasks import task_spec
     from srnet_cli.engine.training.models import load_tokenizer, resolve_model
