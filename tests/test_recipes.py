@@ -375,7 +375,7 @@ def test_demo_runs_the_whole_study_on_a_tiny_model(tiny_bert_dir, tmp_path, monk
     # the structured SRNet, cut into a compact model and timed against the dense CE model
     compact = summary["compact"]
     assert compact["parameters"] < compact["dense_parameters"] and compact["speedup"] > 0
-    assert (tmp_path / "demo" / "s-retrain-poe-50" / "compact" / "config.json").is_file()
+    assert (tmp_path / "demo" / "s-retrain-poe-50" / "model" / "srnet_compact.json").is_file()  # retrained compact
     assert "The structured SRNet as a compact model" in text
 
 

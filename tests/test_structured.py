@@ -279,3 +279,58 @@ def test_structured_mask_training_resumes_exactly(tiny_bert_dir, synth_dir, tmp_
     out = tmp_path / "run"
     killed([*args, "--out", out], "kill@evaluated:2")
     assert_same_run(tmp_path / "ref", out, ref, invoke(*args, "--out", out, "--resume"))
+
+
+def test_compact_retraining_is_the_masked_retraining_on_a_smaller_model(ce_model, synth_dir, bias_file, tmp_path):
+    """retrain --compact trains the cut model: without dropout (the only draws whose shapes change), its weights
+    after training are the masked retraining's kept weights, its saved model loads as a compact one, and it
+    reports the mask's sparsity."""
+    import shutil
+
+    from srnet_cli.engine.sparse.compact import COMPACT_FILE, read_layout
+    from srnet_cli.engine.sparse.mask_io import load_mask_file
+
+    still = tmp_path / "ce-no-dropout"
+    shutil.copytree(ce_model, still)
+    config = json.loads((still / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (still / "config.json").write_text(json.dumps(config))
+    invoke("mask-train", *_base(still, synth_dir, "--loss", "poe", "--bias", bias_file, "--sparsity", "0.5",
+           "--set", "mask.granularity=head+neuron", "--set", "train.max_steps=8", "--set", "eval.every=4",
+           "--set", "search.select_after=0", "--set", "train.lr=0.05"), "--out", tmp_path / "mt")  # fmt: skip
+    mask = tmp_path / "mt" / "masks" / "best.safetensors"
+    retrain = ["--mask", str(mask), "--set", "train.max_steps=6", "--set", "eval.every=6", "--set", "train.lr=1e-3"]
+    masked = invoke("retrain", *_base(still, synth_dir, *retrain), "--out", tmp_path / "masked")
+    compact = invoke("retrain", *_base(still, synth_dir, *retrain, "--compact"), "--out", tmp_path / "compact")
+    assert compact["sparsity"] == masked["sparsity"]
+    assert compact["metrics"] == masked["metrics"]
+    layout = read_layout(tmp_path / "compact" / "model")
+    assert layout is not None and (tmp_path / "compact" / "model" / COMPACT_FILE).is_file()
+    small, full = _loaded(tmp_path / "compact" / "model"), _loaded(tmp_path / "masked" / "model")
+    assert small.num_parameters() < full.num_parameters()
+    structure = structure_of(full)
+    index = build_groups(full, structure, "head+neuron")
+    keep = index.keep_of({k: v for k, v in load_mask_file(mask).masks.items() if k in index.rows})
+    kept = index.expand(keep)
+    compared = 0
+    for name, weight in full.named_parameters():
+        if name in kept:  # the kept weights, in the compact model's (row, column) order
+            rows, cols = kept[name].any(dim=1), kept[name].any(dim=0)
+            expected = weight.detach()[rows][:, cols]
+            got = dict(small.named_parameters())[name].detach()
+            assert torch.allclose(got, expected, atol=1e-5), name
+            compared += 1
+    assert compared == len(index.rows)
+    evaluated = invoke("evaluate", *_evaluate(tmp_path / "compact" / "model", synth_dir))
+    assert evaluated["metrics"]["dev_matched"] == compact["metrics"]["dev_matched"]
+
+
+def test_compact_retraining_refuses_an_unstructured_mask(ce_model, synth_dir, tmp_path):
+    invoke("imp", *_base(ce_model, synth_dir, "--sparsity", "0.2", "--set", "imp.rate=0.2", "--set",
+           "train.max_steps=4"), "--out", tmp_path / "imp")  # fmt: skip
+    out = tmp_path / "rt"
+    result = runner.invoke(app, ["retrain", *_base(ce_model, synth_dir, "--mask", str(tmp_path / "imp"),
+                                 "--sparsity", "0.2", "--compact"), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2
+    assert "part of a head or neuron" in result.output and "hint:" in result.output
+    assert not out.exists()  # refused before anything is written

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
+
 from srnet_cli.cli.common import (
     AllowPickleOpt,
     BatchSizeOpt,
@@ -40,10 +44,20 @@ from srnet_cli.cli.common import (
 )
 from srnet_cli.cli.tables import subnetwork_table
 
+CompactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compact",
+        help="A mask of whole heads and FFN neurons: cut them out and retrain the smaller, faster model "
+        "(mask.compact; the saved model is compact).",
+    ),
+]
+
 
 def retrain(
     mask: MaskOpt = None,
     sparsity: SparsityOpt = None,
+    compact: CompactOpt = False,
     preset: PresetOpt = None,
     task: TaskOpt = None,
     loss: LossOpt = None,
@@ -75,12 +89,13 @@ def retrain(
     """Fine-tune the pre-trained weights of a masked subnetwork; pruned weights stay exactly zero.
 
     --mask takes a mask file or a run directory (an imp run with --sparsity picks masks/level-S; a mask-train run
-    gives masks/best). The classifier is new and dense, as in the paper.
+    gives masks/best). The classifier is new and dense, as in the paper. With --compact, a structured mask's heads
+    and neurons are cut out first, and the compact model is what trains and is saved.
     Example: srnet retrain --task mnli --loss ce --model minilm --mask runs/lt --sparsity 0.5 --data-dir D --out rt
     """
     hyper = hyper_flags(lr, epochs, max_steps, batch_size, max_length, warmup)
     flags = training_flags(task, loss, model, data_dir, bias, seed, teacher, allow_pickle, mixed_precision, hyper, sets)
-    flags |= {"mask.file": mask, "mask.sparsity": sparsity}
+    flags |= {"mask.file": mask, "mask.sparsity": sparsity, "mask.compact": True if compact else None}
     resolved = resolve("retrain", preset, task, loss, set_, flags)
     if dry_run:
         return print_dry_run(resolved, json_)

@@ -311,6 +311,11 @@ class EvaluatePreset(Section):
 
 class RetrainMaskCfg(MaskCfg):
     sparsity: float | None = Field(None, ge=0, lt=1, description="picks masks/level-S of an imp run directory")  # type: ignore[assignment]
+    compact: bool = Field(
+        False,
+        description="cut a structured mask's heads and neurons out and retrain the compact model (the same "
+        "function as the masked one, fewer FLOPs); refused for a mask that is not whole heads and neurons",
+    )
 
 
 class RetrainPreset(FinetunePreset):

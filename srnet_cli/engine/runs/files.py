@@ -201,9 +201,12 @@ def recover_dir(target: Path) -> None:
 def save_model_atomic(model: nn.Module, tokenizer: PreTrainedTokenizerBase, target: Path) -> None:
     """save_pretrained into a temp dir, then swap it in: `target` is always a complete model or absent."""
 
+    from srnet_cli.engine.sparse.compact import write_carried_layout
+
     def fill(tmp: Path) -> None:
         cast("PreTrainedModel", model).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_carried_layout(model, tmp)  # a compact model's shapes, without which it cannot be loaded
         fault_point("model-write")
 
     replace_dir(target, fill)
@@ -212,12 +215,15 @@ def save_model_atomic(model: nn.Module, tokenizer: PreTrainedTokenizerBase, targ
 def save_model_into(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
     """save_pretrained into a temp dir inside `directory`, then move each file in (each move atomic): `directory`
     (a run directory, with its lock and marker) becomes a checkpoint that from_pretrained(directory) loads."""
+    from srnet_cli.engine.sparse.compact import write_carried_layout
+
     tmp = directory / f".model.tmp-{os.getpid()}"
     with touching(directory, "writing"):
         try:
             tmp.mkdir()
             cast("PreTrainedModel", model).save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            write_carried_layout(model, tmp)
             for item in sorted(tmp.iterdir()):
                 os.replace(item, directory / item.name)
         finally:

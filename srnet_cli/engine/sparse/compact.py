@@ -22,7 +22,7 @@ from torch import nn
 
 from srnet_cli.engine.sparse.groups import GroupIndex, build_groups
 from srnet_cli.engine.sparse.structure import Structure, structure_of
-from srnet_cli.errors import MaskError
+from srnet_cli.errors import MaskError, UsageError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -111,6 +111,53 @@ def cut(model: nn.Module, structure: Structure, index: GroupIndex, keep: torch.T
     return CompactLayout(structure.family.name, structure.head_size, structure.num_heads, tuple(heads), tuple(neurons))
 
 
+LAYOUT_ATTR = "srnet_compact_record"  # a compact model in memory carries its COMPACT_FILE record, to save it along
+
+
+def cut_masked(model: nn.Module) -> tuple[CompactLayout, float]:
+    """Bake the masks of a model whose masks remove whole heads and neurons, and cut those out in place; the cut
+    model's logits are checked against the masked model's on a probe batch. Returns the layout and that gap."""
+    from srnet_cli.engine.sparse.masks import masks_state, unwrap
+    from srnet_cli.engine.sparse.structure import is_encoder_weight
+
+    masks = masks_state(model)
+    outside = [k for k, m in masks.items() if not is_encoder_weight(k) and not bool(m.all())]
+    if outside:
+        raise UsageError(
+            f"the mask prunes {outside[0]}, which is not part of a head or neuron",
+            "a compact model removes whole heads and neurons: search with --set mask.granularity=head+neuron",
+        )
+    structure = structure_of(model)
+    index = build_groups(model, structure, "head+neuron")
+    keep = index.keep_of({k: masks[k] for k in index.rows})
+    config = getattr(model, "config", None)
+    probe = torch.randint(5, int(getattr(config, "vocab_size", 100)), (2, 16), device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()  # dropout off for the comparison
+    with torch.no_grad():
+        before = model(input_ids=probe).logits
+        unwrap(model)
+        layout = cut(model, structure, index, keep)
+        after = model(input_ids=probe).logits
+    model.train(was_training)
+    gap = float((before - after).abs().max())
+    if gap > 1e-4:  # a slicing that does not reproduce the masked model is never used
+        raise UsageError(f"the cut model's logits differ from the masked model's by {gap:.2e}", "report this bug")
+    return layout, gap
+
+
+def carry_layout(model: nn.Module, layout: CompactLayout, meta: dict) -> None:
+    """Attach the COMPACT_FILE record to a compact model, so that every save of it writes the file too."""
+    setattr(model, LAYOUT_ATTR, {"format": FORMAT, **asdict(layout), **meta})
+
+
+def write_carried_layout(model: nn.Module, out: Path) -> None:
+    """Write the record a compact model carries (no-op for any other model) into a saved model folder."""
+    record = getattr(model, LAYOUT_ATTR, None)
+    if record is not None:
+        (out / COMPACT_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
 def first_units(index: GroupIndex, layout: CompactLayout) -> torch.Tensor:
     """The keep-vector that keeps each layer's first `heads[l]` heads and `neurons[l]` neurons (to rebuild a compact
     model's shapes from a full-size one before its weights are loaded)."""
@@ -130,11 +177,11 @@ def save_compact(model: PreTrainedModel, tokenizer, out: Path, layout: CompactLa
     out.mkdir(parents=True, exist_ok=True)
     if layout.stock:
         setattr(model.config, FFN_CONFIG_KEY.get(model.config.model_type, "intermediate_size"), layout.neurons[0])
+    else:
+        carry_layout(model, layout, meta)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    if not layout.stock:
-        record = {"format": FORMAT, **asdict(layout), **meta}
-        (out / COMPACT_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_carried_layout(model, out)
 
 
 def read_layout(path: Path) -> CompactLayout | None:
@@ -176,5 +223,7 @@ def load_compact(path: str | Path) -> PreTrainedModel:
             f"{path} does not match its {COMPACT_FILE} (missing {missing[:2]}, unexpected {unexpected[:2]})",
             "export the compact model again",
         )
+    record = json.loads((path / COMPACT_FILE).read_text(encoding="utf-8"))
+    carry_layout(model, layout, {k: v for k, v in record.items() if k not in ("format", *asdict(layout))})
     model.eval()
     return model

@@ -80,7 +80,7 @@ def run(spec: DemoSpec, out: Path, device: str, reporter: Reporter, overwrite: b
     structured = next((stage for stage in plan if stage.section == STRUCTURED and stage.reported), None)
     compact = None
     if structured is not None and runs_on_cpu(device):
-        reporter.log(f"{total}/{total} cutting the structured SRNet into a compact model and timing it")
+        reporter.log(f"{total}/{total} timing the compact structured SRNet against the dense CE model")
         compact = compact_speed(out / structured.name, out / "finetune-ce" / "model", data, demo.task, reporter)
     seconds = {stage.name: done[stage.name][1] for stage in plan}
 
