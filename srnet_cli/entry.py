@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 
-from srnet_cli.engine.runs.devices import keep_freed_memory
 from srnet_cli.errors import Interrupted
 
 NAMES = {signal.SIGINT: ("Ctrl-C (SIGINT)", 130), signal.SIGTERM: ("SIGTERM", 143)}
@@ -49,8 +48,10 @@ def _flush() -> None:
 def main() -> None:
     for sig in NAMES:  # the error boundary makes them raise while a command runs, so that it unwinds cleanly
         signal.signal(sig, _exit_now)
-    keep_freed_memory()
     try:
+        from srnet_cli.engine.runs.devices import keep_freed_memory
+
+        keep_freed_memory()  # before torch allocates anything
         from srnet_cli.cli import main as run_cli
 
         run_cli()

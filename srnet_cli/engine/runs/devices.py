@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import random
 import sys
 from typing import TYPE_CHECKING
@@ -31,7 +30,7 @@ def keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # this process's symbols, libc's among them (find_library would run ldconfig)
         libc.gnu_get_libc_version  # noqa: B018 - glibc only: musl's malloc takes no such settings
         mallopt = libc.mallopt
     except (OSError, AttributeError):
