@@ -49,7 +49,7 @@ class FixedMask:
     compact: bool = False  # its heads and neurons cut out: the model trains and is saved compact
 
 
-def cut_to_compact(model: torch.nn.Module, fixed: FixedMask, source: str, reporter: Reporter) -> bool:
+def cut_to_compact(model: torch.nn.Module, fixed: FixedMask, source: str, reporter: Reporter) -> None:
     """retrain --compact: the masked heads and neurons cut out of the model, which then carries its layout so that
     every save of it is a loadable compact model. The same function as the masked model (checked on a probe) with
     fewer FLOPs; the gradients of the kept weights are the masked model's, only dropout draws differ."""
@@ -59,7 +59,7 @@ def cut_to_compact(model: torch.nn.Module, fixed: FixedMask, source: str, report
     after = sum(p.numel() for p in model.parameters())
     reporter.log(f"compact: heads {list(layout.heads)}, FFN neurons {list(layout.neurons)}; {after:,} of {before:,} "
                  "parameters train")  # fmt: skip
-    return True
+    fixed.compact = True
 
 
 def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume: bool = False) -> RunResults:
@@ -78,7 +78,7 @@ def run(preset: FinetunePreset, ctx: RunContext, overwrite: bool = False, resume
     if mask_cfg is not None and mask_file is not None and mask_path is not None:
         fixed = FixedMask(inject_mask_file(loaded.model, mask_file, mask_cfg, ctx.reporter), mask_path, mask_file.meta)
         if mask_cfg.compact:
-            fixed.compact = cut_to_compact(loaded.model, fixed, preset.model.name_or_path, ctx.reporter)
+            cut_to_compact(loaded.model, fixed, preset.model.name_or_path, ctx.reporter)
     io = open_run(preset, ctx, overwrite, resume, inputs, loaded, train_enc, eval_sets, plan)
     if fixed is not None:
         record_mask(io, fixed)

@@ -185,6 +185,13 @@ def save_compact(model: PreTrainedModel, tokenizer, out: Path, layout: CompactLa
 
 
 def read_layout(path: Path) -> CompactLayout | None:
+    found = read_record(path)
+    return None if found is None else found[0]
+
+
+def read_record(path: Path) -> tuple[CompactLayout, dict] | None:
+    """The layout in a model folder's COMPACT_FILE and the rest of its record (where the model came from); None
+    for a folder without one."""
     file = path / COMPACT_FILE
     if not file.is_file():
         return None
@@ -192,10 +199,11 @@ def read_layout(path: Path) -> CompactLayout | None:
         record = json.loads(file.read_text(encoding="utf-8"))
         if record.get("format") != FORMAT:
             raise ValueError(f"format {record.get('format')!r}")
-        return CompactLayout(record["family"], int(record["head_size"]), int(record["num_heads"]),
-                             tuple(record["heads"]), tuple(record["neurons"]))  # fmt: skip
+        layout = CompactLayout(record["family"], int(record["head_size"]), int(record["num_heads"]),
+                               tuple(record["heads"]), tuple(record["neurons"]))  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise MaskError(f"{file} cannot be read ({exc})", "export the compact model again") from exc
+    return layout, {k: v for k, v in record.items() if k not in ("format", *asdict(layout))}
 
 
 def load_compact(path: str | Path) -> PreTrainedModel:
@@ -205,9 +213,10 @@ def load_compact(path: str | Path) -> PreTrainedModel:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = Path(path)
-    layout = read_layout(path)
-    if layout is None:
+    found = read_record(path)
+    if found is None:
         raise MaskError(f"{path} holds no {COMPACT_FILE}", "load it with AutoModelForSequenceClassification")
+    layout, meta = found
     config = AutoConfig.from_pretrained(path)
     model = cast("PreTrainedModel", AutoModelForSequenceClassification.from_config(config))
     structure = structure_of(model)
@@ -223,7 +232,6 @@ def load_compact(path: str | Path) -> PreTrainedModel:
             f"{path} does not match its {COMPACT_FILE} (missing {missing[:2]}, unexpected {unexpected[:2]})",
             "export the compact model again",
         )
-    record = json.loads((path / COMPACT_FILE).read_text(encoding="utf-8"))
-    carry_layout(model, layout, {k: v for k, v in record.items() if k not in ("format", *asdict(layout))})
+    carry_layout(model, layout, meta)
     model.eval()
     return model
