@@ -334,3 +334,18 @@ def test_compact_retraining_refuses_an_unstructured_mask(ce_model, synth_dir, tm
     assert result.exit_code == 2
     assert "part of a head or neuron" in result.output and "hint:" in result.output
     assert not out.exists()  # refused before anything is written
+
+
+def test_compact_retraining_resumes_exactly(ce_model, synth_dir, tmp_path):
+    """A killed `retrain --compact` resumes into the same compact model: its checkpoint holds the cut shapes."""
+    invoke("mask-train", *_base(ce_model, synth_dir, "--sparsity", "0.5", "--set", "mask.granularity=head+neuron",
+           "--set", "train.max_steps=4", "--set", "eval.every=4", "--set", "search.select_after=0",
+           "--set", "train.lr=0.05"), "--out", tmp_path / "mt")  # fmt: skip
+    mask = str(tmp_path / "mt" / "masks" / "best.safetensors")
+    args = ["retrain", *_base(ce_model, synth_dir, "--mask", mask, "--compact", "--set", "train.max_steps=12",
+            "--set", "eval.every=4", "--set", "train.checkpoint_every=4")]  # fmt: skip
+    ref = invoke(*args, "--out", tmp_path / "ref")
+    out = tmp_path / "run"
+    killed([*args, "--out", out], "kill@evaluated:2")
+    assert_same_run(tmp_path / "ref", out, ref, invoke(*args, "--out", out, "--resume"))
+    assert (out / "model" / "srnet_compact.json").is_file()
