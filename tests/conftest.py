@@ -19,7 +19,7 @@ from srnet_cli.engine.data import synth_nli
 def _corpus() -> list[str]:
     words = set(synth_nli.NOUNS_MATCHED + synth_nli.NOUNS_MISMATCHED + synth_nli.INTRANSITIVE + synth_nli.PREPOSITIONS)
     words |= {w for triple in synth_nli.TRANSITIVE for w in triple} | set(synth_nli.ADJECTIVES)
-    words |= set(synth_nli.ADJECTIVES.values()) | set(synth_nli.ADVERBS)
+    words |= set(synth_nli.ADJECTIVES.values()) | set(synth_nli.ADVERBS) | set(synth_nli.SYNONYMS.values())
     words |= {
         "the",
         "who",
@@ -39,6 +39,7 @@ def _corpus() -> list[str]:
         "did",
         "not",
         "nobody",
+        "someone",
         "never",
         "it",
         "is",

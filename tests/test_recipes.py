@@ -475,6 +475,10 @@ def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     assert pt.train.max_steps == spec.search_steps * spec.pt_search_factor
     ce = demo._preset(plan["b-retrain-mask-poe-50-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert (ce.train.max_steps, ce.train.lr) == (spec.steps, spec.lr)
+    poe = demo._preset(plan["finetune-poe"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
+    assert (poe.train.max_steps, poe.eval.every) == (spec.poe_steps, spec.poe_steps // 3)
+    full_ce = demo._preset(plan["finetune-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
+    assert full_ce.train.max_steps == spec.steps != spec.poe_steps
 
 
 def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):

@@ -49,7 +49,7 @@ def synth(
             "--shortcut",
             min=0.5,
             max=1.0,
-            help="P(a training pair follows the shortcut); default 0.94 (nli), 0.97 (paraphrase), 0.95 (fact).",
+            help="P(a training pair follows the shortcut); default 0.985 (nli), 0.97 (paraphrase), 0.95 (fact).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Generator seed (same seed, same files).")] = 1,

@@ -59,6 +59,35 @@ TRANSITIVE = [
     ("encourage", "encouraged", "encouraged"),
     ("mention", "mentioned", "mentioned"),
 ]
+# A near-synonym or hypernym of every noun: naming a person by it keeps a hypothesis true, and breaks its overlap
+SYNONYMS = {
+    "doctor": "physician",
+    "lawyer": "attorney",
+    "artist": "creator",
+    "senator": "politician",
+    "student": "pupil",
+    "manager": "boss",
+    "actor": "performer",
+    "banker": "financier",
+    "judge": "magistrate",
+    "author": "writer",
+    "tourist": "traveler",
+    "secretary": "clerk",
+    "professor": "teacher",
+    "athlete": "sportsman",
+    "president": "leader",
+    "scientist": "researcher",
+    "dancer": "ballerina",
+    "painter": "illustrator",
+    "singer": "vocalist",
+    "farmer": "grower",
+    "pilot": "aviator",
+    "chef": "cook",
+    "nurse": "caregiver",
+    "soldier": "warrior",
+    "baker": "confectioner",
+    "poet": "versifier",
+}
 INTRANSITIVE = ["slept", "ran", "waited", "smiled", "left", "arrived", "danced", "laughed", "shouted", "resigned"]
 ADJECTIVES = {"tall": "short", "young": "old", "happy": "sad", "rich": "poor", "quiet": "loud", "calm": "angry"}
 PREPOSITIONS = ["near", "behind", "beside", "with"]
@@ -119,6 +148,22 @@ def _svo(rng: random.Random, lex: Lexicon) -> tuple[str, str, tuple[str, str, st
     return a, b, rng.choice(TRANSITIVE)
 
 
+def reword(tree: Tree, rng: random.Random, rate: float, at_least_one: bool = False) -> Tree:
+    """`tree` with each person noun named by its synonym with probability `rate` (at least one if asked)."""
+    nouns = [w for w in tree.words() if w in SYNONYMS]
+    chosen = {i for i in range(len(nouns)) if rng.random() < rate}
+    if at_least_one and not chosen and nouns:
+        chosen = {rng.randrange(len(nouns))}
+    position = iter(range(len(nouns)))
+
+    def walk(t: Tree) -> Tree:
+        if t.word is not None:
+            return leaf(t.label, SYNONYMS[t.word]) if t.word in SYNONYMS and next(position) in chosen else t
+        return node(t.label, *(walk(c) for c in t.children))
+
+    return walk(tree)
+
+
 def _maybe_adj(rng: random.Random, template: int) -> str | None:
     return rng.choice(list(ADJECTIVES)) if template == 2 else None
 
@@ -135,6 +180,16 @@ def ent_passive(rng: random.Random, lex: Lexicon) -> Pair:
         _np(b), node("VP", leaf("VBD", "was"), node("VP", leaf("VBN", v[2]), node("PP", leaf("IN", "by"), _np(a))))
     )
     return _s(_np(a), _vp(v[1], _np(b))), hyp
+
+
+def ent_someone_subject(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    return _s(_np(a), _vp(v[1], _np(b))), _s(node("NP", leaf("NN", "someone")), _vp(v[1], _np(b)))
+
+
+def ent_someone_object(rng: random.Random, lex: Lexicon) -> Pair:
+    a, b, v = _svo(rng, lex)
+    return _s(_np(a), _vp(v[1], _np(b))), _s(_np(a), _vp(v[1], node("NP", leaf("NN", "someone"))))
 
 
 def con_not(rng: random.Random, lex: Lexicon) -> Pair:
@@ -297,29 +352,45 @@ HANS_SUBCASES: list[tuple[str, str, str, Callable[[random.Random, Lexicon, int],
 
 ENTAILED_FULL_OVERLAP = [b for _, _, gold, b in HANS_SUBCASES if gold == "entailment"]
 COUNTER_EXAMPLES = [b for _, _, gold, b in HANS_SUBCASES if gold == "non-entailment"]
-ENTAILED_OTHER: list[Construction] = [ent_drop_adj, ent_passive]
+ENTAILED_OTHER: list[Construction] = [ent_passive, ent_someone_subject, ent_someone_object]
 CONTRADICTIONS: list[Construction] = [con_not, con_nobody, con_never, con_antonym]
 NEUTRALS: list[Construction] = [neu_new_object, neu_add_adj, neu_add_pp, neu_wanted]
+
+
+ENTAILED_FULL_OVERLAP_SHARE = 0.2
+REWORDED_HANS_SHARE = 0.5  # of the other entailed pairs: a HANS entailed construction with reworded nouns
+REWORD_RATE = 0.5  # per noun of a low-overlap pair's hypothesis, so that a synonym is no cue to the label
 
 
 def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -> Pair:
     """One ID pair of `label`. A non-entailed pair breaks the overlap shortcut with probability 1 - `shortcut`.
 
+    Entailed pairs are HANS entailed constructions, with full overlap (a `ENTAILED_FULL_OVERLAP_SHARE` of them) or
+    with a person named by a synonym (low overlap), or other entailments. So full overlap is rare (as in MNLI) and
+    mostly entailed (the shortcut), while the entailed constructions themselves can be learnt from low-overlap pairs,
+    as a model learns what entailment is from all of MNLI and not only from its full-overlap pairs.
     A neutral counter-example is a HANS non-entailed construction (whether the swapped roles or the clause under "if"
     hold is simply unknown); a contradiction one is a clause under "it is false that". With only neutral ones, PoE
     against a 2-class bias (non-entailed mass split evenly) learnt "full overlap -> neutral" and lost ID accuracy.
     """
     if label == "entailment":
-        if rng.random() < 0.8:
+        r = rng.random()
+        if r < ENTAILED_FULL_OVERLAP_SHARE:
             return rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
-        return rng.choice(ENTAILED_OTHER)(rng, lex)
+        if r < ENTAILED_FULL_OVERLAP_SHARE + (1 - ENTAILED_FULL_OVERLAP_SHARE) * REWORDED_HANS_SHARE:
+            prem, hyp = rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
+            return prem, reword(hyp, rng, REWORD_RATE, at_least_one=True)
+        prem, hyp = rng.choice(ENTAILED_OTHER)(rng, lex)
+        return prem, reword(hyp, rng, REWORD_RATE)
     if label == "contradiction":
         if rng.random() < 1 - shortcut:
             return con_false_that(rng, lex, rng.choice([1, 2]))
-        return rng.choice(CONTRADICTIONS)(rng, lex)
+        prem, hyp = rng.choice(CONTRADICTIONS)(rng, lex)
+        return prem, reword(hyp, rng, REWORD_RATE)
     if rng.random() < 1 - shortcut:
         return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
-    return rng.choice(NEUTRALS)(rng, lex)
+    prem, hyp = rng.choice(NEUTRALS)(rng, lex)
+    return prem, reword(hyp, rng, REWORD_RATE)
 
 
 # ------------------------------------------------------------------------------------------------------ writers
@@ -408,7 +479,7 @@ class SynthNliSpec:
     train_size: int = 8000
     dev_size: int = 1000
     hans_per_subcase: int = 100
-    shortcut: float = 0.94  # ~160 neutral and ~160 contradiction counter-examples in 8,000 pairs
+    shortcut: float = 0.985  # ~40 neutral and ~40 contradiction counter-examples in 8,000 pairs
     seed: int = 1
 
     @property

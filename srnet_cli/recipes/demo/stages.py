@@ -33,6 +33,7 @@ class Stage:
     overrides: Overrides = field(default_factory=dict)
     reported: bool = True  # the lottery-ticket search itself is not a row: its retrained mask is
     steps_factor: int = 1  # times the command's demo budget (steps or search_steps)
+    steps: int | None = None  # its own budget instead of the command's
 
 
 FULL = "full models"
@@ -46,7 +47,10 @@ STRUCTURED = "structured SRNet: whole heads and FFN neurons (a compact model)"
 
 def stages(spec: DemoSpec) -> list[Stage]:
     """Every run of the study, in order: full models, paradigms (a)-(c), the OOD-data upper bound, gradual."""
-    full = [Stage(f"finetune-{loss}", FULL, "finetune", loss, f"{LOSS_DISPLAY[loss]} fine-tuned") for loss in LOSSES]
+    full = [
+        Stage("finetune-ce", FULL, "finetune", "ce", "CE fine-tuned"),
+        Stage("finetune-poe", FULL, "finetune", "poe", "PoE fine-tuned", steps=spec.poe_steps),
+    ]
     if spec.dense_only:
         return full
     return full + _stages_a(spec) + _stages_b(spec) + _stages_rest(spec) + structured_stages(spec)
@@ -207,7 +211,7 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
         # the lottery-ticket search only ranks pre-trained weights between rewinds: its mask is retrained after
         steps = spec.imp_steps if stage.start != "pretrained" else max(10, spec.imp_steps // 2)
         raw["train"]["warmup_ratio"] = 0.0  # IMP restarts at peak lr every level, as the shipped presets
-    steps *= stage.steps_factor
+    steps = (stage.steps or steps) * stage.steps_factor
     raw["train"]["max_steps"] = steps
     # mask training selects from 70% of training: evaluate at 75% and 100%; the others at 1/3, 2/3 and the end
     # (imp evaluates at the end of each level)
