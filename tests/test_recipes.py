@@ -474,7 +474,7 @@ def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     pt = demo._preset(plan["c-mask-pt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert pt.train.max_steps == spec.search_steps * spec.pt_search_factor
     ce = demo._preset(plan["b-retrain-mask-poe-50-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
-    assert (ce.train.max_steps, ce.train.lr) == (spec.steps, spec.lr)
+    assert (ce.train.max_steps, ce.train.lr) == (spec.mask_retrain_steps, spec.lr)
     poe = demo._preset(plan["finetune-poe"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert (poe.train.max_steps, poe.eval.every) == (spec.poe_steps, spec.poe_steps // 3)
     full_ce = demo._preset(plan["finetune-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")

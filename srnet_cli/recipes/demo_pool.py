@@ -49,7 +49,7 @@ Runner = Callable[[Job, str, Reporter], RunResults]  # (job, device, reporter) -
 
 def priorities(jobs: list[Job]) -> dict[str, int]:
     """Each job's steps plus those of the longest chain of jobs waiting on it: the one to start first is the one
-    that holds up the most work behind it (in the demo, the lottery-ticket search before its 600-step retrain)."""
+    that holds up the most work behind it (in the demo, the lottery-ticket search before its retrain)."""
     names = {job.name for job in jobs}
     for job in jobs:
         missing = [n for n in job.needs if n not in names]
