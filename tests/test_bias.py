@@ -147,10 +147,12 @@ def test_bias_model_recipe_output(bias_file, synth_dir):
     )
     train = load_split("mnli", "train", synth_dir)
     entailed_right = [(probs[e.id][1] > 0.5) == (e.label == "entailment") for e in train.examples]
-    assert np.mean(entailed_right) > 0.9  # overlap decides entailment in the training distribution
+    assert np.mean(entailed_right) > 2 / 3  # better than calling every pair non-entailed
+    full = [e for e in train.examples if overlap_features(e.text_a, e.text_b)[1] == 1.0]
+    assert full and np.mean([probs[e.id][1] > 0.5 for e in full]) > 0.9  # the shortcut: full overlap -> entailment
     results = json.loads((bias_file.parent / "results.json").read_text())
-    # right on the entailed pairs, and at chance on HANS (overlap is uninformative there)
-    assert results["metrics"]["dev_matched"]["acc"] > 0.5
+    # above chance on the ID dev set, and at chance on HANS (overlap is uninformative there)
+    assert results["metrics"]["dev_matched"]["acc"] > 1 / 3
     assert results["metrics"]["hans"]["acc"] == pytest.approx(0.5, abs=0.1)
 
 
