@@ -168,12 +168,6 @@ def _maybe_adj(rng: random.Random, template: int) -> str | None:
     return rng.choice(list(ADJECTIVES)) if template == 2 else None
 
 
-def ent_drop_adj(rng: random.Random, lex: Lexicon) -> Pair:
-    a, b, v = _svo(rng, lex)
-    adj = rng.choice(list(ADJECTIVES))
-    return _s(_np(a, adj), _vp(v[1], _np(b))), _s(_np(a), _vp(v[1], _np(b)))
-
-
 def ent_passive(rng: random.Random, lex: Lexicon) -> Pair:
     a, b, v = _svo(rng, lex)
     hyp = _s(
