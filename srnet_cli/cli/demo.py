@@ -81,7 +81,8 @@ def demo(
         typer.Option(
             "--steps",
             min=1,
-            help="Fine-tuning and retraining steps (default 200, --quick 80; the lottery-ticket PoE retrain: 3x).",
+            help="Fine-tuning and retraining steps (default 200, --quick 60; the PoE model 1.5x, the lottery-ticket "
+            "PoE retrain 2x, the PoE mask's retrains 0.7x).",
         ),
     ] = None,
     train_size: Annotated[

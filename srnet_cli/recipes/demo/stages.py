@@ -32,8 +32,7 @@ class Stage:
     sparsity: float | None = None
     overrides: Overrides = field(default_factory=dict)
     reported: bool = True  # the lottery-ticket search itself is not a row: its retrained mask is
-    steps_factor: int = 1  # times the command's demo budget (steps or search_steps)
-    steps: int | None = None  # its own budget instead of the command's
+    steps_factor: float = 1  # times the command's demo budget (steps or search_steps), so --steps scales it too
 
 
 FULL = "full models"
@@ -49,7 +48,7 @@ def stages(spec: DemoSpec) -> list[Stage]:
     """Every run of the study, in order: full models, paradigms (a)-(c), the OOD-data upper bound, gradual."""
     full = [
         Stage("finetune-ce", FULL, "finetune", "ce", "CE fine-tuned"),
-        Stage("finetune-poe", FULL, "finetune", "poe", "PoE fine-tuned", steps=spec.poe_steps),
+        Stage("finetune-poe", FULL, "finetune", "poe", "PoE fine-tuned", steps_factor=spec.poe_factor),
     ]
     if spec.dense_only:
         return full
@@ -127,7 +126,7 @@ def _stages_b(spec: DemoSpec) -> list[Stage]:
                 f"PoE mask (a), retrained {LOSS_DISPLAY[loss]}",
                 sparsity=first,
                 overrides=a_mask,
-                steps=spec.mask_retrain_steps,
+                steps_factor=spec.mask_retrain_factor,
             )
         )
     return out
@@ -212,7 +211,7 @@ def _preset(stage: Stage, spec: DemoSpec, out: Path, data: Path, bias: Path) -> 
         # the lottery-ticket search only ranks pre-trained weights between rewinds: its mask is retrained after
         steps = spec.imp_steps if stage.start != "pretrained" else max(10, spec.imp_steps // 2)
         raw["train"]["warmup_ratio"] = 0.0  # IMP restarts at peak lr every level, as the shipped presets
-    steps = (stage.steps or steps) * stage.steps_factor
+    steps = max(1, round(steps * stage.steps_factor))
     raw["train"]["max_steps"] = steps
     # mask training selects from 70% of training: evaluate at 75% and 100%; the others at 1/3, 2/3 and the end
     # (imp evaluates at the end of each level)
