@@ -369,21 +369,23 @@ def sample_pair(rng: random.Random, lex: Lexicon, label: str, shortcut: float) -
     """
     if label == "entailment":
         r = rng.random()
-        if r < ENTAILED_FULL_OVERLAP_SHARE:
-            return rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
         if r < ENTAILED_FULL_OVERLAP_SHARE + (1 - ENTAILED_FULL_OVERLAP_SHARE) * REWORDED_HANS_SHARE:
             prem, hyp = rng.choice(ENTAILED_FULL_OVERLAP)(rng, lex, rng.choice([1, 2]))
-            return prem, reword(hyp, rng, REWORD_RATE, at_least_one=True)
-        prem, hyp = rng.choice(ENTAILED_OTHER)(rng, lex)
-        return prem, reword(hyp, rng, REWORD_RATE)
+            full_overlap = r < ENTAILED_FULL_OVERLAP_SHARE
+            return prem, hyp if full_overlap else reword(hyp, rng, REWORD_RATE, at_least_one=True)
+        return _low_overlap(rng, lex, ENTAILED_OTHER)
     if label == "contradiction":
         if rng.random() < 1 - shortcut:
             return con_false_that(rng, lex, rng.choice([1, 2]))
-        prem, hyp = rng.choice(CONTRADICTIONS)(rng, lex)
-        return prem, reword(hyp, rng, REWORD_RATE)
+        return _low_overlap(rng, lex, CONTRADICTIONS)
     if rng.random() < 1 - shortcut:
         return rng.choice(COUNTER_EXAMPLES)(rng, lex, rng.choice([1, 2]))
-    prem, hyp = rng.choice(NEUTRALS)(rng, lex)
+    return _low_overlap(rng, lex, NEUTRALS)
+
+
+def _low_overlap(rng: random.Random, lex: Lexicon, constructions: list[Construction]) -> Pair:
+    """A pair of one of `constructions`, its hypothesis naming people by synonyms at REWORD_RATE."""
+    prem, hyp = rng.choice(constructions)(rng, lex)
     return prem, reword(hyp, rng, REWORD_RATE)
 
 
