@@ -476,7 +476,7 @@ def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     pt = demo._preset(plan["c-mask-pt-poe-50"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert pt.train.max_steps == spec.search_steps * spec.pt_search_factor
     ce = demo._preset(plan["b-retrain-mask-poe-50-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
-    assert (ce.train.max_steps, ce.train.lr) == (140, spec.lr)  # 0.7 x 200
+    assert (ce.train.max_steps, ce.train.lr) == (70, spec.lr)  # 0.35 x 200
     poe = demo._preset(plan["finetune-poe"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
     assert (poe.train.max_steps, poe.eval.every) == (300, 100)  # 1.5 x 200, three evaluations
     full_ce = demo._preset(plan["finetune-ce"], spec, tmp_path, tmp_path / "data", tmp_path / "bias.json")
@@ -487,8 +487,8 @@ def test_slow_starting_demo_stages_get_their_longer_budget(tmp_path):
     budgets = {name: demo._preset(plan[name], short, tmp_path, tmp_path / "d", tmp_path / "b.json").train.max_steps
                for name in ("finetune-ce", "finetune-poe", "b-retrain-mask-poe-50-poe", "b-retrain-lt-poe-50",
                             "s-retrain-poe-50")}  # fmt: skip
-    assert budgets == {"finetune-ce": 100, "finetune-poe": 150, "b-retrain-mask-poe-50-poe": 70,
-                       "b-retrain-lt-poe-50": 200, "s-retrain-poe-50": 100}  # fmt: skip
+    assert budgets == {"finetune-ce": 100, "finetune-poe": 150, "b-retrain-mask-poe-50-poe": 35,
+                       "b-retrain-lt-poe-50": 200, "s-retrain-poe-50": 75}  # fmt: skip
 
 
 def test_finetune_with_reweighting(tiny_bert_dir, synth_dir, bias_file, tmp_path):

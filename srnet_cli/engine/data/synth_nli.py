@@ -1,15 +1,17 @@
 """Built-in NLI benchmark with a planted lexical-overlap shortcut, written in the MNLI and HANS file formats.
 
-Every sentence comes from templates in this file (no external data). In the training distribution, entailed
-pairs almost always have full lexical overlap (every hypothesis word occurs in the premise) while non-entailed
-pairs almost always have low overlap: overlap is a shortcut. `shortcut` is the probability that a non-entailed
-training pair follows it; the rest are *counter-examples*: full-overlap pairs that are not entailed, half of them
-neutral (subject/object swap, a noun from a prepositional phrase promoted to subject, a clause under "if" or
-"believed") and half contradictions (a clause under "it is false that"), as the even neutral/contradiction split of
-a 2-class overlap bias model assumes (real MNLI's high-overlap non-entailed pairs are of both kinds). The HANS-format
+Every sentence comes from templates in this file (no external data). In the training distribution, non-entailed
+pairs almost always have low lexical overlap, so a pair with full overlap (every hypothesis word occurs in the
+premise) is almost always entailed: overlap is a shortcut (`sample_pair` says how entailed pairs are made).
+`shortcut` is the probability that a non-entailed training pair follows it; the rest are *counter-examples*:
+full-overlap pairs that are not entailed, half of them neutral (subject/object swap, a noun from a prepositional
+phrase promoted to subject, a clause under "if" or "believed") and half contradictions (a clause under "it is false
+that"), as the even neutral/contradiction split of a 2-class overlap bias model assumes (real MNLI's high-overlap
+non-entailed pairs are of both kinds). The HANS-format
 challenge set is built only from full-overlap pairs, half entailed and half not, so overlap is uninformative there:
 a model that learned the shortcut labels nearly all of it "entailment" (the phenomenon studied by McCoy et al. 2019
-and by the SRNet paper).
+and by the SRNet paper). Sentences end without a period: here every sentence would have one, so it would tell a
+model nothing and only add two tokens to every pair, which every training and evaluation step pays for.
 """
 
 from __future__ import annotations
@@ -131,10 +133,6 @@ def _vp(verb: str, obj: Tree | None = None, *extra: Tree) -> Tree:
 
 
 def _s(subj: Tree, vp: Tree) -> Tree:
-    return node("S", subj, vp, leaf(".", "."))
-
-
-def _clause(subj: Tree, vp: Tree) -> Tree:
     return node("S", subj, vp)
 
 
@@ -295,11 +293,11 @@ def _embedded(rng: random.Random, lex: Lexicon, t: int, word: str, tag: str) -> 
     a, b = lex.people(rng, 2)
     v1, v2 = rng.sample(INTRANSITIVE, 2)
     adj = _maybe_adj(rng, t)
-    inner = _clause(_np(a, adj), _vp(v1))
-    if tag == "VBD":  # "the lawyer believed/knew that the doctor slept ."
+    inner = _s(_np(a, adj), _vp(v1))
+    if tag == "VBD":  # "the lawyer believed/knew that the doctor slept"
         prem = _s(_np(b), node("VP", leaf("VBD", word), node("SBAR", leaf("IN", "that"), inner)))
-    else:  # "if/since the doctor slept , the lawyer ran ."
-        prem = node("S", node("SBAR", leaf("IN", word), inner), leaf(",", ","), _np(b), _vp(v2), leaf(".", "."))
+    else:  # "if/since the doctor slept , the lawyer ran"
+        prem = node("S", node("SBAR", leaf("IN", word), inner), leaf(",", ","), _np(b), _vp(v2))
     return prem, _s(_np(a, adj), _vp(v1))
 
 
@@ -320,12 +318,12 @@ def ce_embedded_under_verb(rng: random.Random, lex: Lexicon, t: int) -> Pair:
 
 
 def con_false_that(rng: random.Random, lex: Lexicon, t: int) -> Pair:
-    """A full-overlap contradiction (ID sets only): "it is false that the doctor slept ." / "the doctor slept ."."""
+    """A full-overlap contradiction (ID sets only): "it is false that the doctor slept" / "the doctor slept"."""
     a = lex.people(rng, 1)[0]
-    inner = _clause(_np(a, _maybe_adj(rng, t)), _vp(rng.choice(INTRANSITIVE)))
+    inner = _s(_np(a, _maybe_adj(rng, t)), _vp(rng.choice(INTRANSITIVE)))
     falsity = node("ADJP", leaf("JJ", rng.choice(["false", "untrue"])))
     verb = node("VP", leaf("VBZ", "is"), falsity, node("SBAR", leaf("IN", "that"), inner))
-    return node("S", node("NP", leaf("PRP", "it")), verb, leaf(".", ".")), node("S", *inner.children, leaf(".", "."))
+    return node("S", node("NP", leaf("PRP", "it")), verb), inner
 
 
 # (heuristic, subcase, hans gold label, builder); subcase names follow HANS's naming scheme.

@@ -20,7 +20,8 @@ ORIGINAL_EVAL_BATCH = 8  # and evaluates with batch size 8
 def realistic_examples(n: int, seed: int) -> list[Example]:
     """Built-in NLI pairs stretched to MNLI-like lengths: premise words ~ lognormal(median 19, σ 0.55), hypothesis
     ~ lognormal(median 9.5, σ 0.45), about 22 and 11 words on average as in MNLI's training set (premises are
-    extended with further generated sentences; the label is irrelevant to speed)."""
+    extended with further generated sentences; the label is irrelevant to speed). Each sentence gets back the
+    period the built-in benchmark leaves out, as MNLI's sentences have one."""
     from srnet_cli.engine.data import synth_nli
     from srnet_cli.engine.data.readers import Example, load_split
 
@@ -28,7 +29,7 @@ def realistic_examples(n: int, seed: int) -> list[Example]:
         synth_nli.write_synth_nli(Path(tmp), synth_nli.SynthNliSpec(train_size=max(n, 300), dev_size=3, seed=seed))
         base = load_split("mnli", "train", Path(tmp)).examples
     rng = random.Random(seed)
-    sentences = [e.text_a for e in base]
+    sentences = [e.text_a + "." for e in base]
 
     def stretch(text: str, target: int) -> str:
         words = text.split()
@@ -39,7 +40,7 @@ def realistic_examples(n: int, seed: int) -> list[Example]:
     out = []
     for i in range(n):
         e = base[i % len(base)]
-        premise = stretch(e.text_a, round(rng.lognormvariate(math.log(19), 0.55)))
-        hypothesis = stretch(e.text_b, round(rng.lognormvariate(math.log(9.5), 0.45)))
+        premise = stretch(e.text_a + ".", round(rng.lognormvariate(math.log(19), 0.55)))
+        hypothesis = stretch(e.text_b + ".", round(rng.lognormvariate(math.log(9.5), 0.45)))
         out.append(Example(f"bench-{i}", premise, hypothesis, e.label, i))
     return out
