@@ -245,22 +245,23 @@ def test_demo_stages_wait_for_their_inputs_and_the_longest_chain_starts_first():
     assert needs["b-retrain-mask-poe-50-ce"] == ("a-mask-poe-50",)
     assert needs["s-retrain-poe-50"] == ("finetune-ce", "s-mask-poe-50")
     # steps: lottery-ticket search 50 + its retrain 2 x 200; CE model 200 + the structured search 100 + its retrain
-    # 1 x 200; the PoE mask of (a) 100 + its retrain 140; the PoE model 300
+    # 0.75 x 200; the PoE mask of (a) 100 + its retrain 0.35 x 200; the PoE model 1.5 x 200
     priority = demo_pool.priorities(jobs)
-    assert priority["b-lt-imp-poe"] == 450 and priority["finetune-ce"] == 500 and priority["a-mask-poe-50"] == 240
-    assert priority["s-mask-poe-50"] == 300 and priority["finetune-poe"] == 300 and priority["a-mask-ce-50"] == 100
-    assert priority["c-mask-pt-poe-50"] == 100
+    assert priority["b-lt-imp-poe"] == 450 and priority["finetune-ce"] == 450 and priority["a-mask-poe-50"] == 170
+    assert priority["s-mask-poe-50"] == 250 and priority["finetune-poe"] == 300 and priority["a-mask-ce-50"] == 100
+    assert priority["c-mask-pt-poe-50"] == 100 and priority["b-retrain-mask-poe-50-ce"] == 70
     pending, done, order = list(jobs), set(), []
     while pending:  # one worker, each job done as soon as it starts: the order a free worker takes them in
         job = demo_pool.next_ready(pending, done, priority)
         pending.remove(job)
         done.add(job.name)
         order.append(job.name)
-    # the tie at 300 goes to the PoE model, earlier in plan order
-    assert order[:6] == ["finetune-ce", "b-lt-imp-poe", "b-retrain-lt-poe-50", "finetune-poe", "s-mask-poe-50",
-                         "a-mask-poe-50"]  # fmt: skip
-    assert order[6:9] == ["s-retrain-poe-50", "b-retrain-mask-poe-50-ce", "b-retrain-mask-poe-50-poe"]
-    assert order[9:] == [job.name for job in jobs if priority[job.name] == 100]
+    # the tie at 450 goes to the CE model, earlier in plan order; the shortest stages go last, so the two workers
+    # finish close together
+    assert order[:7] == ["finetune-ce", "b-lt-imp-poe", "b-retrain-lt-poe-50", "finetune-poe", "s-mask-poe-50",
+                         "a-mask-poe-50", "s-retrain-poe-50"]  # fmt: skip
+    assert order[-2:] == ["b-retrain-mask-poe-50-ce", "b-retrain-mask-poe-50-poe"]
+    assert order[7:-2] == [job.name for job in jobs if priority[job.name] == 100]
     with pytest.raises(ValueError, match="needs"):
         demo_pool.priorities(jobs[2:])  # without the CE model its subnetworks cannot run
 
