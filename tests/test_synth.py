@@ -48,6 +48,18 @@ def test_files_have_upstream_columns(synth_dir):
         assert " ".join(words).replace(" .", ".").replace(" ,", ",") == row[5]
 
 
+def test_sentences_end_without_a_period_and_the_bench_puts_it_back(synth_dir):
+    from srnet_cli.recipes.bench.workload import realistic_examples
+
+    sentences = [r[8:10] for r in _rows(synth_dir / "MNLI/train.tsv")[1:]]
+    sentences += [r[5:7] for r in _rows(synth_dir / "MNLI/hans/heuristics_evaluation_set.txt")[1:]]
+    assert sentences and not any(s.endswith(".") for pair in sentences for s in pair)
+    # the bench times MNLI-like text: each whole generated sentence there ends with a period, as in MNLI (a
+    # stretched premise of ~19 words holds several sentences; the last may be cut short)
+    bench = realistic_examples(40, seed=1)
+    assert sum(e.text_a.count(".") for e in bench) > 2 * len(bench)
+
+
 def test_deterministic_per_seed(tmp_path):
     digest = []
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):

@@ -7,11 +7,11 @@ premise) is almost always entailed: overlap is a shortcut (`sample_pair` says ho
 full-overlap pairs that are not entailed, half of them neutral (subject/object swap, a noun from a prepositional
 phrase promoted to subject, a clause under "if" or "believed") and half contradictions (a clause under "it is false
 that"), as the even neutral/contradiction split of a 2-class overlap bias model assumes (real MNLI's high-overlap
-non-entailed pairs are of both kinds). The HANS-format
-challenge set is built only from full-overlap pairs, half entailed and half not, so overlap is uninformative there:
-a model that learned the shortcut labels nearly all of it "entailment" (the phenomenon studied by McCoy et al. 2019
-and by the SRNet paper). Sentences end without a period: here every sentence would have one, so it would tell a
-model nothing and only add two tokens to every pair, which every training and evaluation step pays for.
+non-entailed pairs are of both kinds). The HANS-format challenge set is built only from full-overlap pairs, half
+entailed and half not, so overlap is uninformative there: a model that learned the shortcut labels nearly all of it
+"entailment" (the phenomenon studied by McCoy et al. 2019 and by the SRNet paper). Sentences end without a period:
+here every sentence would have one, so it would tell a model nothing and only add two tokens to every pair, which
+every training and evaluation step pays for.
 """
 
 from __future__ import annotations
