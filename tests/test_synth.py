@@ -51,13 +51,22 @@ def test_files_have_upstream_columns(synth_dir):
 def test_sentences_end_without_a_period_and_the_bench_puts_it_back(synth_dir):
     from srnet_cli.recipes.bench.workload import realistic_examples
 
-    sentences = [r[8:10] for r in _rows(synth_dir / "MNLI/train.tsv")[1:]]
-    sentences += [r[5:7] for r in _rows(synth_dir / "MNLI/hans/heuristics_evaluation_set.txt")[1:]]
+    train = _rows(synth_dir / "MNLI/train.tsv")[1:]
+    hans = _rows(synth_dir / "MNLI/hans/heuristics_evaluation_set.txt")[1:]
+    sentences = [r[8:10] for r in train] + [r[5:7] for r in hans]
     assert sentences and not any(s.endswith(".") for pair in sentences for s in pair)
+    parses = [r[4:8] for r in train] + [r[1:5] for r in hans]  # binary and Penn parses of both sentences
+    assert not any("(. ." in p or " . )" in p for row in parses for p in row)
     # the bench times MNLI-like text: each whole generated sentence there ends with a period, as in MNLI (a
-    # stretched premise of ~19 words holds several sentences; the last may be cut short)
+    # stretched premise of ~19 words holds several sentences; the last may be cut short) ...
     bench = realistic_examples(40, seed=1)
     assert sum(e.text_a.count(".") for e in bench) > 2 * len(bench)
+    # ... and the very text it timed before the periods went (the hash of the earlier code's examples)
+    text = "\n".join(f"{e.text_a}\t{e.text_b}\t{e.label}" for e in bench)
+    assert hashlib.sha256(text.encode()).hexdigest() == BENCH_TEXT_SHA256
+
+
+BENCH_TEXT_SHA256 = "7c7e02fe8d7ca63b49ea278ba643c6c59025aa8c3647f1563f638ddd67cfc581"
 
 
 def test_deterministic_per_seed(tmp_path):

@@ -82,7 +82,7 @@ def demo(
             "--steps",
             min=1,
             help="Fine-tuning and retraining steps (default 200, --quick 60; the PoE model 1.5x, the lottery-ticket "
-            "PoE retrain 2x, the PoE mask's retrains 0.35x, the structured retrain 0.75x).",
+            "PoE retrain 2x, the PoE mask's retrains 0.35x (1x with --quick), the structured retrain 0.75x).",
         ),
     ] = None,
     train_size: Annotated[
