@@ -168,3 +168,49 @@ def test_bias_models_that_train_a_model(family_dir, synth_dir, tmp_path):
     weak = ok(invoke("bias-model", "--kind", "weak-learner", "--layers", 1, *common, *fast, "--out", tmp_path / "w"))
     shallow = ok(invoke("bias-model", "--kind", "shallow", "--subset", 40, *common, *fast, "--out", tmp_path / "s"))
     assert weak["training_examples"] == shallow["training_examples"] == 240
+
+
+def test_cpu_paths_change_no_output_and_every_dropout_uses_them(family_dir):
+    """On a CPU (`fit_to_device`) the family's evaluation logits equal stock transformers' on both attention paths
+    (a short batch, and one past `FUSED_MIN_KEYS`), and in a training step no dropout mask comes from torch's own
+    kernels (`bernoulli_`, `native_dropout`): every dropout of the family goes through srnet's masks, which follow
+    torch's seed."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from srnet_cli.engine.runs.devices import fit_to_device
+    from srnet_cli.engine.training.cpu_paths import FUSED_MIN_KEYS, CpuDropout
+    from srnet_cli.engine.training.models import load_classifier
+
+    class OpNames(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    stock = load_classifier(family_dir, ("a", "b", "c")).eval()
+    fast = load_classifier(family_dir, ("a", "b", "c")).eval()
+    fast.load_state_dict(stock.state_dict())
+    fit_to_device(fast, "cpu", "no")
+    assert not any(type(m) is torch.nn.Dropout for m in fast.modules())
+    torch.manual_seed(0)
+    for length in (12, FUSED_MIN_KEYS + 6):
+        ids = torch.randint(5, 60, (3, length))
+        mask = torch.ones_like(ids)
+        mask[1, length // 2 :] = 0
+        with torch.no_grad():
+            expected = stock(input_ids=ids, attention_mask=mask).logits
+            assert torch.allclose(fast(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-5)
+    fast.train()
+    torch.manual_seed(7)
+    with OpNames() as ops:
+        logits = fast(input_ids=ids, attention_mask=mask).logits
+        logits.square().sum().backward()
+    assert not {n for n in ops.names if "bernoulli" in n or "dropout" in n}, ops.names
+    torch.manual_seed(7)
+    assert torch.equal(fast(input_ids=ids, attention_mask=mask).logits, logits)
+    if any(m.p > 0 for m in fast.modules() if isinstance(m, CpuDropout)):
+        torch.manual_seed(8)
+        assert not torch.equal(fast(input_ids=ids, attention_mask=mask).logits, logits)

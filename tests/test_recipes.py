@@ -696,32 +696,6 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     assert fp32["machine"]["torch"] and fp32["machine"]["compiled"] is False
 
 
-def test_fit_attention_switches_to_eager_only_for_bf16_on_cpu_and_keeps_the_logits(tiny_bert_dir):
-    """Eager attention is an exact replacement of SDPA (fp32 logits equal), chosen only for bf16 on a CPU, where
-    SDPA's bf16 backward is slow; bf16 autocast logits stay within bf16 rounding of fp32."""
-    import torch
-
-    from srnet_cli.engine.runs.devices import fit_attention
-    from srnet_cli.engine.training.models import load_classifier
-
-    torch.manual_seed(0)
-    ids = torch.randint(5, 60, (4, 12))
-    mask = torch.ones_like(ids)
-    mask[1, 7:] = 0  # padding must be masked the same way by both implementations
-    sdpa = load_classifier(tiny_bert_dir, ("a", "b", "c")).eval()
-    eager = load_classifier(tiny_bert_dir, ("a", "b", "c")).eval()
-    eager.load_state_dict(sdpa.state_dict())
-    assert fit_attention(sdpa, torch.device("cpu"), "no").config._attn_implementation == "sdpa"
-    assert fit_attention(sdpa, "cuda", "bf16").config._attn_implementation == "sdpa"
-    assert fit_attention(eager, torch.device("cpu"), "bf16").config._attn_implementation == "eager"
-    with torch.no_grad():
-        reference = sdpa(input_ids=ids, attention_mask=mask).logits
-        assert torch.allclose(eager(input_ids=ids, attention_mask=mask).logits, reference, atol=1e-5)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            half = eager(input_ids=ids, attention_mask=mask).logits.float()
-    assert torch.allclose(half, reference, atol=0.05) and not torch.equal(half, reference)
-
-
 def test_evaluate_bf16_matches_fp32_probabilities(tiny_bert_dir, synth_dir, tmp_path):
     """`evaluate --mixed-precision bf16` autocasts the forward passes: the train-set probabilities are those of
     fp32 within bf16 rounding, and the preset records the precision."""

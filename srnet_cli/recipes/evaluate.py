@@ -13,7 +13,7 @@ from srnet_cli.engine.data.tasks import TaskSpec, task_spec
 from srnet_cli.engine.debias.teacher_files import write_probs_json
 from srnet_cli.engine.evaluation.predict import encode_sets, evaluate_sets, head_labels, write_predictions
 from srnet_cli.engine.runs.context import RunContext
-from srnet_cli.engine.runs.devices import make_accelerator, slow_precision_note
+from srnet_cli.engine.runs.devices import fit_to_device, make_accelerator, slow_precision_note
 from srnet_cli.engine.runs.files import check_file_target, check_out_dir, prepare_out_dir, write_json, write_text_atomic
 from srnet_cli.engine.sparse.masks import sparsity_summary
 from srnet_cli.engine.training.models import (
@@ -124,7 +124,7 @@ def _model(
         )
     else:
         model = _fine_tuned_classifier(preset.model.name_or_path, task.name)
-    model = model.to(accelerator.device)
+    model = fit_to_device(model.to(accelerator.device), accelerator.device, preset.mixed_precision)
     fit_tokenizer(tokenizer, model, preset.model.name_or_path)
     return model, tokenizer, head_labels(model_labels(model), task, ctx.reporter), accelerator
 

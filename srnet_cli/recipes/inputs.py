@@ -19,7 +19,7 @@ from srnet_cli.engine.debias.losses import GATED, NEEDS_BIAS, NEEDS_TEACHER, att
 from srnet_cli.engine.debias.teacher_files import load_teacher
 from srnet_cli.engine.evaluation.predict import EvalSet, encode_sets
 from srnet_cli.engine.runs.context import Reporter, RunContext
-from srnet_cli.engine.runs.devices import fit_attention, make_accelerator, seed_everything, slow_precision_note
+from srnet_cli.engine.runs.devices import fit_to_device, make_accelerator, seed_everything, slow_precision_note
 from srnet_cli.engine.runs.files import check_out_dir
 from srnet_cli.engine.training.models import (
     check_encoded_fits,
@@ -133,7 +133,7 @@ def load_model(preset: FinetunePreset, inputs: Inputs, ctx: RunContext) -> Loade
     tokenizer = load_tokenizer(preset.model.name_or_path)
     model, new_params = load_for_task(preset.model.name_or_path, inputs.task.labels)
     fit_tokenizer(tokenizer, model, preset.model.name_or_path)
-    fit_attention(model, accelerator.device, preset.train.mixed_precision)
+    fit_to_device(model, accelerator.device, preset.train.mixed_precision)
     if preset.loss.kind in GATED:
         attach_gate(model)
     if note := slow_precision_note(accelerator.device, preset.train.mixed_precision):

@@ -12,7 +12,8 @@ from srnet_cli.errors import UsageError
 if TYPE_CHECKING:
     import torch
     from accelerate import Accelerator
-    from transformers import PreTrainedModel
+
+    from srnet_cli.engine.training.cpu_paths import Model
 
 
 # glibc's mallopt parameters (malloc.h)
@@ -108,13 +109,18 @@ def make_accelerator(device: str, mixed_precision: str = "no") -> Accelerator:
     return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
 
 
-def fit_attention(model: PreTrainedModel, device: torch.device | str, mixed_precision: str) -> PreTrainedModel:
-    """bf16 on a CPU: eager attention instead of SDPA. PyTorch's CPU flash-attention backward is much slower in bf16
-    than in fp32 (it made a bf16 training step slower than an fp32 one), while eager attention's matmuls run on the
-    CPU's native bf16 units."""
-    on_cpu = getattr(device, "type", str(device)) == "cpu"
-    if on_cpu and mixed_precision == "bf16" and getattr(model.config, "_attn_implementation", "eager") != "eager":
-        model.set_attn_implementation("eager")
+def fit_to_device(model: Model, device: torch.device | str, mixed_precision: str) -> Model:
+    """On a CPU, srnet's dropout masks and attention (`cpu_paths`: faster, same model). A family without pluggable
+    attention runs bf16 with eager attention: PyTorch's CPU flash-attention backward is much slower in bf16 than in
+    fp32 (it made a bf16 training step slower than an fp32 one), while eager attention's matmuls run on the CPU's
+    native bf16 units."""
+    from srnet_cli.engine.training.cpu_paths import use_cpu_paths
+
+    if getattr(device, "type", str(device)) != "cpu":
+        return model
+    use_cpu_paths(model)
+    if mixed_precision == "bf16" and getattr(model.config, "_attn_implementation", "eager") == "sdpa":
+        model.set_attn_implementation("eager")  # type: ignore[operator]  # a PreTrainedModel's
     return model
 
 

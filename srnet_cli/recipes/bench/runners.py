@@ -3,6 +3,7 @@ original evaluation settings, on the same weights and data."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import tempfile
 import time
@@ -50,8 +51,8 @@ def srnet_train(
     model: nn.Module | None = None,
 ) -> dict:
     """srnet's own loop: length-grouped batches, dynamic padding, fused AdamW; `bf16`: autocast as
-    `--mixed-precision bf16` runs it (with the eager attention `fit_attention` picks on a CPU); `model`: train this
-    one instead of a fresh copy of the setup's."""
+    `--mixed-precision bf16` runs it; `model`: train this one instead of a fresh copy of the setup's (either way
+    with srnet's CPU paths, as every command runs on a CPU)."""
     import contextlib
 
     import torch
@@ -59,7 +60,7 @@ def srnet_train(
     from srnet_cli.engine.data.batching import BatchStream, encode
     from srnet_cli.engine.debias.losses import make_loss
     from srnet_cli.engine.runs.context import NullReporter
-    from srnet_cli.engine.runs.devices import fit_attention
+    from srnet_cli.engine.runs.devices import fit_to_device
     from srnet_cli.engine.sparse.masks import inject_masks
     from srnet_cli.engine.sparse.pruning import init_scores
     from srnet_cli.engine.sparse.structure import structure_of
@@ -76,7 +77,7 @@ def srnet_train(
         def clip_grad_norm_(params: Iterable[torch.Tensor], norm: float) -> None:
             torch.nn.utils.clip_grad_norm_(params, norm)
 
-    model = model if model is not None else fit_attention(fresh_model(setup), "cpu", "bf16" if bf16 else "no")
+    model = fit_to_device(model if model is not None else fresh_model(setup), "cpu", "bf16" if bf16 else "no")
     if mask_train:
         inject_masks(model, structure_of(model).targets(include_pooler=True, include_classifier=False))
         for param in model.parameters():
@@ -141,12 +142,11 @@ def trainer_train(
     setup: Setup, examples: list[Example], steps: int, batch: int, best: bool, bf16: bool = False
 ) -> dict:
     """HF `Trainer`, configured like `run_glue.py` (pad to 128) or at its best (dynamic padding, group_by_length);
-    `bf16`: `bf16=True`, with the same eager attention srnet uses in bf16 on a CPU, so that only the loop differs."""
+    `bf16`: `bf16=True`, with eager attention (PyTorch's fused CPU attention backward is slow in bf16), as srnet's
+    plain attention path runs bf16. Stock transformers otherwise: the peer's model code, SDPA and dropout."""
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
-
-    from srnet_cli.engine.runs.devices import fit_attention
 
     index = {n: i for i, n in enumerate(setup.labels)}
     padding = False if best else "max_length"
@@ -186,7 +186,9 @@ def trainer_train(
             train_sampling_strategy="group_by_length" if best else "random",  # transformers 5: was group_by_length
         )
         collator = DataCollatorWithPadding(setup.tokenizer) if best else None
-        model = fit_attention(fresh_model(setup), "cpu", "bf16" if bf16 else "no")
+        model = fresh_model(setup)
+        if bf16:
+            model.set_attn_implementation("eager")
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[Tick()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout
         gc.collect()
@@ -208,9 +210,18 @@ def srnet_predict(setup: Setup, model: nn.Module, examples: list[Example], batch
     return {"examples_per_second": len(examples) / (time.perf_counter() - start)}
 
 
+def stock_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` that attends as transformers does by default (SDPA), for the baselines."""
+    twin = copy.deepcopy(model)
+    twin.set_attn_implementation("sdpa")  # type: ignore[operator]  # a PreTrainedModel's
+    return twin
+
+
 def original_predict(setup: Setup, model: nn.Module, examples: list[Example]) -> dict:
-    """The original evaluation: file order, batch 8, every pair padded to 128."""
+    """The original evaluation: file order, batch 8, every pair padded to 128, stock attention."""
     import torch
+
+    model = stock_copy(model)
 
     enc = setup.tokenizer(
         [e.text_a for e in examples],
@@ -246,7 +257,7 @@ def trainer_predict(setup: Setup, model: nn.Module, examples: list[Example], bat
             disable_tqdm=True,
             dataloader_num_workers=0,
         )
-        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(setup.tokenizer))
+        trainer = Trainer(model=stock_copy(model), args=args, data_collator=DataCollatorWithPadding(setup.tokenizer))
         trainer.remove_callback(PrinterCallback)
         start = time.perf_counter()
         trainer.predict(dataset)
