@@ -137,3 +137,18 @@ def test_fit_to_device_uses_the_cpu_paths_on_a_cpu_only_and_saved_checkpoints_st
     assert reloaded.config._attn_implementation == "sdpa"
     with torch.no_grad():
         assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits, reference, atol=1e-5)
+
+
+def test_a_model_that_refuses_the_attention_function_keeps_its_own(tiny_bert_dir, monkeypatch):
+    from srnet_cli.engine.training.cpu_paths import use_cpu_paths
+    from srnet_cli.engine.training.models import load_classifier
+
+    model = load_classifier(tiny_bert_dir, ("a", "b", "c"))
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not supported")
+
+    monkeypatch.setattr(model, "set_attn_implementation", refuse)
+    use_cpu_paths(model)
+    assert model.config._attn_implementation == "sdpa"
+    assert any(type(m) is CpuDropout for m in model.modules())
