@@ -152,3 +152,18 @@ def test_a_model_that_refuses_the_attention_function_keeps_its_own(tiny_bert_dir
     use_cpu_paths(model)
     assert model.config._attn_implementation == "sdpa"
     assert any(type(m) is CpuDropout for m in model.modules())
+
+
+def test_a_family_without_pluggable_attention_runs_bf16_with_eager_attention(tiny_bert_dir, monkeypatch):
+    """Such a family (MPNet, DeBERTa) keeps SDPA in fp32 and switches to eager attention for bf16 on a CPU: PyTorch's
+    fused CPU attention backward is slow in bf16."""
+    from srnet_cli.engine.runs.devices import fit_to_device
+    from srnet_cli.engine.training.models import load_classifier
+
+    fp32 = load_classifier(tiny_bert_dir, ("a", "b", "c"))
+    bf16 = load_classifier(tiny_bert_dir, ("a", "b", "c"))
+    for model in (fp32, bf16):
+        monkeypatch.setattr(model, "_supports_attention_backend", False)
+    assert fit_to_device(fp32, "cpu", "no").config._attn_implementation == "sdpa"
+    assert fit_to_device(bf16, "cpu", "bf16").config._attn_implementation == "eager"
+    assert all(any(type(m) is CpuDropout for m in model.modules()) for model in (fp32, bf16))

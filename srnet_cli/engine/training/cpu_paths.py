@@ -6,7 +6,8 @@ Dropout. On a CPU, PyTorch draws `bernoulli_` masks with MKL's parallel generato
 comes from 16 random bits per element, drawn in bulk by NumPy's SFC64 generator, which is seeded for each mask from
 torch's generator: `torch.manual_seed` and a restored RNG state (resumed runs) reproduce every mask, and the masks
 are the same on every CPU kind. The drop probability is rounded to a multiple of 1/65536 and kept elements are
-scaled by the inverse of the rounded keep probability, so the expectation is exact.
+scaled by the inverse of the rounded keep probability, so the expectation is exact in fp32 (in bf16 the scale is
+rounded to bf16, as PyTorch's own dropout rounds it).
 
 Attention. For a few dozen tokens, PyTorch's fused CPU attention kernel is slower than the plain products (batched
 matmuls and a softmax); for long sequences it is much faster. Attention probabilities get dropout here too, so
