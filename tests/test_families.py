@@ -214,3 +214,34 @@ def test_cpu_paths_change_no_output_and_every_dropout_uses_them(family_dir):
     if any(m.p > 0 for m in fast.modules() if isinstance(m, CpuDropout)):
         torch.manual_seed(8)
         assert not torch.equal(fast(input_ids=ids, attention_mask=mask).logits, logits)
+
+
+def test_evaluation_runs_the_last_layer_for_the_first_token_only_with_the_same_logits(family_dir):
+    """Within `first_token_only` the last layer's attention output projection and FFN see position 0 alone (the
+    token the head reads); every logit equals the whole model's, on padded batches. ALBERT (shared layers) runs
+    whole; after the block the model is whole again."""
+    from srnet_cli.engine.evaluation.first_token import first_token_only
+    from srnet_cli.engine.sparse.structure import structure_of
+    from srnet_cli.engine.training.models import load_classifier
+
+    model = load_classifier(family_dir, ("a", "b", "c")).eval()
+    last = structure_of(model).layers[-1]
+    rows: list[int] = []
+    for role in ("attention_output", "ffn_in", "ffn_out"):
+        model.get_submodule(last.modules[role]).register_forward_hook(lambda _m, a, _o: rows.append(a[0].shape[-2]))
+    torch.manual_seed(0)
+    ids = torch.randint(5, 60, (3, 14))
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0
+    with torch.no_grad():
+        whole = model(input_ids=ids, attention_mask=mask).logits
+        assert set(rows) == {14}  # ALBERT runs its shared matrices once per layer
+        rows.clear()
+        with first_token_only(model) as cut:
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        assert cut == (not structure_of(model).family.shared_layers)
+        assert set(rows) == ({1} if cut else {14})
+        assert torch.allclose(logits, whole, atol=1e-6)
+        rows.clear()
+        assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, whole)
+        assert set(rows) == {14}

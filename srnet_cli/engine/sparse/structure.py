@@ -46,6 +46,11 @@ class Family:
     dense: dict[str, str] = field(default_factory=dict)  # regex -> why that linear is left dense
     shared_layers: bool = False  # one set of matrices used by every layer (ALBERT)
     token_types: bool = True  # pairs are encoded with segment ids
+    # the norm (relative to a layer) that takes the attention block's residual sum: the post-attention LayerNorm,
+    # or in a pre-LN layer the norm that opens the FFN; evaluation runs the last layer from there on for the first
+    # token only, the one the classification head reads (`first_token`); "" where that does not apply
+    attention_norm: str = ""
+    pooling: tuple[str, str] | None = None  # (config attribute, value) under which the head reads the first token
     note: str = ""
 
     @property
@@ -88,6 +93,7 @@ FAMILIES: tuple[Family, ...] = (
         pooler=(r"pooler\.dense",),
         head=(r"classifier", r"classifier\.dense", r"classifier\.out_proj"),
         dense={r"embeddings_project": EMBEDDING_PROJECTION},
+        attention_norm="attention.output.LayerNorm",
         note="BERT, MiniLM, RoBERTa, XLM-R, CamemBERT, ELECTRA; only BERT has a pre-trained pooler",
     ),
     Family(
@@ -104,6 +110,7 @@ FAMILIES: tuple[Family, ...] = (
         ),
         head=(r"pooler\.dense", r"classifier"),
         dense={r"attention\.self\.pos_(key|query)_proj": POSITION_PROJECTION},
+        attention_norm="attention.output.LayerNorm",
         note="DeBERTa-v2/v3; its ContextPooler is new at fine-tuning, so it belongs to the head",
     ),
     Family(
@@ -120,6 +127,7 @@ FAMILIES: tuple[Family, ...] = (
         },
         head=(r"pooler\.dense", r"classifier"),
         dense={r"attention\.self\.pos_(q_)?proj": POSITION_PROJECTION},
+        attention_norm="attention.output.LayerNorm",
         note="DeBERTa (v1): Q, K, V fused in in_proj, interleaved head by head",
     ),
     Family(
@@ -129,6 +137,7 @@ FAMILIES: tuple[Family, ...] = (
         _plain("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2"),
         head=(r"pre_classifier", r"classifier"),
         token_types=False,
+        attention_norm="sa_layer_norm",
     ),
     Family(
         "mpnet",
@@ -144,6 +153,7 @@ FAMILIES: tuple[Family, ...] = (
         ),
         head=(r"classifier\.dense", r"classifier\.out_proj"),
         token_types=False,
+        attention_norm="attention.LayerNorm",
     ),
     Family(
         "modernbert",
@@ -161,6 +171,8 @@ FAMILIES: tuple[Family, ...] = (
         pooler=(r"head\.dense",),
         head=(r"classifier",),
         token_types=False,
+        attention_norm="mlp_norm",
+        pooling=("classifier_pooling", "cls"),
         note="Q, K, V stacked in attn.Wqkv; FFN input and gate halves stacked in mlp.Wi (GLU); "
         "head.dense is pre-trained (the MLM head's), so it is the pooler",
     ),

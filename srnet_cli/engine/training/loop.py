@@ -10,6 +10,7 @@ import torch
 
 from srnet_cli.engine.data.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.debias.losses import TrainingLoss
+from srnet_cli.engine.evaluation.first_token import first_token_only
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.distributed import gather_objects, group_rank_world, rank_share, rank_world
 from srnet_cli.engine.runs.faults import fault_point
@@ -137,18 +138,19 @@ def predict_logits(
     parts = []
     mine = eval_batches(data.lengths, batch_size)[rank::world]
     started, shown = time.monotonic(), False
-    for done, indices in enumerate(mine, start=1):
-        batch = collate(data, indices, device)
-        for key in ("labels", "bias", "teacher"):
-            batch.pop(key, None)
-        parts.append((indices, model(**batch).logits.float().cpu()))
-        fault_point("eval-batch")
-        if progress is not None and not shown and time.monotonic() - started > PROGRESS_AFTER_S:
-            progress.start(len(mine), description)
-            progress.advance(done)
-            shown = True
-        elif shown:
-            progress.advance(1)  # type: ignore[union-attr]
+    with first_token_only(model):  # only logits are read: the last layer runs for the token the head reads
+        for done, indices in enumerate(mine, start=1):
+            batch = collate(data, indices, device)
+            for key in ("labels", "bias", "teacher"):
+                batch.pop(key, None)
+            parts.append((indices, model(**batch).logits.float().cpu()))
+            fault_point("eval-batch")
+            if progress is not None and not shown and time.monotonic() - started > PROGRESS_AFTER_S:
+                progress.start(len(mine), description)
+                progress.advance(done)
+                shown = True
+            elif shown:
+                progress.advance(1)  # type: ignore[union-attr]
     if shown:
         progress.end()  # type: ignore[union-attr]
     if world > 1:
