@@ -167,3 +167,35 @@ def test_a_family_without_pluggable_attention_runs_bf16_with_eager_attention(tin
     assert fit_to_device(fp32, "cpu", "no").config._attn_implementation == "sdpa"
     assert fit_to_device(bf16, "cpu", "bf16").config._attn_implementation == "eager"
     assert all(any(type(m) is CpuDropout for m in model.modules()) for model in (fp32, bf16))
+
+
+def test_every_model_srnet_predicts_with_on_a_cpu_runs_the_cpu_paths(tiny_bert_dir, synth_dir, tmp_path, monkeypatch):
+    """The models loaded for inference only, too: the selected checkpoint reloaded for the final evaluation (here
+    step 80 of 120) and a bias learner's models predicting their held-out examples (`bias-model --kind shallow`)."""
+    from typer.testing import CliRunner
+
+    from srnet_cli.cli import app
+    from srnet_cli.engine.evaluation import predict
+    from srnet_cli.engine.training import loop
+
+    seen: list[bool] = []
+    original = loop.predict_logits
+
+    def spy(model, *args, **kwargs):
+        seen.append(not any(type(m) is torch.nn.Dropout for m in model.modules()))
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "predict_logits", spy)
+    monkeypatch.setattr(predict, "predict_logits", spy)
+    common = ["--model", tiny_bert_dir, "--data-dir", synth_dir, "--json", "--quiet"]
+    fast = ["--set", "train.batch_size=32", "--set", "train.lr=2e-3", "--set", "train.warmup_steps=1"]
+    result = CliRunner().invoke(app, [str(a) for a in [
+        "finetune", "--task", "mnli", "--loss", "ce", "--max-steps", 120, "--set", "eval.every=40",
+        "--out", tmp_path / "ft", *common, *fast]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["best_step"] == 80  # so the final evaluation reloads the saved model
+    result = CliRunner().invoke(app, [str(a) for a in [
+        "bias-model", "--task", "mnli", "--kind", "shallow", "--subset", 40, "--folds", 2, "--max-steps", 4,
+        "--out", tmp_path / "bias", *common]])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(seen) > 6 and all(seen), seen

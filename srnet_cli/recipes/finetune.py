@@ -16,6 +16,7 @@ from srnet_cli.dicts import flat_metrics
 from srnet_cli.engine.evaluation.metrics import Metrics, Predictions
 from srnet_cli.engine.evaluation.predict import evaluate_sets, write_predictions
 from srnet_cli.engine.runs.context import Reporter, RunContext
+from srnet_cli.engine.runs.devices import fit_to_device
 from srnet_cli.engine.runs.distributed import barrier, check_same_masks
 from srnet_cli.engine.runs.files import save_model_atomic
 from srnet_cli.engine.sparse.compact import carry_layout, cut_masked
@@ -166,6 +167,7 @@ def final_evaluation(state: FinetuneRun) -> RunResults:
     model = state.model
     if best.step != plan.max_steps:
         model = load_classifier(str(io.out / "model")).to(accelerator.device)
+        fit_to_device(model, accelerator.device, preset.train.mixed_precision)  # as the trained model ran
     task = io.inputs.task
     metrics, predictions = evaluate_sets(model, io.eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
                                          task.name, known=reusable, progress=io.ctx.reporter)  # fmt: skip

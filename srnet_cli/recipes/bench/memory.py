@@ -41,13 +41,14 @@ def _phase_peak_rss(phase: str, model: str, steps: int, batch: int) -> int:
     keep_freed_memory()  # as the srnet command runs it
     _reset_peak_rss()
     from srnet_cli.engine.data.tasks import task_spec
+    from srnet_cli.engine.runs.devices import fit_to_device
     from srnet_cli.engine.training.models import load_tokenizer, resolve_model
 
     path = resolve_model(model)
     setup = Setup(path, load_tokenizer(path), task_spec("mnli").labels)
     examples = realistic_examples(steps * batch, seed=1)
     if phase == "evaluate":
-        srnet_predict(setup, fresh_model(setup), examples, 128)
+        srnet_predict(setup, fit_to_device(fresh_model(setup), "cpu", "no"), examples, 128)
     else:
         srnet_train(setup, examples, steps, batch, mask_train=phase == "mask_train")
     return _peak_rss_bytes()
