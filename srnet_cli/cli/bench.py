@@ -55,8 +55,13 @@ def _table(result: dict) -> None:
     memory = ", ".join(f"{k} {v:.0f} MB" for k, v in result.get("peak_rss_mb", {}).items())
     bf16 = flops["matmul_peak_bf16"]
     bf16_peak = "skipped (no native bf16 on this CPU)" if bf16 is None else f"{bf16 / 1e9:.0f} GFLOP/s"
+    onednn = (
+        ""
+        if flops.get("matmul_peak_fp32_onednn") is None
+        else (f", {flops['matmul_peak_fp32_onednn'] / 1e9:.0f} (oneDNN)")
+    )
     stdout.print(
-        f"peak RSS: {memory}; matmul peak fp32 {flops['matmul_peak_fp32'] / 1e9:.0f} GFLOP/s, bf16 "
+        f"peak RSS: {memory}; matmul peak fp32 {flops['matmul_peak_fp32'] / 1e9:.0f} GFLOP/s (MKL){onednn}, bf16 "
         f"{bf16_peak}; srnet training achieves "
         f"{flops['training_achieved'] / 1e9:.0f} GFLOP/s (fp32: {flops['training_achieved_fp32'] / 1e9:.0f})"
     )

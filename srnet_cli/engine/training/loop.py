@@ -10,6 +10,7 @@ import torch
 
 from srnet_cli.engine.data.batching import Encoded, collate, eval_batches
 from srnet_cli.engine.debias.losses import TrainingLoss
+from srnet_cli.engine.evaluation.cpu_products import onednn_linears
 from srnet_cli.engine.evaluation.first_token import first_token_only
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.distributed import gather_objects, group_rank_world, rank_share, rank_world
@@ -138,7 +139,8 @@ def predict_logits(
     parts = []
     mine = eval_batches(data.lengths, batch_size)[rank::world]
     started, shown = time.monotonic(), False
-    with first_token_only(model):  # only logits are read: the last layer runs for the token the head reads
+    # only logits are read: the last layer runs for the token the head reads; on AMD CPUs fp32 products via oneDNN
+    with first_token_only(model), onednn_linears(device):
         for done, indices in enumerate(mine, start=1):
             batch = collate(data, indices, device)
             for key in ("labels", "bias", "teacher"):

@@ -111,6 +111,8 @@ def _training_phase(
     """srnet finetune against the Trainer as run_glue.py used it and at its best, in fp32 and (where the CPU runs it
     natively) bf16, and srnet mask-train; every timing is one epoch over the same examples. A skipped bf16 timing
     is None."""
+    from srnet_cli.engine.evaluation.cpu_products import onednn_available
+
     with_bf16 = out["bf16"]
     precisions = ("fp32", "bf16") if with_bf16 else ("fp32",)
     peak_before = {p: matmul_peak_flops(p, peak_sizes) for p in precisions}
@@ -157,10 +159,12 @@ def _training_phase(
     quickest = min(t["seconds_per_step"] for t in (dense, dense_bf16) if t is not None)
     # the machine's limit is the best it showed: measured before and after the timings, as its speed wanders
     peaks = {p: max(peak_before[p], matmul_peak_flops(p, peak_sizes)) for p in precisions}
+    onednn_fp32 = matmul_peak_flops("fp32", peak_sizes, onednn=True) if onednn_available() else None
     out["flops"] = {
-        "matmul_peak_fp32": peaks["fp32"],
+        "matmul_peak_fp32": peaks["fp32"],  # torch.mm: MKL, which srnet's training uses
+        "matmul_peak_fp32_onednn": onednn_fp32,
         "matmul_peak_bf16": peaks.get("bf16"),
-        "matmul_peak": max(peaks.values()),  # the machine's real limit
+        "matmul_peak": max(*peaks.values(), onednn_fp32 or 0.0),  # the machine's real limit
         "training_achieved": flops / (quickest * dense["steps_timed"]),  # srnet's faster precision
         "training_achieved_fp32": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
     }

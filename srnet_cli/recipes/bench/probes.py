@@ -51,20 +51,28 @@ class StepClock:
         return (self.times[-1] - self.begin) / len(self.times)
 
 
-def matmul_peak_flops(dtype: str = "fp32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 6) -> float:
-    """Best square-matmul FLOP/s of this machine in fp32 or bf16 with torch's current thread count. On CPUs with
-    AMX, bf16 is the real limit (several times fp32), so training FLOP/s are compared with the higher of the two."""
+def matmul_peak_flops(
+    dtype: str = "fp32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 6, onednn: bool = False
+) -> float:
+    """Best square-matmul FLOP/s of this machine in fp32 or bf16 with torch's current thread count, through
+    `torch.mm` (MKL for fp32) or, with `onednn`, oneDNN's linear (which evaluation uses in fp32 on AMD CPUs, where
+    it is the faster one). On CPUs with AMX, bf16 is the real limit (several times fp32), so training FLOP/s are
+    compared with the highest of them."""
     import torch
+
+    def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "") if onednn else torch.mm(a, b)
 
     best_rate = 0.0
     for size in sizes:
         a = torch.randn(size, size, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
         b = torch.randn_like(a)
-        torch.mm(a, b)  # the first call sets up kernels
+        product(a, b)  # the first call sets up kernels
         best = math.inf
         for _ in range(repeats):
             start = time.perf_counter()
-            torch.mm(a, b)
+            product(a, b)
             best = min(best, time.perf_counter() - start)
         best_rate = max(best_rate, 2 * size**3 / best)
     return best_rate

@@ -1,0 +1,86 @@
+"""Evaluation's fp32 linear layers through oneDNN (`engine/evaluation/cpu_products.py`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from srnet_cli.engine.evaluation import cpu_products
+from srnet_cli.engine.evaluation.cpu_products import OneDnnLinears, onednn_available, onednn_linears
+
+pytestmark = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN linear")
+
+
+class OpNames(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("shape", [(5, 48), (3, 7, 48), (1, 1, 48)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_the_onednn_linear_equals_torchs_up_to_rounding_and_runs_onednn(shape, with_bias):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(48, 96, bias=with_bias)
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        expected = linear(x)
+        with OpNames() as ops, OneDnnLinears():
+            got = linear(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert any("_linear_pointwise" in name for name in ops.names), ops.names
+
+
+def test_training_autocast_and_other_dtypes_keep_torchs_linear():
+    """oneDNN's fp32 linear has no backward: with gradients on nothing changes; nor under bf16 autocast, nor in
+    float64."""
+    linear = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    with OpNames() as ops, OneDnnLinears():
+        linear(x).sum().backward()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            linear(x)
+        with torch.no_grad():
+            linear.double()(x.double().detach())
+    assert not any("_linear_pointwise" in name for name in ops.names)
+    assert x.grad is not None
+
+
+def test_only_amd_cpus_take_onednn(monkeypatch):
+    monkeypatch.setattr(cpu_products, "amd_cpu", lambda: False)
+    with onednn_linears("cpu") as on:
+        assert not on
+    monkeypatch.setattr(cpu_products, "amd_cpu", lambda: True)
+    with onednn_linears("cpu") as on:
+        assert on
+    with onednn_linears("meta") as on:  # an accelerator keeps its own products
+        assert not on
+
+
+def test_predict_logits_on_an_amd_cpu_runs_onednn_with_the_same_logits(tiny_bert_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from srnet_cli.engine.data.batching import encode
+    from srnet_cli.engine.data.readers import Example
+    from srnet_cli.engine.training.loop import predict_logits
+    from srnet_cli.engine.training.models import load_classifier
+
+    labels = ("entailment", "neutral", "contradiction")
+    words = "the doctor saw a lawyer near an artist".split()
+    examples = [Example(f"p{i}", " ".join(words[: 2 + i % 6]), " ".join(words[i % 3 :]), labels[i % 3], i)
+                for i in range(20)]  # fmt: skip
+    data = encode(examples, AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(labels)})
+    model = load_classifier(tiny_bert_dir, labels)
+    logits = {}
+    for amd in (False, True):
+        monkeypatch.setattr(cpu_products, "amd_cpu", lambda amd=amd: amd)
+        with OpNames() as ops:
+            logits[amd] = predict_logits(model, data, 8, "cpu")
+        assert any("_linear_pointwise" in name for name in ops.names) == amd
+    assert torch.allclose(logits[True], logits[False], rtol=1e-5, atol=1e-6)
