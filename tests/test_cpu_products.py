@@ -84,3 +84,17 @@ def test_predict_logits_on_an_amd_cpu_runs_onednn_with_the_same_logits(tiny_bert
             logits[amd] = predict_logits(model, data, 8, "cpu")
         assert any("_linear_pointwise" in name for name in ops.names) == amd
     assert torch.allclose(logits[True], logits[False], rtol=1e-5, atol=1e-6)
+
+
+def test_keyword_calls_and_strided_or_expanded_biases_give_torchs_result():
+    """oneDNN reads a bias as a contiguous vector: a strided or an expanded bias must not be misread."""
+    torch.manual_seed(0)
+    x, weight = torch.randn(4, 6, 16), torch.randn(8, 16)
+    for bias in (torch.randn(16)[::2], torch.tensor(1.5).expand(8), None):
+        with torch.inference_mode():
+            expected = torch.nn.functional.linear(x, weight, bias)
+            with OneDnnLinears():
+                positional = torch.nn.functional.linear(x, weight, bias)
+                named = torch.nn.functional.linear(input=x, weight=weight, bias=bias)
+        assert torch.allclose(positional, expected, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(named, expected, rtol=1e-5, atol=1e-5)

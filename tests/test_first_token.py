@@ -43,7 +43,22 @@ def test_predict_logits_with_the_cut_equals_the_whole_model(tiny_bert_dir):
                                           "bert.encoder.layer.1.attention.output.LayerNorm")  # fmt: skip
     data = encode(pairs(40), AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(LABELS)})
     assert len(set(data.lengths)) > 5  # batches are padded
-    assert torch.allclose(predict_logits(model, data, 16, "cpu"), whole_logits(model, data), atol=1e-6)
+    rows: list[int] = []
+    ffn = model.get_submodule("bert.encoder.layer.1.intermediate.dense")
+    ffn.register_forward_hook(lambda _m, args, _o: rows.append(args[0].shape[1]))
+    logits = predict_logits(model, data, 16, "cpu")
+    assert rows == [1, 1, 1]  # the three batches of predict_logits ran the last FFN on [CLS] alone
+    assert torch.allclose(logits, whole_logits(model, data), atol=1e-6)
+
+
+def test_a_chunked_ffn_runs_whole(tiny_bert_dir):
+    """`chunk_size_feed_forward` splits the FFN along the sequence, which one position cannot be split into."""
+    model = load_classifier(tiny_bert_dir, LABELS).eval()
+    model.config.chunk_size_feed_forward = 4
+    assert first_token_modules(model) is None
+    ids = torch.randint(5, 60, (2, 8))
+    with torch.no_grad(), first_token_only(model) as cut:
+        assert not cut and model(input_ids=ids).logits.shape == (2, 3)
 
 
 def test_mean_pooling_hidden_states_and_unplaced_models_run_whole(tiny_bert_dir, tiny_roberta_dir, tmp_path):

@@ -167,7 +167,7 @@ def final_evaluation(state: FinetuneRun) -> RunResults:
     model = state.model
     if best.step != plan.max_steps:
         model = load_classifier(str(io.out / "model")).to(accelerator.device)
-        fit_to_device(model, accelerator.device, preset.train.mixed_precision)  # as the trained model ran
+        fit_to_device(model, accelerator.device, "no")  # evaluated in fp32, as the docstring says
     task = io.inputs.task
     metrics, predictions = evaluate_sets(model, io.eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
                                          task.name, known=reusable, progress=io.ctx.reporter)  # fmt: skip

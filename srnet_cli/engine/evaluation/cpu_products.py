@@ -38,15 +38,20 @@ class OneDnnLinears(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is torch.nn.functional.linear and not torch.is_grad_enabled():
-            x, weight = args[0], args[1]
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            named = dict(zip(("input", "weight", "bias"), args, strict=False)) | kwargs
+            x, weight, bias = named.get("input"), named.get("weight"), named.get("bias")
             if (
-                x.device.type == "cpu"
+                isinstance(x, torch.Tensor)
+                and isinstance(weight, torch.Tensor)
+                and weight.dim() == 2
+                and x.device.type == "cpu"
                 and x.dtype == weight.dtype == torch.float32
                 and (bias is None or bias.dtype == torch.float32)
                 and x.dim() >= 2
                 and not torch.is_autocast_enabled("cpu")
             ):
+                # oneDNN reads the bias as a contiguous vector (a strided or expanded one would be misread)
+                bias = None if bias is None else bias.contiguous()
                 return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
         return func(*args, **kwargs)
 

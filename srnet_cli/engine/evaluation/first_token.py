@@ -10,7 +10,8 @@ From there the layer runs on one position, in post-LN and pre-LN layers alike.
 
 Only for inference (the hooks live inside `first_token_only`'s `with` block), and only where the structure map says
 the head reads the first token: a family without `attention_norm` (ALBERT shares its layers, so a hook would cut
-every layer), a pooling the map does not name (ModernBERT's mean pooling), or a model srnet cannot place runs whole.
+every layer), a pooling the map does not name (ModernBERT's mean pooling), a chunked FFN (`chunk_size_feed_forward`),
+or a model srnet cannot place runs whole.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def first_token_modules(model: nn.Module) -> tuple[str, str] | None:
         return None
     family, config = structure.family, config_of(model)
     if not family.attention_norm or family.shared_layers or getattr(config, "output_hidden_states", False):
+        return None
+    if (getattr(config, "chunk_size_feed_forward", 0) or 0) > 1:  # its FFN chunks need the whole sequence length
         return None
     if family.pooling is not None and getattr(config, family.pooling[0], None) != family.pooling[1]:
         return None

@@ -115,7 +115,14 @@ def _training_phase(
 
     with_bf16 = out["bf16"]
     precisions = ("fp32", "bf16") if with_bf16 else ("fp32",)
-    peak_before = {p: matmul_peak_flops(p, peak_sizes) for p in precisions}
+
+    def peaks_now() -> dict[str, float]:
+        found = {p: matmul_peak_flops(p, peak_sizes) for p in precisions}
+        if onednn_available():  # evaluation's fp32 path on AMD CPUs: the machine's fp32 limit may be oneDNN's
+            found["fp32_onednn"] = matmul_peak_flops("fp32", peak_sizes, onednn=True)
+        return found
+
+    peak_before = peaks_now()
     log(f"finetune and mask-train: srnet and the Trainer at its best, {ROUNDS} rounds in turn")
     dense, best, masked = fastest(
         lambda: srnet_train(setup, epoch, steps, batch),
@@ -158,13 +165,13 @@ def _training_phase(
     flops = training_flops(dense["model"], dense["real_tokens"], dense["squared_lengths"])
     quickest = min(t["seconds_per_step"] for t in (dense, dense_bf16) if t is not None)
     # the machine's limit is the best it showed: measured before and after the timings, as its speed wanders
-    peaks = {p: max(peak_before[p], matmul_peak_flops(p, peak_sizes)) for p in precisions}
-    onednn_fp32 = matmul_peak_flops("fp32", peak_sizes, onednn=True) if onednn_available() else None
+    peak_after = peaks_now()
+    peaks = {name: max(rate, peak_after[name]) for name, rate in peak_before.items()}
     out["flops"] = {
         "matmul_peak_fp32": peaks["fp32"],  # torch.mm: MKL, which srnet's training uses
-        "matmul_peak_fp32_onednn": onednn_fp32,
+        "matmul_peak_fp32_onednn": peaks.get("fp32_onednn"),
         "matmul_peak_bf16": peaks.get("bf16"),
-        "matmul_peak": max(*peaks.values(), onednn_fp32 or 0.0),  # the machine's real limit
+        "matmul_peak": max(peaks.values()),  # the machine's real limit
         "training_achieved": flops / (quickest * dense["steps_timed"]),  # srnet's faster precision
         "training_achieved_fp32": flops / (dense["seconds_per_step"] * dense["steps_timed"]),
     }
