@@ -7,7 +7,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from srnet_cli.engine.evaluation import cpu_products
-from srnet_cli.engine.evaluation.cpu_products import OneDnnLinears, onednn_available, onednn_linears
+from srnet_cli.engine.evaluation.cpu_products import (
+    OneDnnLinears,
+    onednn_available,
+    onednn_faster,
+    onednn_linears,
+    onednn_wins,
+)
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN linear")
 
@@ -52,18 +58,36 @@ def test_training_autocast_and_other_dtypes_keep_torchs_linear():
     assert x.grad is not None
 
 
-def test_only_amd_cpus_take_onednn(monkeypatch):
-    monkeypatch.setattr(cpu_products, "amd_cpu", lambda: False)
+def test_onednn_is_taken_only_where_it_measured_clearly_faster(monkeypatch):
+    assert onednn_wins(mkl_seconds=1.0, onednn_seconds=0.5)
+    assert not onednn_wins(mkl_seconds=1.0, onednn_seconds=0.95)  # level: MKL stays, run after run
+    assert not onednn_wins(mkl_seconds=1.0, onednn_seconds=2.0)
+    timed: list[int] = []
+
+    def fake_timing():
+        timed.append(torch.get_num_threads())
+        return 1.0, 0.5
+
+    monkeypatch.setattr(cpu_products, "_faster_at_threads", {})
+    monkeypatch.setattr(cpu_products, "_time_both", fake_timing)
+    assert onednn_faster() and onednn_faster()
+    assert timed == [torch.get_num_threads()]  # once per thread count
+    monkeypatch.setattr(cpu_products, "onednn_faster", lambda: False)
     with onednn_linears("cpu") as on:
         assert not on
-    monkeypatch.setattr(cpu_products, "amd_cpu", lambda: True)
+    monkeypatch.setattr(cpu_products, "onednn_faster", lambda: True)
     with onednn_linears("cpu") as on:
         assert on
     with onednn_linears("meta") as on:  # an accelerator keeps its own products
         assert not on
 
 
-def test_predict_logits_on_an_amd_cpu_runs_onednn_with_the_same_logits(tiny_bert_dir, monkeypatch):
+def test_the_timing_measures_both_libraries():
+    mkl, onednn = cpu_products._time_both(rounds=1)
+    assert 0 < mkl < 10 and 0 < onednn < 10
+
+
+def test_predict_logits_with_onednn_gives_the_same_logits(tiny_bert_dir, monkeypatch):
     from transformers import AutoTokenizer
 
     from srnet_cli.engine.data.batching import encode
@@ -79,7 +103,7 @@ def test_predict_logits_on_an_amd_cpu_runs_onednn_with_the_same_logits(tiny_bert
     model = load_classifier(tiny_bert_dir, labels)
     logits = {}
     for amd in (False, True):
-        monkeypatch.setattr(cpu_products, "amd_cpu", lambda amd=amd: amd)
+        monkeypatch.setattr(cpu_products, "onednn_faster", lambda amd=amd: amd)
         with OpNames() as ops:
             logits[amd] = predict_logits(model, data, 8, "cpu")
         assert any("_linear_pointwise" in name for name in ops.names) == amd

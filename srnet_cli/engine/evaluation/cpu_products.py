@@ -1,4 +1,4 @@
-"""Evaluation's fp32 linear layers through oneDNN on AMD CPUs.
+"""Evaluation's fp32 linear layers through oneDNN, on CPUs where it measures faster than MKL.
 
 PyTorch multiplies fp32 matrices on a CPU with MKL, whose kernels on AMD processors are not its fastest: a MiniLM-sized
 linear layer on a Zen 5 EPYC ran at about 2.3x MKL's rate through oneDNN (which PyTorch also ships) with AVX-512, and
@@ -7,27 +7,58 @@ fp32, and oneDNN's fp32 linear has no backward; so inference only: inside `onedn
 `F.linear` on a CPU with gradients off (`predict_logits` runs under `inference_mode`) goes to oneDNN's linear.
 The products are the same up to fp32 rounding (another summation order).
 
-Intel CPUs keep MKL (not measured here); bf16 autocast already runs its products through oneDNN.
+Which library is faster depends on the CPU, so it is measured, once per process and thread count: a MiniLM FFN
+product at an evaluation batch through each, in turn (about a tenth of a second). oneDNN is taken only when it is
+clearly faster, so a machine where the two are level keeps MKL run after run. bf16 autocast already runs its
+products through oneDNN.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 
 import torch
 from torch.overrides import TorchFunctionMode
 
+PROBE = (2048, 384, 1536)  # rows x inputs -> outputs: a MiniLM FFN product at an evaluation batch
+MARGIN = 1.1  # oneDNN must be this much faster to be taken
+_faster_at_threads: dict[int, bool] = {}
 
-@cache
-def amd_cpu() -> bool:
-    """Whether this is an AMD processor (Linux: /proc/cpuinfo's vendor)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            return any(line.startswith("vendor_id") and "AuthenticAMD" in line for line in cpuinfo)
-    except OSError:
-        return False
+
+def onednn_wins(mkl_seconds: float, onednn_seconds: float) -> bool:
+    return onednn_seconds * MARGIN < mkl_seconds
+
+
+def onednn_faster() -> bool:
+    """Whether oneDNN's fp32 linear beats torch's own (MKL) on this CPU at the current thread count (timed once)."""
+    threads = torch.get_num_threads()
+    if threads not in _faster_at_threads:
+        _faster_at_threads[threads] = onednn_available() and onednn_wins(*_time_both())
+    return _faster_at_threads[threads]
+
+
+def _time_both(rounds: int = 3) -> tuple[float, float]:
+    """Best seconds of MKL's and oneDNN's product of the probe's shape, timed in turn."""
+    rows, inputs, outputs = PROBE
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, inputs, generator=generator)
+    weight = torch.randn(outputs, inputs, generator=generator)
+    products = (
+        lambda: torch.nn.functional.linear(x, weight),
+        lambda: torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], ""),
+    )
+    best = [float("inf"), float("inf")]
+    with torch.inference_mode():
+        for product in products:
+            product()  # the first call sets up kernels
+        for _ in range(rounds):
+            for i, product in enumerate(products):
+                start = time.perf_counter()
+                product()
+                best[i] = min(best[i], time.perf_counter() - start)
+    return best[0], best[1]
 
 
 def onednn_available() -> bool:
@@ -58,8 +89,9 @@ class OneDnnLinears(TorchFunctionMode):
 
 @contextmanager
 def onednn_linears(device: torch.device | str) -> Iterator[bool]:
-    """Within the block, fp32 inference linears on an AMD CPU run through oneDNN (yields whether they do)."""
-    if torch.device(device).type != "cpu" or not amd_cpu() or not onednn_available():
+    """Within the block, fp32 inference linears on a CPU run through oneDNN where it measured faster (yields whether
+    they do)."""
+    if torch.device(device).type != "cpu" or not onednn_faster():
         yield False
         return
     with OneDnnLinears():

@@ -139,7 +139,7 @@ def predict_logits(
     parts = []
     mine = eval_batches(data.lengths, batch_size)[rank::world]
     started, shown = time.monotonic(), False
-    # only logits are read: the last layer runs for the token the head reads; on AMD CPUs fp32 products via oneDNN
+    # only logits are read: the last layer runs for the token the head reads; fp32 products via oneDNN where faster
     with first_token_only(model), onednn_linears(device):
         for done, indices in enumerate(mine, start=1):
             batch = collate(data, indices, device)

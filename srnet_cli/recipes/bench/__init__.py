@@ -118,7 +118,7 @@ def _training_phase(
 
     def peaks_now() -> dict[str, float]:
         found = {p: matmul_peak_flops(p, peak_sizes) for p in precisions}
-        if onednn_available():  # evaluation's fp32 path on AMD CPUs: the machine's fp32 limit may be oneDNN's
+        if onednn_available():  # evaluation's fp32 path where faster: the machine's fp32 limit may be oneDNN's
             found["fp32_onednn"] = matmul_peak_flops("fp32", peak_sizes, onednn=True)
         return found
 

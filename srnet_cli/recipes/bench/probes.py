@@ -55,7 +55,7 @@ def matmul_peak_flops(
     dtype: str = "fp32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 6, onednn: bool = False
 ) -> float:
     """Best square-matmul FLOP/s of this machine in fp32 or bf16 with torch's current thread count, through
-    `torch.mm` (MKL for fp32) or, with `onednn`, oneDNN's linear (which evaluation uses in fp32 on AMD CPUs, where
+    `torch.mm` (MKL for fp32) or, with `onednn`, oneDNN's linear (which evaluation uses in fp32 where
     it is the faster one). On CPUs with AMX, bf16 is the real limit (several times fp32), so training FLOP/s are
     compared with the highest of them."""
     import torch
