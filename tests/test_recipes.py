@@ -696,6 +696,7 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     assert params == sorted(params) and len(set(params)) == 4
     assert compact["0.50"]["file_mb"] < compact["dense"]["file_mb"]
     assert fp32["machine"]["torch"] and fp32["machine"]["compiled"] is False
+    assert fp32["machine"]["evaluation_fp32_products"] in ("oneDNN", "MKL")
 
 
 def test_evaluate_bf16_matches_fp32_probabilities(tiny_bert_dir, synth_dir, tmp_path):

@@ -73,7 +73,10 @@ def _table(result: dict) -> None:
 
 def _machine(info: dict) -> str:
     kinds = "/".join(info["cpu_kinds"]) or "no AVX2"
-    return f"{info['cpu']} ({kinds}), torch {info['torch']}, {'compiled' if info['compiled'] else 'eager'}"
+    products = info.get("evaluation_fp32_products")
+    return f"{info['cpu']} ({kinds}), torch {info['torch']}, {'compiled' if info['compiled'] else 'eager'}" + (
+        f", evaluation fp32 products: {products}" if products else ""
+    )
 
 
 def _structured_table(structured: dict) -> None:

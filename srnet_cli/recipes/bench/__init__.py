@@ -279,6 +279,8 @@ def machine() -> dict[str, Any]:
 
     import torch
 
+    from srnet_cli.engine.evaluation.cpu_products import onednn_faster
+
     flags: set[str] = set()
     model = platform.processor() or platform.machine()
     try:
@@ -299,5 +301,6 @@ def machine() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "compiled": False,  # srnet runs eager PyTorch (torch.compile measured no faster on these models)
+        "evaluation_fp32_products": "oneDNN" if onednn_faster() else "MKL",  # timed on this machine
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
