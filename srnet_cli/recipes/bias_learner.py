@@ -155,8 +155,8 @@ def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Example], 
 
     labels = task_spec(preset.task).labels
     accelerator = make_accelerator(device, preset.train.mixed_precision)
-    model = fit_to_device(load_classifier(str(model_dir)).to(accelerator.device), accelerator.device,
-                          preset.train.mixed_precision)  # fmt: skip
+    model = load_classifier(str(model_dir)).to(accelerator.device)
+    fit_to_device(model, accelerator.device, preset.train.mixed_precision)  # run as it trained (bf16: autocast below)
     tokenizer = load_tokenizer(str(model_dir))
     fit_tokenizer(tokenizer, model, str(model_dir))
     data = encode(examples, tokenizer, preset.model.max_length, {n: i for i, n in enumerate(labels)})

@@ -27,6 +27,13 @@ MARGIN = 1.1  # oneDNN must be this much faster to be taken
 _faster_at_threads: dict[int, bool] = {}
 
 
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear` through oneDNN (no autograd: inference only). oneDNN reads the bias as a contiguous vector, so a
+    strided or expanded one is made contiguous first."""
+    bias = None if bias is None else bias.contiguous()
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
 def onednn_wins(mkl_seconds: float, onednn_seconds: float) -> bool:
     return onednn_seconds * MARGIN < mkl_seconds
 
@@ -47,7 +54,7 @@ def _time_both(rounds: int = 3) -> tuple[float, float]:
     weight = torch.randn(outputs, inputs, generator=generator)
     products = (
         lambda: torch.nn.functional.linear(x, weight),
-        lambda: torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], ""),
+        lambda: onednn_linear(x, weight),
     )
     best = [float("inf"), float("inf")]
     with torch.inference_mode():
@@ -81,9 +88,7 @@ class OneDnnLinears(TorchFunctionMode):
                 and x.dim() >= 2
                 and not torch.is_autocast_enabled("cpu")
             ):
-                # oneDNN reads the bias as a contiguous vector (a strided or expanded one would be misread)
-                bias = None if bias is None else bias.contiguous()
-                return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+                return onednn_linear(x, weight, bias)
         return func(*args, **kwargs)
 
 

@@ -60,9 +60,11 @@ def matmul_peak_flops(
     compared with the highest of them."""
     import torch
 
+    from srnet_cli.engine.evaluation.cpu_products import onednn_linear
+
     def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "") if onednn else torch.mm(a, b)
+            return onednn_linear(a, b) if onednn else torch.mm(a, b)
 
     best_rate = 0.0
     for size in sizes:
