@@ -107,6 +107,9 @@ def test_predict_logits_with_onednn_gives_the_same_logits(tiny_bert_dir, monkeyp
         with OpNames() as ops:
             logits[amd] = predict_logits(model, data, 8, "cpu")
         assert any("_linear_pointwise" in name for name in ops.names) == amd
+        if amd:  # each weight packed once for the whole evaluation (3 batches), not once per batch
+            linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+            assert ops.names.count("mkldnn._reorder_linear_weight") == linears
     assert torch.allclose(logits[True], logits[False], rtol=1e-5, atol=1e-6)
 
 
@@ -122,3 +125,25 @@ def test_keyword_calls_and_strided_or_expanded_biases_give_torchs_result():
                 named = torch.nn.functional.linear(input=x, weight=weight, bias=bias)
         assert torch.allclose(positional, expected, rtol=1e-5, atol=1e-5)
         assert torch.allclose(named, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_each_parameter_weight_is_packed_once_per_block_and_computed_weights_never():
+    """Batches reuse a packed weight; a weight computed in the forward pass (a mask in training) is new at every
+    call, so it goes to oneDNN unpacked; the next block packs again, so a weight changed in between is read anew."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 24)
+    x = torch.randn(3, 5, 16)
+    mask = (torch.rand(24, 16) > 0.5).float()
+    with torch.inference_mode():
+        with OpNames() as ops, OneDnnLinears():
+            batches = [linear(x) for _ in range(3)]
+            masked = torch.nn.functional.linear(x, linear.weight * mask, linear.bias)
+        assert ops.names.count("mkldnn._reorder_linear_weight") == 1, ops.names
+        assert ops.names.count("mkldnn._linear_pointwise") == 4
+        for got in batches:
+            assert torch.allclose(got, torch.nn.functional.linear(x, linear.weight, linear.bias), atol=1e-5)
+        assert torch.allclose(masked, torch.nn.functional.linear(x, linear.weight * mask, linear.bias), atol=1e-5)
+        linear.weight.mul_(2.0)
+        with OneDnnLinears():
+            doubled = linear(x)
+        assert torch.allclose(doubled, torch.nn.functional.linear(x, linear.weight, linear.bias), atol=1e-5)

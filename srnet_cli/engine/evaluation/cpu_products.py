@@ -1,14 +1,19 @@
 """Evaluation's fp32 linear layers through oneDNN, on CPUs where it measures faster than MKL.
 
-PyTorch multiplies fp32 matrices on a CPU with MKL, whose kernels on AMD processors are not its fastest: a MiniLM-sized
-linear layer on a Zen 5 EPYC ran at about 2.3x MKL's rate through oneDNN (which PyTorch also ships) with AVX-512, and
-at about 1.2x with oneDNN limited to AVX2, the only vector unit of older EPYCs. PyTorch has no switch for it in
-fp32, and oneDNN's fp32 linear has no backward; so inference only: inside `onednn_linears`, every fp32
-`F.linear` on a CPU with gradients off (`predict_logits` runs under `inference_mode`) goes to oneDNN's linear.
-The products are the same up to fp32 rounding (another summation order).
+PyTorch multiplies fp32 matrices on a CPU with MKL, whose kernels on AMD processors are not its fastest: on the
+EPYCs measured (docs/measurements.md), oneDNN, which PyTorch also ships, ran MiniLM-sized linear layers faster, by
+far with AVX-512 and by less with AVX2 alone. PyTorch has no switch for it in fp32, and oneDNN's fp32 linear has
+no backward; so inference only: inside `onednn_linears`, every fp32 `F.linear` on a CPU with gradients off
+(`predict_logits` runs under `inference_mode`) goes to oneDNN's linear. The products are the same up to fp32
+rounding (another summation order).
+
+A weight is reordered once per block into oneDNN's blocked layout (`packed_weight`) and reused by every batch:
+oneDNN otherwise re-blocks the weight at each call. Only Parameters are packed (they do not change within an
+evaluation); a weight computed in the forward pass (a mask being trained, `weight * mask`) is a new tensor at each
+call and goes to oneDNN as it is.
 
 Which library is faster depends on the CPU, so it is measured, once per process and thread count: a MiniLM FFN
-product at an evaluation batch through each, in turn (about a tenth of a second). oneDNN is taken only when it is
+product at an evaluation batch through each, in turn (a fraction of a second). oneDNN is taken only when it is
 clearly faster, so a machine where the two are level keeps MKL run after run. bf16 autocast already runs its
 products through oneDNN.
 """
@@ -23,6 +28,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 PROBE = (2048, 384, 1536)  # rows x inputs -> outputs: a MiniLM FFN product at an evaluation batch
+PACK_ROWS = PROBE[0]  # the row count oneDNN picks a weight layout for (any from 64 up measured alike)
 MARGIN = 1.1  # oneDNN must be this much faster to be taken
 _faster_at_threads: dict[int, bool] = {}
 
@@ -32,6 +38,11 @@ def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     strided or expanded one is made contiguous first."""
     bias = None if bias is None else bias.contiguous()
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` (outputs x inputs, fp32) reordered for `onednn_linear`: an opaque tensor only it reads."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS)
 
 
 def onednn_wins(mkl_seconds: float, onednn_seconds: float) -> bool:
@@ -52,12 +63,13 @@ def _time_both(rounds: int = 3) -> tuple[float, float]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, inputs, generator=generator)
     weight = torch.randn(outputs, inputs, generator=generator)
-    products = (
-        lambda: torch.nn.functional.linear(x, weight),
-        lambda: onednn_linear(x, weight),
-    )
     best = [float("inf"), float("inf")]
     with torch.inference_mode():
+        packed = packed_weight(weight)  # as evaluation runs it
+        products = (
+            lambda: torch.nn.functional.linear(x, weight),
+            lambda: onednn_linear(x, packed),
+        )
         for product in products:
             product()  # the first call sets up kernels
         for _ in range(rounds):
@@ -73,6 +85,21 @@ def onednn_available() -> bool:
 
 
 class OneDnnLinears(TorchFunctionMode):
+    """fp32 inference linears through oneDNN; each Parameter weight is packed on first use and kept for the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.packed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(weight) -> (weight, its packed copy)
+
+    def weight_for(self, weight: torch.Tensor) -> torch.Tensor:
+        if not isinstance(weight, torch.nn.Parameter):
+            return weight  # computed in the forward pass: changes at every call
+        held = self.packed.get(id(weight))
+        if held is None or held[0] is not weight:
+            held = (weight, packed_weight(weight))
+            self.packed[id(weight)] = held
+        return held[1]
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is torch.nn.functional.linear and not torch.is_grad_enabled():
@@ -88,7 +115,7 @@ class OneDnnLinears(TorchFunctionMode):
                 and x.dim() >= 2
                 and not torch.is_autocast_enabled("cpu")
             ):
-                return onednn_linear(x, weight, bias)
+                return onednn_linear(x, self.weight_for(weight), bias)
         return func(*args, **kwargs)
 
 
