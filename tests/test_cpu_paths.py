@@ -199,3 +199,20 @@ def test_every_model_srnet_predicts_with_on_a_cpu_runs_the_cpu_paths(tiny_bert_d
         "--out", tmp_path / "bias", *common]])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(seen) > 6 and all(seen), seen
+
+
+def test_a_onednn_cap_below_bf16_means_no_fast_bf16(monkeypatch):
+    """`ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN emulate bf16 even on a bf16 CPU: the demo must then pick fp32."""
+    import torch
+
+    from srnet_cli.engine.runs import devices
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert devices.cpu_has_fast_bf16()
+    for cap, fast in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert devices.cpu_has_fast_bf16() is fast, cap
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert not devices.cpu_has_fast_bf16()  # no cap makes an AVX2 CPU fast

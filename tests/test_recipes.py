@@ -699,6 +699,23 @@ def test_bench_smoke_on_a_tiny_model(tiny_bert_dir, tmp_path):
     assert fp32["machine"]["evaluation_fp32_products"] in ("oneDNN", "MKL")
 
 
+def test_bench_names_instruction_set_caps(monkeypatch):
+    """A CPU capped to AVX2 by the libraries' variables runs as an AVX2-only one: the bench says so."""
+    import importlib
+
+    from srnet_cli.recipes.bench import machine as machine_info
+
+    bench_cli = importlib.import_module("srnet_cli.cli.bench")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    info = machine_info()
+    assert info["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert "capped: ONEDNN_MAX_CPU_ISA=AVX2" in bench_cli._machine(info)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert "capped" not in bench_cli._machine(machine_info())
+
+
 def test_evaluate_bf16_matches_fp32_probabilities(tiny_bert_dir, synth_dir, tmp_path):
     """`evaluate --mixed-precision bf16` autocasts the forward passes: the train-set probabilities are those of
     fp32 within bf16 rounding, and the preset records the precision."""

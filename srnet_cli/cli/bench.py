@@ -74,8 +74,11 @@ def _table(result: dict) -> None:
 def _machine(info: dict) -> str:
     kinds = "/".join(info["cpu_kinds"]) or "no AVX2"
     products = info.get("evaluation_fp32_products")
-    return f"{info['cpu']} ({kinds}), torch {info['torch']}, {'compiled' if info['compiled'] else 'eager'}" + (
-        f", evaluation fp32 products: {products}" if products else ""
+    caps = ", ".join(f"{name}={value}" for name, value in info.get("isa_caps", {}).items())
+    return (
+        f"{info['cpu']} ({kinds}{', capped: ' + caps if caps else ''}), torch {info['torch']}, "
+        f"{'compiled' if info['compiled'] else 'eager'}"
+        + (f", evaluation fp32 products: {products}" if products else "")
     )
 
 

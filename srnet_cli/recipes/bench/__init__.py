@@ -256,6 +256,8 @@ def ratios(out: dict) -> dict[str, float]:
     return {name: every[name] for name in TARGETS if name in every}  # the targets' order
 
 
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+
 TARGETS = {  # (target, True if higher is better)
     "finetune_vs_trainer_run_glue": (2.5, True),
     "finetune_vs_trainer_best": (1.2, True),
@@ -297,6 +299,8 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": model,
         "cpu_kinds": kinds,
+        # the libraries' instruction-set caps, where set: with them a CPU runs as an older one would
+        "isa_caps": {name: os.environ[name] for name in ISA_CAPS if os.environ.get(name)},
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
