@@ -325,3 +325,51 @@ def test_mask_for_another_model_names_the_first_bad_key(tiny_bert_dir, tiny_robe
     wrong_shape["bert.pooler.dense.weight"] = torch.ones(3, 3, dtype=torch.bool)
     with pytest.raises(MaskError, match=r"bert\.pooler\.dense\.weight has shape \(3, 3\)"):
         inject_named(load(tiny_bert_dir), wrong_shape)
+
+
+@pytest.mark.parametrize("pattern", ["weights", "2:4", "head+neuron"])
+def test_an_evaluation_multiplies_learnt_masks_once_and_gives_the_same_logits(tiny_bert_dir, pattern):
+    """Within `masked_weights_once` a mask being learnt multiplies its weight once for the block, not per batch; the
+    logits are those of the training-mode forward's mask (up to the straight-through estimator's rounding), the model's
+    state is unchanged, and after the block the scores are read again."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from srnet_cli.engine.sparse.groups import build_groups
+    from srnet_cli.engine.sparse.masks import masked_weights_once
+    from srnet_cli.engine.sparse.pruning import WEIGHTS, Pattern
+
+    class Muls(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Muls.count += str(func.overloadpacket) == "aten.mul"
+            return func(*args, **(kwargs or {}))
+
+    model = load(tiny_bert_dir)
+    paper_masks(model)
+    chosen = {
+        "weights": WEIGHTS,
+        "2:4": Pattern(nm=(2, 4)),
+        "head+neuron": Pattern(groups=build_groups(model, structure_of(model), "head+neuron")),
+    }[pattern]
+    init_scores(model, 0.5, "soft", pattern=chosen)
+    model.eval()  # as `predict_logits` runs it (injected modules start in training mode)
+    keys = set(model.state_dict())
+    x = inputs()
+    with torch.inference_mode():
+        expected = model(**x).logits
+        with masked_weights_once(model):
+            assert set(model.state_dict()) == keys and not any(
+                n.endswith("_evaluated_weight") for n, _ in model.named_parameters()
+            )
+            with Muls():
+                got = [model(**x).logits for _ in range(2)]
+            assert Muls.count == 0  # no weight ⊙ mask in the forward passes
+    assert all(torch.allclose(g, expected, rtol=1e-5, atol=1e-6) for g in got)
+    if pattern == "weights":  # the binarised mask is exactly 0/1 in both: the same logits to the bit
+        assert all(torch.equal(g, expected) for g in got)
+    for name, scores in model.named_parameters():
+        if name.endswith("scores"):
+            scores.data.neg_()  # another mask, which the forward pass reads after the block
+    with torch.inference_mode():
+        assert not torch.allclose(model(**x).logits, expected)

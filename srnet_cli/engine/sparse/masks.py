@@ -15,6 +15,8 @@ state dict, `save_pretrained` and optimiser parameter groups are unchanged. A mo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -79,6 +81,7 @@ class MaskedLinear(nn.Linear):
         self.nm = None
         self.group_rows = self.group_cols = None
         self._groups: list[GroupScores] = []  # the model's group scores, held outside the module tree
+        self._evaluated_weight: torch.Tensor | None = None  # W ⊙ m within `masked_weights_once`
 
     def set_mask(self, mask: torch.Tensor) -> None:
         """Fix the mask and zero the pruned weights in place."""
@@ -122,6 +125,8 @@ class MaskedLinear(nn.Linear):
         return self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._evaluated_weight is not None:
+            return F.linear(x, self._evaluated_weight, self.bias)
         if self._groups:
             mask = self._expanded(self._groups[0].keep_ste())
             return F.linear(x, self.weight * mask.to(self.weight.dtype), self.bias)
@@ -135,6 +140,24 @@ class MaskedLinear(nn.Linear):
         else:
             mask = BinarizeSTE.apply(self.scores, self.threshold)
         return F.linear(x, self.weight * mask.to(self.weight.dtype), self.bias)
+
+
+@contextmanager
+def masked_weights_once(model: nn.Module) -> Iterator[None]:
+    """Within the block (an evaluation: no gradients), each mask being learnt multiplies its weight once, not at
+    every forward pass: its scores cannot change, and every batch then reads the same W ⊙ m. It is held as a
+    Parameter (unregistered: the model's state is unchanged) so that evaluation's oneDNN path packs it as it packs
+    fixed weights. A fixed mask already zeroed its weights and is left alone."""
+    learning = [m for m in model.modules() if isinstance(m, MaskedLinear) and (m.scores is not None or m.grouped)]
+    for module in learning:
+        with torch.no_grad():
+            weight = nn.Parameter(module.weight * module.current_mask().to(module.weight.dtype), requires_grad=False)
+        object.__setattr__(module, "_evaluated_weight", weight)  # not `module.x = Parameter`: that registers it
+    try:
+        yield
+    finally:
+        for module in learning:
+            object.__setattr__(module, "_evaluated_weight", None)
 
 
 def inject_masks(model: nn.Module, names: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from srnet_cli.engine.evaluation.first_token import first_token_only
 from srnet_cli.engine.runs.context import Reporter
 from srnet_cli.engine.runs.distributed import gather_objects, group_rank_world, rank_share, rank_world
 from srnet_cli.engine.runs.faults import fault_point
+from srnet_cli.engine.sparse.masks import masked_weights_once
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -139,8 +140,9 @@ def predict_logits(
     parts = []
     mine = eval_batches(data.lengths, batch_size)[rank::world]
     started, shown = time.monotonic(), False
-    # only logits are read: the last layer runs for the token the head reads; fp32 products via oneDNN where faster
-    with first_token_only(model), onednn_linears(device):
+    # only logits are read: the last layer runs for the token the head reads; masks being learnt multiply their
+    # weights once, not per batch; fp32 products via oneDNN where faster
+    with first_token_only(model), masked_weights_once(model), onednn_linears(device):
         for done, indices in enumerate(mine, start=1):
             batch = collate(data, indices, device)
             for key in ("labels", "bias", "teacher"):
