@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 from families import FAMILY_MODELS, build_family_model
+from op_names import OpNames
 from typer.testing import CliRunner
 
 from srnet_cli.cli import app
@@ -175,20 +176,9 @@ def test_cpu_paths_change_no_output_and_every_dropout_uses_them(family_dir):
     (a short batch, and one past `FUSED_MIN_KEYS`), and in a training step no dropout mask comes from torch's own
     kernels (`bernoulli_`, `native_dropout`): every dropout of the family goes through srnet's masks, which follow
     torch's seed."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from srnet_cli.engine.runs.devices import fit_to_device
     from srnet_cli.engine.training.cpu_paths import FUSED_MIN_KEYS, CpuDropout
     from srnet_cli.engine.training.models import load_classifier
-
-    class OpNames(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names: set[str] = set()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.add(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
 
     stock = load_classifier(family_dir, ("a", "b", "c")).eval()
     fast = load_classifier(family_dir, ("a", "b", "c")).eval()
@@ -208,7 +198,7 @@ def test_cpu_paths_change_no_output_and_every_dropout_uses_them(family_dir):
     with OpNames() as ops:
         logits = fast(input_ids=ids, attention_mask=mask).logits
         logits.square().sum().backward()
-    assert not {n for n in ops.names if "bernoulli" in n or "dropout" in n}, ops.names
+    assert not {n for n in ops.names if "bernoulli" in n or "dropout" in n}, set(ops.names)
     torch.manual_seed(7)
     assert torch.equal(fast(input_ids=ids, attention_mask=mask).logits, logits)
     if any(m.p > 0 for m in fast.modules() if isinstance(m, CpuDropout)):

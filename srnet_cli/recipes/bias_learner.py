@@ -149,14 +149,13 @@ def _predict(preset: BiasModelPreset, model_dir: Path, examples: list[Example], 
     import torch
 
     from srnet_cli.engine.data.batching import encode
-    from srnet_cli.engine.runs.devices import fit_to_device, make_accelerator
+    from srnet_cli.engine.runs.devices import make_accelerator
     from srnet_cli.engine.training.loop import predict_logits
-    from srnet_cli.engine.training.models import fit_tokenizer, load_classifier, load_tokenizer
+    from srnet_cli.engine.training.models import fit_tokenizer, load_for_prediction, load_tokenizer
 
     labels = task_spec(preset.task).labels
     accelerator = make_accelerator(device, preset.train.mixed_precision)
-    model = load_classifier(str(model_dir)).to(accelerator.device)
-    fit_to_device(model, accelerator.device, preset.train.mixed_precision)  # run as it trained (bf16: autocast below)
+    model = load_for_prediction(str(model_dir), accelerator.device, preset.train.mixed_precision)  # as it trained
     tokenizer = load_tokenizer(str(model_dir))
     fit_tokenizer(tokenizer, model, str(model_dir))
     data = encode(examples, tokenizer, preset.model.max_length, {n: i for i, n in enumerate(labels)})

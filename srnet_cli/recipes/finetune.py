@@ -16,13 +16,12 @@ from srnet_cli.dicts import flat_metrics
 from srnet_cli.engine.evaluation.metrics import Metrics, Predictions
 from srnet_cli.engine.evaluation.predict import evaluate_sets, write_predictions
 from srnet_cli.engine.runs.context import Reporter, RunContext
-from srnet_cli.engine.runs.devices import fit_to_device
 from srnet_cli.engine.runs.distributed import barrier, check_same_masks
 from srnet_cli.engine.runs.files import save_model_atomic
 from srnet_cli.engine.sparse.compact import carry_layout, cut_masked
 from srnet_cli.engine.sparse.mask_io import MaskFile, MaskMeta, save_mask_file
 from srnet_cli.engine.sparse.masks import Masks, sparsity_summary
-from srnet_cli.engine.training.models import load_classifier
+from srnet_cli.engine.training.models import load_for_prediction
 from srnet_cli.recipes import rundirs
 from srnet_cli.recipes.budget import budget, prepare_optimizer
 from srnet_cli.recipes.inputs import encode_data, evaluation_sets, load_inputs, load_model
@@ -166,8 +165,7 @@ def final_evaluation(state: FinetuneRun) -> RunResults:
     reusable = best.known if preset.train.mixed_precision == "no" or best.step == plan.max_steps else None
     model = state.model
     if best.step != plan.max_steps:
-        model = load_classifier(str(io.out / "model")).to(accelerator.device)
-        fit_to_device(model, accelerator.device, "no")  # evaluated in fp32, as the docstring says
+        model = load_for_prediction(str(io.out / "model"), accelerator.device, "no")  # fp32, as the docstring says
     task = io.inputs.task
     metrics, predictions = evaluate_sets(model, io.eval_sets, task.labels, preset.eval.batch_size, accelerator.device,
                                          task.name, known=reusable, progress=io.ctx.reporter)  # fmt: skip

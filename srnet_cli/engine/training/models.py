@@ -164,6 +164,14 @@ def load_classifier(name_or_path: str, labels: tuple[str, ...] | None = None, **
         hf_logging.set_verbosity(verbosity)
 
 
+def load_for_prediction(path: str, device, mixed_precision: str):
+    """A saved classifier on `device`, set up as srnet runs a model there (`fit_to_device`: the CPU paths), so that
+    every prediction runs as evaluation does."""
+    from srnet_cli.engine.runs.devices import fit_to_device
+
+    return fit_to_device(load_classifier(path).to(device), device, mixed_precision)
+
+
 def load_for_task(name_or_path: str, labels: tuple[str, ...]):
     """The classifier for a task, and the names of the parameters the checkpoint did not provide (a new head)."""
     model, info = load_classifier(name_or_path, labels, output_loading_info=True)

@@ -22,10 +22,9 @@ def compact_speed(run_dir: Path, model_dir: Path, data_dir: Path, task: str, rep
     from srnet_cli.engine.data.batching import encode
     from srnet_cli.engine.data.readers import load_split
     from srnet_cli.engine.data.tasks import task_spec
-    from srnet_cli.engine.runs.devices import fit_to_device
     from srnet_cli.engine.sparse.compact import read_layout
     from srnet_cli.engine.training.loop import predict_logits
-    from srnet_cli.engine.training.models import load_classifier, load_tokenizer
+    from srnet_cli.engine.training.models import load_for_prediction, load_tokenizer
 
     spec = task_spec(task)
     layout = read_layout(run_dir / "model")
@@ -36,7 +35,7 @@ def compact_speed(run_dir: Path, model_dir: Path, data_dir: Path, task: str, rep
     data = encode(examples, tokenizer, 128, {name: i for i, name in enumerate(spec.labels)})
     speed, parameters = {}, {}
     for name, path in (("dense", model_dir), ("compact", run_dir / "model")):
-        model = fit_to_device(load_classifier(str(path)), "cpu", "no").eval()  # as `srnet evaluate` runs it
+        model = load_for_prediction(str(path), "cpu", "no").eval()  # as `srnet evaluate` runs it
         parameters[name] = sum(p.numel() for p in model.parameters())
         best = float("inf")
         with torch.inference_mode():
