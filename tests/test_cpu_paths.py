@@ -210,7 +210,11 @@ def test_a_onednn_cap_below_bf16_means_no_fast_bf16(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     assert devices.cpu_has_fast_bf16()
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "avx2")  # oneDNN's former name, still read
+    assert not devices.cpu_has_fast_bf16()
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA")
     for cap, fast in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True)):
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
         assert devices.cpu_has_fast_bf16() is fast, cap

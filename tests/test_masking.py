@@ -357,8 +357,13 @@ def test_an_evaluation_multiplies_learnt_masks_once_and_gives_the_same_logits(ti
             )
             with OpNames() as ops:
                 got = [model(**x).logits for _ in range(2)]
-            assert "aten.mul" not in ops.names  # no weight ⊙ mask in the forward passes
+        plain = unwrap(copy.deepcopy(model))  # the same products without masks
+        with OpNames() as plain_ops:
+            plain(**x)
+    # no weight ⊙ mask in the forward passes: as many multiplications as the model without masks
+    assert ops.names.count("aten.mul") == 2 * plain_ops.names.count("aten.mul")
     assert all(torch.allclose(g, expected, rtol=1e-5, atol=1e-6) for g in got)
+    assert all(m._evaluated_weight is None for m in masked_modules(model).values())  # whole again after the block
     if pattern == "weights":  # the binarised mask is exactly 0/1 in both: the same logits to the bit
         assert all(torch.equal(g, expected) for g in got)
     for name, scores in model.named_parameters():
@@ -366,3 +371,44 @@ def test_an_evaluation_multiplies_learnt_masks_once_and_gives_the_same_logits(ti
             scores.data.neg_()  # another mask, which the forward pass reads after the block
     with torch.inference_mode():
         assert not torch.allclose(model(**x).logits, expected)
+
+
+def test_predict_logits_multiplies_learnt_masks_once_per_evaluation_and_packs_them(tiny_bert_dir, monkeypatch):
+    """Through `predict_logits` (three batches, oneDNN forced on): each masked weight is multiplied by its mask and
+    packed once for the whole evaluation, not per batch, and the logits are the training-mode mask's."""
+    from op_names import OpNames
+    from transformers import AutoTokenizer
+
+    from srnet_cli.engine.data.batching import encode
+    from srnet_cli.engine.data.readers import Example
+    from srnet_cli.engine.evaluation import cpu_products
+    from srnet_cli.engine.training.loop import predict_logits
+
+    if not cpu_products.onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN linear")
+    labels = ("entailment", "neutral", "contradiction")
+    words = "the doctor saw a lawyer near an artist".split()
+    examples = [Example(f"p{i}", " ".join(words[: 2 + i % 6]), " ".join(words[i % 3 :]), labels[i % 3], i)
+                for i in range(20)]  # fmt: skip
+    data = encode(examples, AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(labels)})
+    model = load(tiny_bert_dir)
+    masked = len(paper_masks(model))
+    init_scores(model, 0.5, "soft")
+    plain = unwrap(copy.deepcopy(model)).eval()
+    counts = {}
+    for name, m in (("plain", plain), ("masked", model)):
+        monkeypatch.setattr(cpu_products, "onednn_faster", lambda: True)
+        with OpNames() as ops:
+            logits = predict_logits(m, data, 8, "cpu")
+        counts[name] = (ops.names.count("aten.mul"), ops.names.count("mkldnn._reorder_linear_weight"), logits)
+    linears = sum(isinstance(m, nn.Linear) for m in plain.modules())
+    assert counts["plain"][1] == counts["masked"][1] == linears  # each weight packed once for the three batches
+    assert counts["masked"][0] == counts["plain"][0] + masked  # W ⊙ m once per masked weight, not per batch
+    assert torch.allclose(counts["masked"][2], counts["plain"][2], rtol=1e-5, atol=1e-6)
+    # a forward pass that autocasts itself (accelerate wraps a bf16 run's model so) keeps its own bf16 products
+    forward = model.forward
+    model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(forward)
+    with OpNames() as ops:
+        bf16 = predict_logits(model, data, 8, "cpu")
+    assert "mkldnn._reorder_linear_weight" not in ops.names
+    assert torch.allclose(bf16, counts["plain"][2], atol=0.05)

@@ -708,6 +708,7 @@ def test_bench_names_instruction_set_caps(monkeypatch):
     bench_cli = importlib.import_module("srnet_cli.cli.bench")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
     info = machine_info()
     assert info["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}

@@ -9,8 +9,8 @@ rounding (another summation order).
 
 A weight is reordered once per block into oneDNN's blocked layout (`packed_weight`) and reused by every batch:
 oneDNN otherwise re-blocks the weight at each call. Only Parameters are packed (they do not change within an
-evaluation); a weight computed in the forward pass (a mask being trained, `weight * mask`) is a new tensor at each
-call and goes to oneDNN as it is.
+evaluation), and weights computed once for the block (a mask being learnt: `masks.masked_weights_once`); a weight
+computed in each forward pass is a new tensor at each call and goes to oneDNN as it is.
 
 Which library is faster depends on the CPU, so it is measured, once per process and thread count: a MiniLM FFN
 product at an evaluation batch through each, in turn (a fraction of a second). oneDNN is taken only when it is
@@ -28,7 +28,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 PROBE = (2048, 384, 1536)  # rows x inputs -> outputs: a MiniLM FFN product at an evaluation batch
-PACK_ROWS = PROBE[0]  # the row count oneDNN picks a weight layout for (any from 64 up measured alike)
+# the row count oneDNN picks a weight layout for (fewer rows, as in the cut last layer, read that layout as fast)
+PACK_ROWS = PROBE[0]
 MARGIN = 1.1  # oneDNN must be this much faster to be taken
 _faster_at_threads: dict[int, bool] = {}
 
@@ -90,15 +91,22 @@ class OneDnnLinears(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.packed: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(weight) -> (weight, its packed copy)
+        self.fixed: dict[int, torch.Tensor] = {}  # weights other than Parameters that do not change in the block
 
     def weight_for(self, weight: torch.Tensor) -> torch.Tensor:
-        if not isinstance(weight, torch.nn.Parameter):
+        if not isinstance(weight, torch.nn.Parameter) and self.fixed.get(id(weight)) is not weight:
             return weight  # computed in the forward pass: changes at every call
         held = self.packed.get(id(weight))
         if held is None or held[0] is not weight:
             held = (weight, packed_weight(weight))
             self.packed[id(weight)] = held
         return held[1]
+
+    def hold(self, weight: torch.Tensor) -> torch.Tensor:
+        """Mark `weight`, computed once for the block (`masks.masked_weights_once`), as fixed within it: it is packed
+        on first use, as a Parameter is. Returns it unchanged (where autocast takes the product, it stays unpacked)."""
+        self.fixed[id(weight)] = weight
+        return weight
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -120,11 +128,11 @@ class OneDnnLinears(TorchFunctionMode):
 
 
 @contextmanager
-def onednn_linears(device: torch.device | str) -> Iterator[bool]:
-    """Within the block, fp32 inference linears on a CPU run through oneDNN where it measured faster (yields whether
-    they do)."""
+def onednn_linears(device: torch.device | str) -> Iterator[OneDnnLinears | None]:
+    """Within the block, fp32 inference linears on a CPU run through oneDNN where it measured faster (yields the
+    mode, or None where they do not)."""
     if torch.device(device).type != "cpu" or not onednn_faster():
-        yield False
+        yield None
         return
-    with OneDnnLinears():
-        yield True
+    with OneDnnLinears() as mode:
+        yield mode

@@ -15,7 +15,7 @@ state dict, `save_pretrained` and optimiser parameter groups are unchanged. A mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -143,21 +143,27 @@ class MaskedLinear(nn.Linear):
 
 
 @contextmanager
-def masked_weights_once(model: nn.Module) -> Iterator[None]:
+def masked_weights_once(
+    model: nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> Iterator[None]:
     """Within the block (an evaluation: no gradients), each mask being learnt multiplies its weight once, not at
-    every forward pass: its scores cannot change, and every batch then reads the same W ⊙ m. It is held as a
-    Parameter (unregistered: the model's state is unchanged) so that evaluation's oneDNN path packs it as it packs
-    fixed weights. A fixed mask already zeroed its weights and is left alone."""
+    every forward pass: its scores cannot change, and every batch then reads the same W ⊙ m, passed through
+    `prepare` (evaluation's oneDNN path marks it to be packed: `OneDnnLinears.hold`). A fixed mask already zeroed
+    its weights and is left alone; with gradients on nothing changes, since training must read the scores at every
+    pass."""
+    if torch.is_grad_enabled():
+        yield
+        return
     learning = [m for m in model.modules() if isinstance(m, MaskedLinear) and (m.scores is not None or m.grouped)]
-    for module in learning:
-        with torch.no_grad():
-            weight = nn.Parameter(module.weight * module.current_mask().to(module.weight.dtype), requires_grad=False)
-        object.__setattr__(module, "_evaluated_weight", weight)  # not `module.x = Parameter`: that registers it
+    before = [(module, module._evaluated_weight) for module in learning]  # a block within a block keeps its own
     try:
+        for module in learning:
+            weight = module.weight * module.current_mask().to(module.weight.dtype)
+            module._evaluated_weight = weight if prepare is None else prepare(weight)
         yield
     finally:
-        for module in learning:
-            object.__setattr__(module, "_evaluated_weight", None)
+        for module, held in before:
+            module._evaluated_weight = held
 
 
 def inject_masks(model: nn.Module, names: list[str]) -> list[str]:

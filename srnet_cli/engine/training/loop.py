@@ -142,7 +142,11 @@ def predict_logits(
     started, shown = time.monotonic(), False
     # only logits are read: the last layer runs for the token the head reads; masks being learnt multiply their
     # weights once, not per batch; fp32 products via oneDNN where faster
-    with first_token_only(model), masked_weights_once(model), onednn_linears(device):
+    with (
+        first_token_only(model),
+        onednn_linears(device) as onednn,
+        masked_weights_once(model, None if onednn is None else onednn.hold),
+    ):
         for done, indices in enumerate(mine, start=1):
             batch = collate(data, indices, device)
             for key in ("labels", "bias", "teacher"):

@@ -256,7 +256,7 @@ def ratios(out: dict) -> dict[str, float]:
     return {name: every[name] for name in TARGETS if name in every}  # the targets' order
 
 
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 
 TARGETS = {  # (target, True if higher is better)
     "finetune_vs_trainer_run_glue": (2.5, True),
