@@ -78,19 +78,13 @@ def test_the_timing_measures_both_libraries():
 
 
 def test_predict_logits_with_onednn_gives_the_same_logits(tiny_bert_dir, monkeypatch):
-    from transformers import AutoTokenizer
+    from nli_pairs import LABELS, encoded_pairs
 
-    from srnet_cli.engine.data.batching import encode
-    from srnet_cli.engine.data.readers import Example
     from srnet_cli.engine.training.loop import predict_logits
     from srnet_cli.engine.training.models import load_classifier
 
-    labels = ("entailment", "neutral", "contradiction")
-    words = "the doctor saw a lawyer near an artist".split()
-    examples = [Example(f"p{i}", " ".join(words[: 2 + i % 6]), " ".join(words[i % 3 :]), labels[i % 3], i)
-                for i in range(20)]  # fmt: skip
-    data = encode(examples, AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(labels)})
-    model = load_classifier(tiny_bert_dir, labels)
+    data = encoded_pairs(tiny_bert_dir, 20)
+    model = load_classifier(tiny_bert_dir, LABELS)
     logits = {}
     for amd in (False, True):
         monkeypatch.setattr(cpu_products, "onednn_faster", lambda amd=amd: amd)

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import torch
 from families import build_family_model
+from nli_pairs import LABELS, encoded_pairs
 
-from srnet_cli.engine.data.batching import encode
-from srnet_cli.engine.data.readers import Example
 from srnet_cli.engine.evaluation.first_token import first_token_modules, first_token_only
 from srnet_cli.engine.training.loop import predict_logits
 from srnet_cli.engine.training.models import load_classifier
-
-LABELS = ("entailment", "neutral", "contradiction")
-
-
-def pairs(n: int) -> list[Example]:
-    words = "the doctor saw a lawyer near an artist who thanked the banker".split()
-    return [
-        Example(f"p{i}", " ".join(words[: 3 + i % 9]), " ".join(words[i % 4 : 6 + i % 5]), LABELS[i % 3], i)
-        for i in range(n)
-    ]
 
 
 def whole_logits(model, data) -> torch.Tensor:
@@ -36,12 +25,11 @@ def whole_logits(model, data) -> torch.Tensor:
 
 
 def test_predict_logits_with_the_cut_equals_the_whole_model(tiny_bert_dir):
-    from transformers import AutoTokenizer
 
     model = load_classifier(tiny_bert_dir, LABELS).eval()
     assert first_token_modules(model) == ("bert.encoder.layer.1.attention.output.dense",
                                           "bert.encoder.layer.1.attention.output.LayerNorm")  # fmt: skip
-    data = encode(pairs(40), AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(LABELS)})
+    data = encoded_pairs(tiny_bert_dir, 40)
     assert len(set(data.lengths)) > 5  # batches are padded
     rows: list[int] = []
     ffn = model.get_submodule("bert.encoder.layer.1.intermediate.dense")
@@ -64,7 +52,7 @@ def test_a_chunked_ffn_runs_whole(tiny_bert_dir):
 def test_mean_pooling_hidden_states_and_unplaced_models_run_whole(tiny_bert_dir, tiny_roberta_dir, tmp_path):
     """ModernBERT's head can average every position: then no cut (the logits would change); so for a model that
     returns hidden states, a model that is not a sequence classifier, or one the structure map cannot place."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     mean = load_classifier(
         build_family_model("modernbert", {"global_attn_every_n_layers": 2, "local_attention": 16,
@@ -73,7 +61,7 @@ def test_mean_pooling_hidden_states_and_unplaced_models_run_whole(tiny_bert_dir,
         LABELS,
     ).eval()  # fmt: skip
     assert first_token_modules(mean) is None
-    data = encode(pairs(12), AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(LABELS)})
+    data = encoded_pairs(tiny_bert_dir, 12)
     assert torch.allclose(predict_logits(mean, data, 4, "cpu"), whole_logits(mean, data), atol=1e-5)
     cls = load_classifier(tmp_path / "mb", LABELS)
     cls.config.classifier_pooling = "cls"

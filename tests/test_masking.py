@@ -376,21 +376,15 @@ def test_an_evaluation_multiplies_learnt_masks_once_and_gives_the_same_logits(ti
 def test_predict_logits_multiplies_learnt_masks_once_per_evaluation_and_packs_them(tiny_bert_dir, monkeypatch):
     """Through `predict_logits` (three batches, oneDNN forced on): each masked weight is multiplied by its mask and
     packed once for the whole evaluation, not per batch, and the logits are the training-mode mask's."""
+    from nli_pairs import encoded_pairs
     from op_names import OpNames
-    from transformers import AutoTokenizer
 
-    from srnet_cli.engine.data.batching import encode
-    from srnet_cli.engine.data.readers import Example
     from srnet_cli.engine.evaluation import cpu_products
     from srnet_cli.engine.training.loop import predict_logits
 
     if not cpu_products.onednn_available():
         pytest.skip("this PyTorch build has no oneDNN linear")
-    labels = ("entailment", "neutral", "contradiction")
-    words = "the doctor saw a lawyer near an artist".split()
-    examples = [Example(f"p{i}", " ".join(words[: 2 + i % 6]), " ".join(words[i % 3 :]), labels[i % 3], i)
-                for i in range(20)]  # fmt: skip
-    data = encode(examples, AutoTokenizer.from_pretrained(tiny_bert_dir), 64, {n: i for i, n in enumerate(labels)})
+    data = encoded_pairs(tiny_bert_dir, 20)
     model = load(tiny_bert_dir)
     masked = len(paper_masks(model))
     init_scores(model, 0.5, "soft")
