@@ -75,7 +75,8 @@ def check_precision(device: str, mixed_precision: str) -> None:
         raise UsageError("--mixed-precision fp16 needs a CUDA device", "use bf16, or no mixed precision on a CPU")
 
 
-# oneDNN's instruction-set caps (ONEDNN_MAX_CPU_ISA, formerly DNNL_MAX_CPU_ISA) that leave it native bf16 products
+ONEDNN_ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # the second is the former name, still read
+# oneDNN's instruction-set caps that leave it native bf16 products
 BF16_ISA_CAPS = frozenset(
     {"ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16"}
     | {"AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
@@ -88,7 +89,7 @@ def cpu_has_fast_bf16() -> bool:
     as `ONEDNN_MAX_CPU_ISA=AVX2` makes a newer CPU run as an AVX2-only one would.)"""
     import torch
 
-    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    cap = next((os.environ[name] for name in ONEDNN_ISA_CAP_VARIABLES if os.environ.get(name)), "").strip().upper()
     if cap and cap not in BF16_ISA_CAPS:
         return False
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private, so looked up defensively

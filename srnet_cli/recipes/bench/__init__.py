@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from srnet_cli.engine.data.readers import Example
 
+from srnet_cli.engine.runs.devices import ONEDNN_ISA_CAP_VARIABLES
 from srnet_cli.recipes.bench.memory import peak_rss_mb
 from srnet_cli.recipes.bench.probes import ROUNDS, fastest, matmul_peak_flops, training_flops
 from srnet_cli.recipes.bench.runners import (
@@ -256,7 +257,7 @@ def ratios(out: dict) -> dict[str, float]:
     return {name: every[name] for name in TARGETS if name in every}  # the targets' order
 
 
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+ISA_CAPS = (*ONEDNN_ISA_CAP_VARIABLES, "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 
 TARGETS = {  # (target, True if higher is better)
     "finetune_vs_trainer_run_glue": (2.5, True),
